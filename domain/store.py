@@ -1,0 +1,77 @@
+"""The store port: what the gateway writes to and the service reads from.
+
+Two adapters implement it (``microville.gateway.stores``): InfluxDB over its
+v1-compatible HTTP API, and embedded SQLite. Both keep the raw cumulative indexes;
+both answer :meth:`ReadingStore.index_slots` with an aggregation done inside the
+database, so the service never pulls raw points.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from microville.domain.readings import Reading
+
+
+class StoreError(RuntimeError):
+    """The store could not be reached or refused an operation."""
+
+
+@dataclass(frozen=True, slots=True)
+class IndexSlot:
+    """The last index value seen in one slot ``(end - width, end]`` and how many values it had."""
+
+    end: datetime
+    last_value: float
+    count: int
+
+
+@dataclass(frozen=True)
+class IndexSeries:
+    """A meter's index over a query window, reduced to one value per slot.
+
+    ``baseline`` is the last value at or before the window's start (``None`` when the
+    meter had not reported yet); ``slots`` holds only the slots that had readings,
+    sorted by time.
+    """
+
+    baseline: float | None
+    slots: list[IndexSlot] = field(default_factory=list)
+
+
+class ReadingStore(Protocol):
+    """Lifecycle: create, call :meth:`write` and queries from any thread, :meth:`close` once.
+
+    Writing the same (site, meter, quantity, time) twice keeps one value (the last):
+    MQTT QoS 1 may deliver a message twice, and that must not count twice.
+    """
+
+    def write(self, readings: Sequence[Reading]) -> None:
+        """Store ``readings`` durably or raise :class:`StoreError` (nothing is half-written
+        in a way that loses the rest: the caller may retry the whole batch)."""
+
+    def index_slots(
+        self,
+        site: str,
+        meters: Sequence[str],
+        quantity: str,
+        start: datetime,
+        end: datetime,
+        slot: timedelta,
+    ) -> dict[str, IndexSeries]:
+        """Last index value per slot for each meter in ``(start, end]``.
+
+        Slots are aligned on the epoch: a slot ends at a multiple of ``slot`` since
+        1970-01-01T00:00Z, and ``start``/``end`` must fall on slot ends. Meters
+        without any reading are present with ``baseline=None`` and no slots.
+        """
+        ...
+
+    def ping(self) -> None:
+        """Raise :class:`StoreError` if the store cannot be used."""
+
+    def close(self) -> None:
+        """Release connections; the store is not used afterwards."""
