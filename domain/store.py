@@ -70,6 +70,10 @@ class ReadingStore(Protocol):
         """
         ...
 
+    def count(self, site: str) -> int:
+        """Number of readings stored for ``site`` (all meters and quantities)."""
+        ...
+
     def ping(self) -> None:
         """Raise :class:`StoreError` if the store cannot be used."""
 

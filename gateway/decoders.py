@@ -1,0 +1,197 @@
+"""Payload decoders: bytes in, values out, nothing else.
+
+Each decoder takes the payload and the receive time and returns
+:class:`DecodedValue` items keyed by what the configuration selects on: the SenML
+resolved name, the JSON dotted path, or ``None`` for a bare number. A payload that
+cannot be decoded raises :class:`DecodeError` with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+#: RFC 8428 §4.5.3: a time below 2**28 seconds is relative to now.
+SENML_RELATIVE_LIMIT = 2**28
+
+
+class DecodeError(ValueError):
+    """The payload is not what its format promises; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedValue:
+    """One numeric value found in a payload.
+
+    Parameters
+    ----------
+    key : str or None
+        SenML resolved name, JSON dotted path, or ``None`` for a bare number.
+    value : float
+        Finite number as published, in ``unit``.
+    unit : str or None
+        Unit carried by the payload (SenML ``u``/``bu``); ``None`` when the payload
+        carries none and the meter's configured unit applies.
+    time : datetime
+        Device time when the payload carries one, receive time otherwise (UTC).
+    """
+
+    key: str | None
+    value: float
+    unit: str | None
+    time: datetime
+
+
+Decoder = Callable[[bytes, datetime, str | None], list[DecodedValue]]
+
+
+def _finite(value: Any, what: str) -> float:
+    # bool is an int in Python; a switch state is not a meter value.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise DecodeError(f"{what} is {type(value).__name__}, expected a number")
+    number = float(value)
+    if not math.isfinite(number):
+        raise DecodeError(f"{what} is not finite ({value!r})")
+    return number
+
+
+def _load_json(payload: bytes) -> Any:
+    try:
+        # parse_constant turns NaN/Infinity literals into errors, not floats.
+        return json.loads(payload, parse_constant=_reject_constant)
+    except UnicodeDecodeError:
+        raise DecodeError("payload is not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise DecodeError(f"not JSON: {exc.msg} at position {exc.pos}") from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise DecodeError(f"non-finite number {name} in JSON")
+
+
+def _epoch(seconds: float, what: str) -> datetime:
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise DecodeError(f"{what} {seconds!r} is out of range") from None
+
+
+def decode_senml(payload: bytes, received_at: datetime, _time_field: str | None = None) -> list[DecodedValue]:
+    """SenML JSON (RFC 8428): base name/time/unit resolution, numeric values.
+
+    A record with a string, boolean or data value is skipped: it is not a reading.
+    """
+    pack = _load_json(payload)
+    if not isinstance(pack, list) or not pack:
+        raise DecodeError("SenML pack must be a non-empty JSON array")
+    base_name, base_time, base_unit, base_value = "", 0.0, None, 0.0
+    values: list[DecodedValue] = []
+    for i, record in enumerate(pack):
+        if not isinstance(record, dict):
+            raise DecodeError(f"SenML record {i} is not an object")
+        if "bn" in record:
+            if not isinstance(record["bn"], str):
+                raise DecodeError(f"SenML record {i}: bn must be a string")
+            base_name = record["bn"]
+        if "bt" in record:
+            base_time = _finite(record["bt"], f"SenML record {i} bt")
+        if "bu" in record:
+            if not isinstance(record["bu"], str):
+                raise DecodeError(f"SenML record {i}: bu must be a string")
+            base_unit = record["bu"]
+        if "bv" in record:
+            base_value = _finite(record["bv"], f"SenML record {i} bv")
+        if "v" not in record and "s" not in record:
+            continue  # a base-only record, or a string/boolean/data value
+        name = base_name + record.get("n", "")
+        if not name:
+            raise DecodeError(f"SenML record {i} has no name (n or bn)")
+        raw = record["v"] if "v" in record else record["s"]
+        value = base_value + _finite(raw, f"SenML record {i} ({name}) value")
+        t = base_time + (_finite(record["t"], f"SenML record {i} t") if "t" in record else 0.0)
+        if t == 0.0:
+            time = received_at
+        elif t < SENML_RELATIVE_LIMIT:
+            time = received_at + timedelta(seconds=t)
+        else:
+            time = _epoch(t, f"SenML record {i} time")
+        unit = record.get("u", base_unit)
+        if unit is not None and not isinstance(unit, str):
+            raise DecodeError(f"SenML record {i}: u must be a string")
+        values.append(DecodedValue(key=name, value=value, unit=unit, time=time))
+    if not values:
+        raise DecodeError("SenML pack holds no numeric value")
+    return values
+
+
+def _flatten(obj: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for key, value in obj.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict):
+            yield from _flatten(value, path)
+        else:
+            yield path, value
+
+
+def _device_time(raw: Any, field: str) -> datetime:
+    if isinstance(raw, str):
+        try:
+            t = datetime.fromisoformat(raw)
+        except ValueError:
+            raise DecodeError(f"time field {field!r}: {raw!r} is not ISO 8601") from None
+        if t.tzinfo is None:
+            raise DecodeError(f"time field {field!r}: {raw!r} has no UTC offset")
+        return t.astimezone(UTC)
+    seconds = _finite(raw, f"time field {field!r}")
+    # Epoch milliseconds are common on small devices; seconds would be year > 5000.
+    return _epoch(seconds / 1000 if seconds > 1e11 else seconds, f"time field {field!r}")
+
+
+def decode_json(payload: bytes, received_at: datetime, time_field: str | None = None) -> list[DecodedValue]:
+    """A JSON object; every numeric leaf becomes a value keyed by its dotted path.
+
+    Non-numeric leaves (strings, booleans, lists) are ignored here; a configured field
+    that is missing or not a number is reported by the router.
+    """
+    obj = _load_json(payload)
+    if not isinstance(obj, dict):
+        raise DecodeError(f"expected a JSON object, got {type(obj).__name__}")
+    leaves = dict(_flatten(obj))
+    time = received_at
+    if time_field is not None:
+        if time_field not in leaves:
+            raise DecodeError(f"time field {time_field!r} is missing")
+        time = _device_time(leaves.pop(time_field), time_field)
+    values = []
+    for path, raw in leaves.items():
+        if isinstance(raw, bool) or not isinstance(raw, int | float):
+            continue
+        if not math.isfinite(raw):
+            raise DecodeError(f"field {path!r} is not finite")
+        values.append(DecodedValue(key=path, value=float(raw), unit=None, time=time))
+    return values
+
+
+def decode_number(payload: bytes, received_at: datetime, _time_field: str | None = None) -> list[DecodedValue]:
+    """A bare decimal number as text, e.g. ``1234.5``."""
+    try:
+        text = payload.decode("ascii").strip()
+        number = float(text)
+    except (UnicodeDecodeError, ValueError):
+        shown = payload[:40].decode("utf-8", "replace")
+        raise DecodeError(f"not a bare number: {shown!r}") from None
+    if not math.isfinite(number):
+        raise DecodeError(f"not finite: {text!r}")
+    return [DecodedValue(key=None, value=number, unit=None, time=received_at)]
+
+
+#: Decoders by the format name used in the configuration.
+DECODERS: dict[str, Decoder] = {
+    "senml": decode_senml,
+    "json": decode_json,
+    "number": decode_number,
+}

@@ -1,0 +1,34 @@
+"""Runtime settings for every command, from environment variables (``MICROVILLE_*``)
+or a ``.env`` file; command-line options override them."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where the configuration, the store and the broker are.
+
+    Every field can be set as ``MICROVILLE_<FIELD>`` (e.g. ``MICROVILLE_STORE_URL``).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="MICROVILLE_", env_file=".env", extra="ignore")
+
+    config: str = Field(
+        default="microville/sites/microville112.toml",
+        description="Site configuration file (TOML)",
+    )
+    store_url: str = Field(
+        default="sqlite:///var/lib/microville/readings.db",
+        description="sqlite:///path or influxdb://[user:pass@]host:port/database",
+    )
+    influx_token: str | None = Field(default=None, description="InfluxDB 2.x/3.x token")
+    mqtt_url: str = Field(default="mqtt://127.0.0.1:1883", description="mqtt:// or mqtts:// URL")
+    mqtt_username: str | None = None
+    mqtt_password: str | None = None
+    mqtt_ca_file: str | None = None
+    gateway_client_id: str = "microville-gateway"
+    dead_letter_file: str | None = None
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000

@@ -1,0 +1,185 @@
+"""InfluxDB store over the v1-compatible HTTP API: line protocol on ``/write``,
+InfluxQL on ``/query``.
+
+InfluxDB 1.x serves this API natively, 2.x through its v1 compatibility endpoints
+(token auth, a DBRP mapping from database to bucket) and 3.x Core likewise, so one
+adapter covers the three. Flux is not used: InfluxDB 3 dropped it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from microville.domain.readings import Reading
+from microville.domain.store import IndexSeries, IndexSlot, StoreError
+
+#: Identifiers that may reach a query. Values are also escaped, so this is a
+#: second fence, not the only one.
+_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+
+
+def quote_literal(value: str) -> str:
+    """An InfluxQL string literal: ``'…'`` with backslashes and quotes escaped."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def quote_identifier(name: str) -> str:
+    """An InfluxQL identifier: ``"…"`` with backslashes and double quotes escaped."""
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _safe(value: str, what: str) -> str:
+    if not _SAFE.match(value):
+        raise StoreError(f"invalid {what} {value!r}: letters, digits, '_', '-', '.', ':' only")
+    return value
+
+
+def _escape_tag(value: str) -> str:
+    return value.replace("\\", "\\\\").replace(",", r"\,").replace("=", r"\=").replace(" ", r"\ ")
+
+
+def to_line(r: Reading) -> str:
+    """One reading as a line of InfluxDB line protocol, millisecond precision."""
+    return (
+        f"{_escape_tag(r.quantity)},meter={_escape_tag(r.meter)},site={_escape_tag(r.site)} "
+        f"value={r.value!r} {r.time_ms}"
+    )
+
+
+def _ms(t: datetime) -> int:
+    return round(t.timestamp() * 1000)
+
+
+class InfluxStore:
+    """:class:`~microville.domain.store.ReadingStore` on an InfluxDB server.
+
+    Series: measurement = quantity (``energy``, ``volume``), tags ``site`` and
+    ``meter``, field ``value`` (raw index in the base unit).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        database: str,
+        username: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
+        timeout_s: float = 30.0,
+        create_database: bool = True,
+    ) -> None:
+        self.database = _safe(database, "database name")
+        headers = {"Authorization": f"Token {token}"} if token else {}
+        auth = httpx.BasicAuth(username, password or "") if username else None
+        self._http = httpx.Client(base_url=base_url, headers=headers, auth=auth, timeout=timeout_s)
+        if create_database:
+            # Idempotent on 1.x; 2.x/3.x refuse it, and there the bucket exists already.
+            try:
+                self._query(f"CREATE DATABASE {quote_identifier(self.database)}", method="POST")
+            except StoreError:
+                pass
+
+    def _query(self, q: str, method: str = "GET") -> list[dict[str, Any]]:
+        params = {"db": self.database, "q": q, "epoch": "ns"}
+        try:
+            if method == "POST":
+                resp = self._http.post("/query", params=params)
+            else:
+                resp = self._http.get("/query", params=params)
+        except httpx.HTTPError as exc:
+            raise StoreError(f"InfluxDB unreachable: {exc}") from exc
+        if resp.status_code != 200:
+            raise StoreError(f"InfluxDB query failed ({resp.status_code}): {resp.text[:300]}")
+        results: list[dict[str, Any]] = resp.json().get("results", [])
+        for result in results:
+            if "error" in result:
+                raise StoreError(f"InfluxDB query error: {result['error']}")
+        return results
+
+    def write(self, readings: Sequence[Reading]) -> None:
+        if not readings:
+            return
+        body = "\n".join(to_line(r) for r in readings).encode()
+        try:
+            resp = self._http.post(
+                "/write", params={"db": self.database, "precision": "ms"}, content=body
+            )
+        except httpx.HTTPError as exc:
+            raise StoreError(f"InfluxDB unreachable: {exc}") from exc
+        if resp.status_code != 204:
+            raise StoreError(f"InfluxDB write failed ({resp.status_code}): {resp.text[:300]}")
+
+    def _where(self, site: str, meters: Sequence[str]) -> str:
+        meter_clause = " OR ".join(f'"meter" = {quote_literal(_safe(m, "meter id"))}' for m in meters)
+        return f'"site" = {quote_literal(_safe(site, "site id"))} AND ({meter_clause})'
+
+    def index_slots(
+        self,
+        site: str,
+        meters: Sequence[str],
+        quantity: str,
+        start: datetime,
+        end: datetime,
+        slot: timedelta,
+    ) -> dict[str, IndexSeries]:
+        if not meters:
+            return {}
+        width_s = round(slot.total_seconds())
+        if width_s < 1 or width_s * 1000 != round(slot.total_seconds() * 1000):
+            raise StoreError(f"slot {slot} must be a whole number of seconds")
+        measurement = quote_identifier(_safe(quantity, "quantity"))
+        where = self._where(site, meters)
+        start_ms, end_ms = _ms(start), _ms(end)
+        # Baseline: the last value at or before start. Slots: GROUP BY time with a
+        # 1 ns offset makes bucket k cover (k*w, (k+1)*w], so a reading taken exactly
+        # at a period boundary closes that period.
+        q = (
+            f'SELECT last("value") FROM {measurement} WHERE {where} AND time <= {start_ms}ms'
+            f' GROUP BY "meter";'
+            f'SELECT last("value"), count("value") FROM {measurement} WHERE {where}'
+            f" AND time > {start_ms}ms AND time <= {end_ms}ms"
+            f' GROUP BY time({width_s}s, 1ns), "meter" fill(none)'
+        )
+        baseline_result, slots_result = self._query(q)
+        out = {m: IndexSeries(baseline=None) for m in meters}
+        baselines = {
+            s["tags"]["meter"]: float(s["values"][0][1]) for s in baseline_result.get("series", [])
+        }
+        width_ns = width_s * 1_000_000_000
+        for series in slots_result.get("series", []):
+            meter = series["tags"]["meter"]
+            out[meter] = IndexSeries(
+                baseline=baselines.get(meter),
+                slots=[
+                    IndexSlot(
+                        end=datetime.fromtimestamp((t - 1 + width_ns) // 1_000_000_000, UTC),
+                        last_value=float(last),
+                        count=int(count),
+                    )
+                    for t, last, count in series["values"]
+                ],
+            )
+        for meter, value in baselines.items():
+            if meter in out and out[meter].baseline is None:
+                out[meter] = IndexSeries(baseline=value, slots=out[meter].slots)
+        return out
+
+    def count(self, site: str) -> int:
+        where = f'"site" = {quote_literal(_safe(site, "site id"))}'
+        (result,) = self._query(f'SELECT count("value") FROM /.*/ WHERE {where}')
+        return sum(int(s["values"][0][1]) for s in result.get("series", []))
+
+    def ping(self) -> None:
+        try:
+            resp = self._http.get("/ping")
+        except httpx.HTTPError as exc:
+            raise StoreError(f"InfluxDB unreachable: {exc}") from exc
+        if resp.status_code != 204:
+            raise StoreError(f"InfluxDB ping answered {resp.status_code}")
+
+    def close(self) -> None:
+        self._http.close()

@@ -1,0 +1,111 @@
+"""Response schemas of the API (what OpenAPI at /docs shows)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from microville.service.usecases import BalanceReport, PeriodBalance
+
+KWH = 1000.0
+
+
+class MeterOut(BaseModel):
+    id: str
+    name: str
+    carrier: str
+    role: str
+    unit: str
+    topic: str
+    format: str
+
+
+class SiteOut(BaseModel):
+    id: str
+    name: str
+    timezone: str
+    lat: float
+    lon: float
+    floor_area_m2: float
+    meters: list[MeterOut]
+
+
+class PeriodOut(BaseModel):
+    start: datetime = Field(description="Period start, site local time with UTC offset")
+    end: datetime = Field(description="Period end (exclusive)")
+    production_kwh: float
+    import_kwh: float
+    export_kwh: float
+    consumption_kwh: float = Field(description="import + production − export")
+    net_kwh: float = Field(description="production − consumption; > 0 means energy-positive")
+    net_kwh_per_m2: float = Field(description="net balance per m² of floor area")
+    self_consumption: float | None = Field(description="(production − export) / production, [0, 1]")
+    self_sufficiency: float | None = Field(description="(production − export) / consumption, [0, 1]")
+    coverage: float = Field(
+        description="Share of the period backed by readings, [0, 1]: the lowest of the "
+        "balance meters, each counted as the share of its slots holding a reading"
+    )
+
+    @classmethod
+    def of(cls, p: PeriodBalance, floor_area_m2: float) -> PeriodOut:
+        f = p.figures
+        return cls(
+            start=p.start,
+            end=p.end,
+            production_kwh=f.production_wh / KWH,
+            import_kwh=f.import_wh / KWH,
+            export_kwh=f.export_wh / KWH,
+            consumption_kwh=f.consumption_wh / KWH,
+            net_kwh=f.net_wh / KWH,
+            net_kwh_per_m2=f.net_wh / KWH / floor_area_m2,
+            self_consumption=f.self_consumption,
+            self_sufficiency=f.self_sufficiency,
+            coverage=p.coverage,
+        )
+
+
+class MeterEnergyOut(BaseModel):
+    id: str
+    role: str
+    energy_kwh: float
+    coverage: float
+    backward_jumps: int = Field(description="Times the index went down (reset or glitch); not counted")
+
+
+class BalanceOut(BaseModel):
+    site: str
+    timezone: str
+    step: str
+    carrier: str = "electricity"
+    unit: str = "kWh"
+    total: PeriodOut
+    periods: list[PeriodOut]
+    meters: list[MeterEnergyOut]
+
+    @classmethod
+    def of(cls, report: BalanceReport) -> BalanceOut:
+        area = report.site.floor_area_m2
+        return cls(
+            site=report.site.id,
+            timezone=report.site.timezone,
+            step=report.step.value,
+            total=PeriodOut.of(report.total, area),
+            periods=[PeriodOut.of(p, area) for p in report.periods],
+            meters=[
+                MeterEnergyOut(
+                    id=m.meter_id,
+                    role=m.role.value,
+                    energy_kwh=m.energy_wh / KWH,
+                    coverage=m.coverage,
+                    backward_jumps=m.backward_jumps,
+                )
+                for m in report.meters
+            ],
+        )
+
+
+class HealthOut(BaseModel):
+    status: str = Field(description="ok when every dependency answers, degraded otherwise")
+    store: str
+    broker: str
