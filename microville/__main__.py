@@ -1,0 +1,3 @@
+from microville.cli import main
+
+main()
