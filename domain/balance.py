@@ -9,7 +9,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from microville.domain.store import IndexSeries
 
@@ -51,6 +51,9 @@ def energy_per_period(series: IndexSeries, bounds: Sequence[datetime], slot: tim
     slot : timedelta
         Slot width the series was aggregated with.
     """
+    # In UTC: aware datetimes sharing a tzinfo subtract by wall clock (a 25 h day
+    # would count 24 h).
+    bounds = [b.astimezone(UTC) for b in bounds]
     n = len(bounds) - 1
     energy = [0.0] * n
     filled = [0] * n

@@ -71,14 +71,16 @@ def period_bounds(start: datetime, end: datetime, step: Step, tz: ZoneInfo) -> l
     list of datetime
         Aware datetimes in ``tz``, strictly increasing; ``len - 1`` periods.
     """
-    t0, t1 = localize(start, tz), localize(end, tz)
+    # Compare in UTC: aware datetimes sharing a tzinfo compare (and subtract) by
+    # wall clock, which is wrong across the repeated autumn hour.
+    t0, t1 = localize(start, tz).astimezone(UTC), localize(end, tz).astimezone(UTC)
     if t1 <= t0:
         raise ValueError("end must be after start")
     bounds = [t0]
-    while (nxt := _next_boundary(bounds[-1], step, tz)) < t1:
+    while (nxt := _next_boundary(bounds[-1], step, tz).astimezone(UTC)) < t1:
         bounds.append(nxt)
     bounds.append(t1)
-    return bounds
+    return [b.astimezone(tz) for b in bounds]
 
 
 def common_slot(bounds: list[datetime]) -> timedelta:

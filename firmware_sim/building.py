@@ -10,14 +10,13 @@ Nomenclature: ``*_w`` powers in W, ``*_wh`` energies in Wh, ``*_c`` temperatures
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
 import pvlib
-from scipy.signal import lfilter
-
 from microville.domain.site import Site
+from scipy.signal import lfilter
 
 #: Default PV peak power per m² of floor area [W/m²]: 120 kWp for 1200 m².
 PV_PEAK_W_PER_M2 = 100.0
@@ -76,10 +75,10 @@ def simulate_building(
     """
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("start and end must be timezone-aware")
-    if step <= timedelta(0) or end < start or (end - start) % step:
+    duration = end.astimezone(UTC) - start.astimezone(UTC)  # elapsed, not wall-clock
+    if step <= timedelta(0) or duration < timedelta(0) or duration % step:
         raise ValueError("end - start must be a non-negative multiple of a positive step")
-    n_steps = (end - start) // step
-    times = pd.date_range(pd.Timestamp(start).tz_convert("UTC"), periods=n_steps + 1, freq=step)
+    times = pd.date_range(start.astimezone(UTC), periods=duration // step + 1, freq=step)
     times.name = "time"
     local = times.tz_convert(site.tz)
     wall = local.tz_localize(None).to_numpy()

@@ -47,7 +47,7 @@ class BalanceReport:
 
 
 def _weighted(values: list[float], bounds: list[datetime]) -> float:
-    durations = [(b - a).total_seconds() for a, b in zip(bounds, bounds[1:], strict=False)]
+    durations = [b.timestamp() - a.timestamp() for a, b in zip(bounds, bounds[1:], strict=False)]
     return sum(v * d for v, d in zip(values, durations, strict=True)) / sum(durations)
 
 

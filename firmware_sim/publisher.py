@@ -1,0 +1,181 @@
+"""Publish simulated buildings over MQTT and return the ground truth to check against."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections import deque
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from microville.domain.site import Meter, Site
+from microville.firmware_sim.building import ground_truth, simulate_building
+from microville.firmware_sim.payloads import (
+    carries_device_time,
+    encode_payload,
+    is_simulated,
+    meter_indexes,
+)
+from paho.mqtt.client import Client, MQTTMessageInfo
+from rich.progress import Progress
+
+from microville.mqtt import MqttSettings, make_client
+
+log = logging.getLogger(__name__)
+
+#: Seconds to wait for the broker to accept the connection, then for each acknowledgement.
+TIMEOUT_S = 30.0
+#: Unacknowledged messages allowed before publishing waits for the oldest one.
+MAX_PENDING = 10_000
+
+
+def run_simulation(
+    sites: list[Site],
+    mqtt: MqttSettings,
+    start: datetime,
+    end: datetime,
+    step: timedelta,
+    seed: int,
+    speed: float = 0.0,
+    progress: bool = False,
+) -> dict[str, dict[str, float]]:
+    """Simulate ``sites`` and publish their meter indexes at every step, QoS 1.
+
+    Parameters
+    ----------
+    sites : list of Site
+        Sites to simulate; site ``i`` is seeded from ``seed`` and ``i``.
+    mqtt : MqttSettings
+        Broker to publish to.
+    start, end : datetime
+        Timezone-aware bounds, both included; ``end - start`` is a multiple of ``step``.
+    step : timedelta
+        Time between two readings of a meter.
+    seed : int
+        Seed of the whole run; same seed, same buildings.
+    speed : float
+        Simulated seconds per real second (86400: a day per second); 0 publishes as
+        fast as the broker acknowledges. Meters whose payload has no device time are
+        published only in real time (``speed == 1``), since the gateway stamps them
+        with the receive time.
+    progress : bool
+        Show a progress bar on the console.
+
+    Returns
+    -------
+    dict of str to dict
+        Per site id, the exact energies over ``[start, end]`` from
+        :func:`~microville.firmware_sim.building.ground_truth` [Wh].
+    """
+    truth: dict[str, dict[str, float]] = {}
+    streams = []
+    for i, site in enumerate(sites):
+        site_seed = int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
+        frame = simulate_building(site, start, end, step, site_seed)
+        truth[site.id] = ground_truth(frame, start, end)
+        meters = _published_meters(site, real_time=speed == 1)
+        indexes = meter_indexes(meters, frame)
+        for topic in dict.fromkeys(m.source.topic for m in meters):
+            on_topic = [m for m in meters if m.source.topic == topic]
+            rows = indexes[[m.id for m in on_topic]].to_dict("records")
+            streams.append((topic, on_topic, rows))
+
+    start_utc = start.astimezone(UTC)  # same-zone aware arithmetic would be wall-clock time
+    n_steps = (end.astimezone(UTC) - start_utc) // step
+    client = _connect(mqtt)
+    pending: deque[MQTTMessageInfo] = deque()
+    t0 = time.monotonic()
+    try:
+        with Progress(disable=not progress, transient=True) as bar:
+            for k in bar.track(range(n_steps + 1), description="publishing"):
+                if speed > 0:
+                    time.sleep(max(0.0, t0 + k * step.total_seconds() / speed - time.monotonic()))
+                t = start_utc + k * step
+                for topic, on_topic, rows in streams:
+                    payload = encode_payload(on_topic, rows[k], t)
+                    pending.append(client.publish(topic, payload, qos=1))
+                _await_acks(pending, MAX_PENDING)
+            _await_acks(pending, 0)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return truth
+
+
+def write_truth(truth: dict[str, dict[str, float]], path: str | Path) -> None:
+    """Save the ground truth of :func:`run_simulation` as JSON, each energy in Wh and kWh.
+
+    Parameters
+    ----------
+    truth : dict of str to dict
+        Per site id, energies keyed ``*_wh`` [Wh].
+    path : str or Path
+        File to write; a key ``x_wh`` is written as ``x_wh`` [Wh] and ``x_kwh`` [kWh].
+    """
+    document: dict[str, dict[str, Any]] = {
+        site_id: {
+            key: value
+            for name, value_wh in figures.items()
+            for key, value in (
+                (name, value_wh),
+                (name.removesuffix("_wh") + "_kwh", value_wh / 1000.0),
+            )
+        }
+        for site_id, figures in truth.items()
+    }
+    Path(path).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+
+
+def _published_meters(site: Site, real_time: bool) -> list[Meter]:
+    """The site's meters the simulator can feed, warning once about the others."""
+    skipped = [m.id for m in site.meters if not is_simulated(m)]
+    if skipped:
+        log.warning("site %s: not simulated (not electricity): %s", site.id, ", ".join(skipped))
+    meters = [m for m in site.meters if is_simulated(m)]
+    if real_time:
+        return meters
+    timeless = [m.id for m in meters if not carries_device_time(m)]
+    if timeless:
+        log.warning(
+            "site %s: %s not published: their payload has no device time, so they are "
+            "only published in real time (speed 1)",
+            site.id,
+            ", ".join(timeless),
+        )
+    return [m for m in meters if carries_device_time(m)]
+
+
+def _connect(settings: MqttSettings) -> Client:
+    """A connected client with its network loop running; raise ConnectionError otherwise."""
+    client = make_client(
+        settings, client_id=f"microville-sim-{uuid.uuid4().hex[:12]}", persistent=False
+    )
+    connected = threading.Event()
+    outcome: list[Any] = []
+
+    def on_connect(client: Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        outcome.append(reason)
+        connected.set()
+
+    client.on_connect = on_connect
+    client.connect(settings.host, settings.port, keepalive=settings.keepalive_s)
+    client.loop_start()
+    if not connected.wait(TIMEOUT_S) or outcome[0].is_failure:
+        client.loop_stop()
+        reason = outcome[0] if outcome else "timeout"
+        raise ConnectionError(f"MQTT broker {settings.host}:{settings.port} refused: {reason}")
+    return client
+
+
+def _await_acks(pending: deque[MQTTMessageInfo], limit: int) -> None:
+    """Drop acknowledged messages from ``pending``; wait while more than ``limit`` remain."""
+    while pending and (len(pending) > limit or pending[0].is_published()):
+        info = pending.popleft()
+        info.wait_for_publish(TIMEOUT_S)
+        if not info.is_published():
+            raise TimeoutError(f"message {info.mid} not acknowledged within {TIMEOUT_S} s")

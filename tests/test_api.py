@@ -1,0 +1,175 @@
+"""The indicators API over both stores, on hand-computed data."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from microville.domain.readings import Reading
+from microville.domain.store import ReadingStore
+from microville.service.app import create_app
+from microville.settings import Settings
+
+CONFIG = """
+[[sites]]
+id = "s1"
+name = "Test site"
+timezone = "Europe/Paris"
+floor_area_m2 = 100
+location = { lat = 47.47, lon = -0.55 }
+
+[[sites.meters]]
+id = "pv"
+role = "production"
+source = { topic = "s1/pv", format = "number" }
+
+[[sites.meters]]
+id = "in"
+role = "grid_import"
+source = { topic = "s1/in", format = "number" }
+
+[[sites.meters]]
+id = "out"
+role = "grid_export"
+source = { topic = "s1/out", format = "number" }
+"""
+
+# Hourly readings from 2026-10-23T00Z to 2026-10-27T00Z; per hour the indexes grow by
+# pv 100 Wh, import 50 Wh, export 30 Wh.
+T0 = datetime(2026, 10, 23, tzinfo=UTC)
+HOURS = 4 * 24
+MISSING = {datetime(2026, 10, 25, h, tzinfo=UTC) for h in (9, 10, 11)}
+
+
+def _seed(store: ReadingStore, skip: set[datetime] = frozenset()) -> None:  # type: ignore[assignment]
+    readings = []
+    for h in range(HOURS + 1):
+        t = T0 + timedelta(hours=h)
+        if t in skip:
+            continue
+        readings += [
+            Reading("s1", "pv", "energy", 100.0 * h, t),
+            Reading("s1", "in", "energy", 5000.0 + 50.0 * h, t),
+            Reading("s1", "out", "energy", 30.0 * h, t),
+        ]
+    store.write(readings)
+
+
+@pytest.fixture
+def client(tmp_path: Path, store: ReadingStore, mosquitto_url: str) -> Iterator[TestClient]:
+    config = tmp_path / "sites.toml"
+    config.write_text(CONFIG)
+    app = create_app(Settings(config=str(config), mqtt_url=mosquitto_url), store=store)
+    with TestClient(app) as c:
+        yield c
+
+
+def _balance(client: TestClient, **params: str) -> dict:  # type: ignore[type-arg]
+    resp = client.get("/api/v1/sites/s1/balance", params=params)
+    assert resp.status_code == 200, resp.text
+    return resp.json()  # type: ignore[no-any-return]
+
+
+def test_daily_balance_across_the_autumn_dst_switch(client: TestClient, store: ReadingStore) -> None:
+    _seed(store)
+    body = _balance(client, start="2026-10-24", end="2026-10-27", step="day")
+    days = body["periods"]
+    assert [d["start"] for d in days] == [
+        "2026-10-24T00:00:00+02:00", "2026-10-25T00:00:00+02:00", "2026-10-26T00:00:00+01:00",
+    ]
+    # 24 h, 25 h (clocks go back), 24 h.
+    assert [d["production_kwh"] for d in days] == pytest.approx([2.4, 2.5, 2.4])
+    assert [d["import_kwh"] for d in days] == pytest.approx([1.2, 1.25, 1.2])
+    assert [d["export_kwh"] for d in days] == pytest.approx([0.72, 0.75, 0.72])
+    oct25 = days[1]
+    assert oct25["consumption_kwh"] == pytest.approx(3.0)  # 1.25 + 2.5 − 0.75
+    assert oct25["net_kwh"] == pytest.approx(-0.5)  # 2.5 − 3.0
+    assert oct25["net_kwh_per_m2"] == pytest.approx(-0.005)
+    assert oct25["self_consumption"] == pytest.approx(0.7)  # 1.75 / 2.5
+    assert oct25["self_sufficiency"] == pytest.approx(1.75 / 3.0)
+    assert oct25["coverage"] == 1.0
+    total = body["total"]
+    assert total["production_kwh"] == pytest.approx(7.3)
+    assert total["consumption_kwh"] == pytest.approx(3.65 + 7.3 - 2.19)
+    assert {m["id"]: m["energy_kwh"] for m in body["meters"]} == pytest.approx(
+        {"pv": 7.3, "in": 3.65, "out": 2.19}
+    )
+
+
+def test_gap_keeps_energy_and_lowers_coverage(client: TestClient, store: ReadingStore) -> None:
+    _seed(store, skip=MISSING)
+    body = _balance(client, start="2026-10-24", end="2026-10-27", step="day")
+    oct25 = body["periods"][1]
+    assert oct25["production_kwh"] == pytest.approx(2.5)  # known from the index on each side
+    assert oct25["coverage"] == pytest.approx(22 / 25)  # 3 of 25 hourly slots empty
+    assert body["periods"][0]["coverage"] == 1.0
+    assert body["total"]["coverage"] == pytest.approx(1 - 3 / 73)
+
+
+def test_hourly_step_gives_25_hours_on_the_long_day(client: TestClient, store: ReadingStore) -> None:
+    _seed(store)
+    body = _balance(client, start="2026-10-25", end="2026-10-26", step="hour")
+    assert len(body["periods"]) == 25
+    assert all(p["production_kwh"] == pytest.approx(0.1) for p in body["periods"])
+    assert body["periods"][2]["start"] == "2026-10-25T02:00:00+02:00"
+    assert body["periods"][3]["start"] == "2026-10-25T02:00:00+01:00"
+
+
+def test_month_step_reports_partial_coverage(client: TestClient, store: ReadingStore) -> None:
+    _seed(store)
+    body = _balance(client, start="2026-10-01", end="2026-11-01", step="month")
+    (october,) = body["periods"]
+    # Readings at every hour from 2026-10-23T00Z to 27T00Z, each in its own slot: 97
+    # filled slots of the 745 hours of October (31 × 24 + the repeated hour).
+    assert october["coverage"] == pytest.approx(97 / 745)
+    assert october["production_kwh"] == pytest.approx(9.6)
+
+
+def test_sites_listing(client: TestClient) -> None:
+    resp = client.get("/api/v1/sites")
+    assert resp.status_code == 200
+    (site,) = resp.json()
+    assert site["id"] == "s1" and site["timezone"] == "Europe/Paris"
+    assert [m["role"] for m in site["meters"]] == ["production", "grid_import", "grid_export"]
+
+
+@pytest.mark.parametrize(
+    "path, status, message",
+    [
+        ("/api/v1/sites/nope/balance", 404, "unknown site 'nope'"),
+        ("/api/v1/sites/s1/balance?start=yesterday", 422, "start: 'yesterday' is not an ISO 8601"),
+        ("/api/v1/sites/s1/balance?start=2026-10-01&end=2026-13-01", 422, "end: '2026-13-01'"),
+        ("/api/v1/sites/s1/balance?start=2026-10-02&end=2026-10-01", 422, "end must be after start"),
+        ("/api/v1/sites/s1/balance?step=week", 422, "'hour', 'day', 'month' or 'year'"),
+        ("/api/v1/sites/s1/balance?start=2000-01-01&end=2026-01-01&step=hour", 422, "at most 100000"),
+    ],
+)
+def test_bad_requests_get_a_message_naming_the_problem(
+    client: TestClient, path: str, status: int, message: str
+) -> None:
+    resp = client.get(path)
+    assert resp.status_code == status
+    assert message in resp.text
+
+
+def test_health_reports_store_and_broker(client: TestClient) -> None:
+    assert client.get("/health").json() == {"status": "ok", "store": "ok", "broker": "ok"}
+
+
+def test_health_is_degraded_when_broker_is_unreachable(tmp_path: Path, store: ReadingStore) -> None:
+    config = tmp_path / "sites.toml"
+    config.write_text(CONFIG)
+    app = create_app(Settings(config=str(config), mqtt_url="mqtt://127.0.0.1:9"), store=store)
+    with TestClient(app) as c:
+        body = c.get("/health").json()
+    assert body["status"] == "degraded" and body["store"] == "ok"
+    assert body["broker"].startswith("unreachable")
+
+
+def test_openapi_docs_are_served(client: TestClient) -> None:
+    assert client.get("/docs").status_code == 200
+    assert "/api/v1/sites/{site}/balance" in client.get("/openapi.json").json()["paths"]

@@ -1,0 +1,157 @@
+"""The gateway on a real Mosquitto: good data stored, bad data dead-lettered, never a stop."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from microville.domain.site import parse_sites
+from microville.domain.store import ReadingStore
+from microville.gateway.deadletter import DeadLetterLog
+from microville.gateway.mqtt_gateway import MqttGateway
+from microville.mqtt import MqttSettings
+
+CONFIG = """
+[[sites]]
+id = "s1"
+name = "Test site"
+timezone = "Europe/Paris"
+floor_area_m2 = 100
+location = { lat = 47.47, lon = -0.55 }
+
+[[sites.meters]]
+id = "pv"
+role = "production"
+source = { topic = "t/pv", format = "senml", name = "pv:energy" }
+
+[[sites.meters]]
+id = "import"
+role = "grid_import"
+unit = "kWh"
+source = { topic = "t/import", format = "number" }
+"""
+
+
+def _publisher(url: str) -> mqtt.Client:
+    settings = MqttSettings(url=url)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-publisher")
+    client.connect(settings.host, settings.port)
+    client.loop_start()
+    return client
+
+
+def _wait(predicate, timeout_s: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def gateway(mosquitto_url: str, store: ReadingStore, tmp_path: Path) -> Iterator[MqttGateway]:
+    gw = MqttGateway(
+        parse_sites(CONFIG), store, MqttSettings(url=mosquitto_url),
+        client_id=f"gw-{tmp_path.name}", dead_letters=DeadLetterLog(tmp_path / "dead.jsonl"),
+        batch_delay_s=0.1,
+    )
+    gw.start()
+    assert gw.connected.wait(10)
+    yield gw
+    gw.stop()
+
+
+def _senml(t: datetime, wh: float) -> bytes:
+    return json.dumps([{"bn": "pv:", "bt": t.timestamp(), "n": "energy", "u": "Wh", "v": wh}]).encode()
+
+
+def test_bad_messages_are_dead_lettered_and_good_data_after_them_is_stored(
+    gateway: MqttGateway, store: ReadingStore, mosquitto_url: str, tmp_path: Path
+) -> None:
+    t = datetime(2026, 10, 1, 10, tzinfo=UTC)
+    pub = _publisher(mosquitto_url)
+    bad = [
+        ("t/pv", b"not json"),
+        ("t/pv", b'[{"n": "pv:energy", "v": NaN}]'),
+        ("t/pv", b'[{"n": "pv:energy", "u": "furlong", "v": 1}]'),
+        ("t/pv", b'{"v": 1}'),
+        ("t/pv", b'[{"n": "pv:energy", "v": "12"}]'),
+        ("t/import", b"\xff\xfe"),
+        ("t/unknown", b"1"),
+    ]
+    pub.publish("t/pv", _senml(t, 1000.0), qos=1).wait_for_publish(5)
+    for topic, payload in bad:
+        pub.publish(topic, payload, qos=1).wait_for_publish(5)
+    pub.publish("t/pv", _senml(t + timedelta(minutes=15), 1500.0), qos=1).wait_for_publish(5)
+    pub.publish("t/import", b"12.5", qos=1).wait_for_publish(5)
+    pub.disconnect()
+
+    # t/unknown is not subscribed: the broker never sends it. The six others are rejected.
+    assert _wait(lambda: gateway.dead_letters.total == 6), gateway.dead_letters.by_reason
+    assert gateway.writer.flush(10)
+    assert _wait(lambda: store.count("s1") == 3)
+    series = store.index_slots("s1", ["pv"], "energy", t - timedelta(hours=1), t + timedelta(hours=1),
+                               timedelta(hours=1))["pv"]
+    assert [s.last_value for s in series.slots] == [1000.0, 1500.0]
+    reasons = [json.loads(line)["reason"] for line in (tmp_path / "dead.jsonl").read_text().splitlines()]
+    assert len(reasons) == 6
+    assert any("not JSON" in r for r in reasons)
+    assert any("non-finite number NaN" in r for r in reasons)
+    assert any("furlong" in r for r in reasons)
+    assert any("not a bare number" in r for r in reasons)
+
+
+def test_bare_number_is_stamped_with_receive_time_and_normalised(
+    gateway: MqttGateway, store: ReadingStore, mosquitto_url: str
+) -> None:
+    before = datetime.now(UTC)
+    pub = _publisher(mosquitto_url)
+    pub.publish("t/import", b"12.5", qos=1).wait_for_publish(5)
+    pub.disconnect()
+    assert _wait(lambda: gateway.writer.written == 1)
+    after = datetime.now(UTC) + timedelta(seconds=1)
+    series = store.index_slots("s1", ["import"], "energy", before - timedelta(hours=2),
+                               after + timedelta(hours=2), timedelta(hours=1))
+    # Slots are epoch-aligned hours around "now"; find the reading wherever it fell.
+    (slot,) = series["import"].slots
+    assert slot.last_value == 12_500.0  # 12.5 kWh in Wh
+    assert before - timedelta(hours=1) < slot.end <= after + timedelta(hours=1)
+
+
+def test_unknown_topic_is_dead_lettered_not_fatal(gateway: MqttGateway) -> None:
+    gateway.handle("t/nope", b"1", datetime.now(UTC))
+    assert gateway.dead_letters.total == 1
+    assert "unknown topic" in gateway.dead_letters.recent[-1].reason
+
+
+def test_messages_queued_while_gateway_was_away_are_delivered(
+    mosquitto_url: str, store: ReadingStore, tmp_path: Path
+) -> None:
+    """Persistent session: QoS 1 messages published while the gateway is down arrive
+    when it comes back with the same client id."""
+    settings = MqttSettings(url=mosquitto_url)
+    client_id = f"gw-away-{tmp_path.name}"
+    gw = MqttGateway(parse_sites(CONFIG), store, settings, client_id=client_id, batch_delay_s=0.1)
+    gw.start()
+    assert gw.connected.wait(10)
+    gw.stop()
+
+    t = datetime(2026, 10, 2, tzinfo=UTC)
+    pub = _publisher(mosquitto_url)
+    for i in range(50):
+        pub.publish("t/pv", _senml(t + timedelta(minutes=i), float(i)), qos=1).wait_for_publish(5)
+    pub.disconnect()
+
+    gw = MqttGateway(parse_sites(CONFIG), store, settings, client_id=client_id, batch_delay_s=0.1)
+    gw.start()
+    try:
+        assert _wait(lambda: store.count("s1") == 50, 15), store.count("s1")
+    finally:
+        gw.stop()
