@@ -4,6 +4,7 @@ Power is sampled at every step; the energy of the interval ``[t, t + step)`` is 
 power at ``t`` times the step, so each cumulative index at ``t`` is the exact energy
 from the start up to ``t`` and differences of indexes are exact energies.
 
+The climate (seasons, heating from October to April) is that of western Europe.
 Nomenclature: ``*_w`` powers in W, ``*_wh`` energies in Wh, ``*_c`` temperatures in °C.
 """
 
@@ -107,7 +108,7 @@ def simulate_building(
     load_power_w = other_w + heat_pump_power_w
 
     net_w = load_power_w - pv_power_w
-    powers = {
+    index_power_w = {
         "pv_wh": pv_power_w,
         "import_wh": np.clip(net_w, 0.0, None),
         "export_wh": np.clip(-net_w, 0.0, None),
@@ -122,7 +123,7 @@ def simulate_building(
         },
         index=times,
     )
-    for column, power_w in powers.items():
+    for column, power_w in index_power_w.items():
         energy_wh = power_w[:-1] * (step_s / 3600.0)
         frame[column] = np.concatenate(([0.0], np.cumsum(energy_wh)))
     return frame

@@ -12,7 +12,7 @@ from microville.stores import open_store
 from services import running_influxdb, running_mosquitto
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLE_CONFIG = ROOT / "microville" / "sites" / "microville112.toml"
+SAMPLE_CONFIG = ROOT / "app" / "sites" / "microville112.toml"
 
 
 @pytest.fixture(scope="session")

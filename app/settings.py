@@ -16,7 +16,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MICROVILLE_", env_file=".env", extra="ignore")
 
     config: str = Field(
-        default="microville/sites/microville112.toml",
+        default="sites.toml",
         description="Site configuration file (TOML)",
     )
     store_url: str = Field(
