@@ -17,22 +17,34 @@ from microville.domain.periods import localize
 from microville.domain.site import ConfigError, SitesConfig, read_sites
 from microville.settings import Settings
 
-app = typer.Typer(help="Microville Monitor: prove positive energy, zero carbon, zero waste.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
-console = Console()
+app = typer.Typer(
+    help="Microville Monitor: prove positive energy, zero carbon, zero waste.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console(soft_wrap=True)  # URLs must stay copyable
 
 ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="Site configuration (TOML) [env MICROVILLE_CONFIG]")
+    Path | None,
+    typer.Option("--config", "-c", help="Site configuration (TOML) [env MICROVILLE_CONFIG]"),
 ]
 StoreOpt = Annotated[
-    str | None, typer.Option("--store", help="sqlite:///file.db or influxdb://host:port/db [env MICROVILLE_STORE_URL]")
+    str | None,
+    typer.Option(
+        "--store", help="sqlite:///file.db or influxdb://host:port/db [env MICROVILLE_STORE_URL]"
+    ),
 ]
-MqttOpt = Annotated[str | None, typer.Option("--mqtt", help="mqtt://[user:pass@]host:port [env MICROVILLE_MQTT_URL]")]
+MqttOpt = Annotated[
+    str | None,
+    typer.Option("--mqtt", help="mqtt://[user:pass@]host:port [env MICROVILLE_MQTT_URL]"),
+]
 
 SAMPLE_CONFIG = Path(__file__).parent / "sites" / "microville112.toml"
 
 
-def _settings(config: Path | None = None, store: str | None = None, mqtt: str | None = None) -> Settings:
+def _settings(
+    config: Path | None = None, store: str | None = None, mqtt: str | None = None
+) -> Settings:
     overrides: dict[str, str] = {}
     if config is not None:
         overrides["config"] = str(config)
@@ -55,12 +67,14 @@ def _load(settings: Settings) -> SitesConfig:
         raise typer.Exit(2) from None
 
 
-def _mqtt_settings(settings: Settings):  # noqa: ANN202 - MqttSettings, imported lazily
+def _mqtt_settings(settings: Settings):
     from microville.mqtt import MqttSettings
 
     return MqttSettings(
-        url=settings.mqtt_url, username=settings.mqtt_username,
-        password=settings.mqtt_password, ca_file=settings.mqtt_ca_file,
+        url=settings.mqtt_url,
+        username=settings.mqtt_username,
+        password=settings.mqtt_password,
+        ca_file=settings.mqtt_ca_file,
     )
 
 
@@ -79,7 +93,9 @@ def _wait_for_signal() -> None:
 
 
 @app.command("check-config")
-def check_config(file: Annotated[Path, typer.Argument(help="Site configuration file (TOML)")]) -> None:
+def check_config(
+    file: Annotated[Path, typer.Argument(help="Site configuration file (TOML)")],
+) -> None:
     """Validate a site configuration; print its sites and meters."""
     try:
         config = read_sites(file)
@@ -88,16 +104,25 @@ def check_config(file: Annotated[Path, typer.Argument(help="Site configuration f
         console.print(str(exc), markup=False, highlight=False)
         raise typer.Exit(2) from None
     for site in config.sites:
-        console.print(f"[green]ok[/green] site {site.id} ({site.name}, {site.timezone}, "
-                      f"{site.floor_area_m2:g} m²): {len(site.meters)} meters", highlight=False)
+        console.print(
+            f"[green]ok[/green] site {site.id} ({site.name}, {site.timezone}, "
+            f"{site.floor_area_m2:g} m²): {len(site.meters)} meters",
+            highlight=False,
+        )
         for m in site.meters:
-            console.print(f"   {m.id:<16} {m.carrier:<12} {m.role:<12} {m.unit:<4} "
-                          f"{m.source.format:<6} {m.source.topic}", highlight=False, soft_wrap=True)
+            console.print(
+                f"   {m.id:<16} {m.carrier:<12} {m.role:<12} {m.unit:<4} "
+                f"{m.source.format:<6} {m.source.topic}",
+                highlight=False,
+                soft_wrap=True,
+            )
 
 
 @app.command()
 def gateway(
-    config: ConfigOpt = None, store: StoreOpt = None, mqtt: MqttOpt = None,
+    config: ConfigOpt = None,
+    store: StoreOpt = None,
+    mqtt: MqttOpt = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Subscribe to the configured MQTT topics and store the readings until stopped."""
@@ -109,20 +134,29 @@ def gateway(
     settings = _settings(config, store, mqtt)
     sites = _load(settings)
     gw = MqttGateway(
-        sites, open_store(settings.store_url, settings.influx_token), _mqtt_settings(settings),
-        client_id=settings.gateway_client_id, dead_letters=DeadLetterLog(settings.dead_letter_file),
+        sites,
+        open_store(settings.store_url, settings.influx_token),
+        _mqtt_settings(settings),
+        client_id=settings.gateway_client_id,
+        dead_letters=DeadLetterLog(settings.dead_letter_file),
     )
     gw.start()
     logging.info("gateway running: %d topics, store %s", len(gw.router.topics), settings.store_url)
     _wait_for_signal()
     gw.stop()
-    logging.info("gateway stopped: %d messages, %d readings written, %d rejected",
-                 gw.messages, gw.writer.written, gw.dead_letters.total)
+    logging.info(
+        "gateway stopped: %d messages, %d readings written, %d rejected",
+        gw.messages,
+        gw.writer.written,
+        gw.dead_letters.total,
+    )
 
 
 @app.command()
 def serve(
-    config: ConfigOpt = None, store: StoreOpt = None, mqtt: MqttOpt = None,
+    config: ConfigOpt = None,
+    store: StoreOpt = None,
+    mqtt: MqttOpt = None,
     host: Annotated[str | None, typer.Option(help="Bind address [env MICROVILLE_API_HOST]")] = None,
     port: Annotated[int | None, typer.Option(help="Port [env MICROVILLE_API_PORT]")] = None,
 ) -> None:
@@ -133,7 +167,9 @@ def serve(
 
     settings = _settings(config, store, mqtt)
     _load(settings)
-    uvicorn.run(create_app(settings), host=host or settings.api_host, port=port or settings.api_port)
+    uvicorn.run(
+        create_app(settings), host=host or settings.api_host, port=port or settings.api_port
+    )
 
 
 def _parse_start(value: str, sites: SitesConfig) -> datetime:
@@ -147,12 +183,25 @@ def _parse_start(value: str, sites: SitesConfig) -> datetime:
 
 @app.command()
 def simulate(
-    config: ConfigOpt = None, mqtt: MqttOpt = None,
-    site: Annotated[list[str] | None, typer.Option("--site", help="Site id (repeat); default all")] = None,
-    start: Annotated[str, typer.Option(help="First simulated day (site local time)")] = "2026-06-01",
-    days: Annotated[float, typer.Option(min=0.01, help="Simulated days")] = 30,
-    step_min: Annotated[float, typer.Option("--step-min", min=0.1, help="Minutes between readings")] = 15,
-    speed: Annotated[float, typer.Option(min=0, help="Simulated seconds per real second; 86400 = a day per second; 0 = as fast as possible")] = 86400,
+    config: ConfigOpt = None,
+    mqtt: MqttOpt = None,
+    site: Annotated[
+        list[str] | None, typer.Option("--site", help="Site id (repeat); default all")
+    ] = None,
+    start: Annotated[
+        str, typer.Option(help="First simulated day (site local time)")
+    ] = "2026-06-01",
+    days: Annotated[int, typer.Option(min=1, max=3660, help="Simulated days")] = 30,
+    step_min: Annotated[
+        int, typer.Option("--step-min", min=1, max=1440, help="Minutes between readings")
+    ] = 15,
+    speed: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Simulated seconds per real second (86400: a day a second; 0: flat out)",
+        ),
+    ] = 86400,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same building)")] = 112,
     truth: Annotated[Path | None, typer.Option(help="Write the ground truth (JSON) here")] = None,
 ) -> None:
@@ -166,12 +215,26 @@ def simulate(
         console.print(f"[red]no site matches[/red] {site}")
         raise typer.Exit(2)
     t0 = _parse_start(start, sites)
-    t1 = t0 + timedelta(days=days)
-    result = run_simulation(chosen, _mqtt_settings(settings), t0, t1, timedelta(minutes=step_min),
-                            seed=seed, speed=speed, progress=sys.stderr.isatty())
+    if 1440 % step_min:
+        console.print(f"[red]--step-min[/red] {step_min} must divide a day (1440 minutes)")
+        raise typer.Exit(2)
+    day = t0.date() + timedelta(days=days)
+    t1 = localize(datetime(day.year, day.month, day.day), chosen[0].tz)  # local midnight
+    result = run_simulation(
+        chosen,
+        _mqtt_settings(settings),
+        t0,
+        t1,
+        timedelta(minutes=step_min),
+        seed=seed,
+        speed=speed,
+        progress=sys.stderr.isatty(),
+    )
     for site_id, figures in result.items():
-        console.print(f"ground truth {site_id}: " + ", ".join(
-            f"{k.removesuffix('_wh')} {v / 1000:.3f} kWh" for k, v in figures.items()))
+        console.print(
+            f"ground truth {site_id}: "
+            + ", ".join(f"{k.removesuffix('_wh')} {v / 1000:.3f} kWh" for k, v in figures.items())
+        )
     if truth is not None:
         write_truth(result, truth)
 
@@ -180,17 +243,30 @@ def simulate(
 def demo(
     days: Annotated[int, typer.Option(min=1, max=366, help="Simulated days")] = 30,
     start: Annotated[str, typer.Option(help="First simulated day")] = "2026-06-01",
-    mqtt: Annotated[str | None, typer.Option("--mqtt", help="Use this broker instead of the embedded one")] = None,
+    mqtt: Annotated[
+        str | None, typer.Option("--mqtt", help="Use this broker instead of the embedded one")
+    ] = None,
     data_dir: Annotated[Path, typer.Option(help="Where the SQLite store goes")] = Path("demo-data"),
     port: Annotated[int, typer.Option(help="API port")] = 8000,
     broker_port: Annotated[int, typer.Option(help="Embedded broker port")] = 1884,
-    keep_serving: Annotated[bool, typer.Option("--serve/--no-serve", help="Keep the API up until Ctrl-C")] = True,
+    keep_serving: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Keep the API up until Ctrl-C")
+    ] = True,
 ) -> None:
     """Whole chain on embedded defaults: broker, gateway, SQLite, simulator, API."""
     from microville.demo import run_demo
 
-    run_demo(console, SAMPLE_CONFIG, days=days, start=start, mqtt_url=mqtt, data_dir=data_dir,
-             port=port, broker_port=broker_port, keep_serving=keep_serving)
+    run_demo(
+        console,
+        SAMPLE_CONFIG,
+        days=days,
+        start=start,
+        mqtt_url=mqtt,
+        data_dir=data_dir,
+        port=port,
+        broker_port=broker_port,
+        keep_serving=keep_serving,
+    )
 
 
 def main() -> None:

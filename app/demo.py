@@ -42,9 +42,13 @@ def _table(body: dict[str, object], truth: dict[str, float]) -> Table:
     table.add_column("figure")
     table.add_column("API (from the store)", justify="right")
     table.add_column("simulator ground truth", justify="right")
-    for key, truth_key in (("production_kwh", "production_wh"), ("import_kwh", "import_wh"),
-                           ("export_kwh", "export_wh"), ("consumption_kwh", "consumption_wh"),
-                           ("net_kwh", None)):
+    for key, truth_key in (
+        ("production_kwh", "production_wh"),
+        ("import_kwh", "import_wh"),
+        ("export_kwh", "export_wh"),
+        ("consumption_kwh", "consumption_wh"),
+        ("net_kwh", None),
+    ):
         expected = truth.get(truth_key, float("nan")) / 1000 if truth_key else None
         table.add_row(key, f"{total[key]:,.1f}", "" if expected is None else f"{expected:,.1f}")
     for key in ("self_consumption", "self_sufficiency", "coverage"):
@@ -54,8 +58,15 @@ def _table(body: dict[str, object], truth: dict[str, float]) -> Table:
 
 
 def run_demo(
-    console: Console, config: Path, days: int, start: str, mqtt_url: str | None,
-    data_dir: Path, port: int, broker_port: int, keep_serving: bool,
+    console: Console,
+    config: Path,
+    days: int,
+    start: str,
+    mqtt_url: str | None,
+    data_dir: Path,
+    port: int,
+    broker_port: int,
+    keep_serving: bool,
 ) -> None:
     sites = read_sites(config)
     site = sites.sites[0]
@@ -67,7 +78,9 @@ def run_demo(
         console.print(f"embedded MQTT broker (amqtt) on {mqtt_url}")
     mqtt = MqttSettings(url=mqtt_url)
     store = SqliteStore(data_dir / "readings.db")
-    gateway = MqttGateway(sites, store, mqtt, client_id="microville-demo-gateway", batch_delay_s=0.2)
+    gateway = MqttGateway(
+        sites, store, mqtt, client_id="microville-demo-gateway", batch_delay_s=0.2
+    )
     gateway.start()
     if not gateway.connected.wait(15):
         raise SystemExit(f"gateway could not connect to {mqtt_url}")
@@ -76,23 +89,32 @@ def run_demo(
     t0 = localize(datetime(day.year, day.month, day.day), site.tz)
     t1 = localize(datetime.combine(day + timedelta(days=days), datetime.min.time()), site.tz)
     console.print(f"simulating {days} days of {site.name} from {t0:%Y-%m-%d} …")
-    truth = run_simulation([site], mqtt, t0, t1, timedelta(minutes=15), seed=112, speed=0,
-                           progress=True)
+    truth = run_simulation(
+        [site], mqtt, t0, t1, timedelta(minutes=15), seed=112, speed=0, progress=True
+    )
     wait_until_quiet(gateway)
-    console.print(f"gateway: {gateway.messages} messages, {gateway.writer.written} readings "
-                  f"written to {store.path}, {gateway.dead_letters.total} rejected")
+    console.print(
+        f"gateway: {gateway.messages} messages, {gateway.writer.written} readings "
+        f"written to {store.path}, {gateway.dead_letters.total} rejected"
+    )
 
     settings = Settings(config=str(config), store_url=f"sqlite:///{store.path}", mqtt_url=mqtt_url)
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, store=store), host="127.0.0.1",
-                                           port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings, store=store), host="127.0.0.1", port=port, log_level="warning"
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:
         time.sleep(0.05)
     base = f"http://127.0.0.1:{port}"
     query = f"start={t0.date()}&end={t1.date()}&step=day"
-    body = httpx.get(f"{base}/api/v1/sites/{site.id}/balance", params=dict(
-        start=str(t0.date()), end=str(t1.date()), step="day"), timeout=30).json()
+    body = httpx.get(
+        f"{base}/api/v1/sites/{site.id}/balance",
+        params=dict(start=str(t0.date()), end=str(t1.date()), step="day"),
+        timeout=30,
+    ).json()
     console.print(_table(body, truth[site.id]))
     console.print(f"API docs:  {base}/docs")
     console.print(f"balance:   {base}/api/v1/sites/{site.id}/balance?{query}")

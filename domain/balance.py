@@ -34,7 +34,9 @@ class MeterEnergy:
     backward_jumps: int
 
 
-def energy_per_period(series: IndexSeries, bounds: Sequence[datetime], slot: timedelta) -> MeterEnergy:
+def energy_per_period(
+    series: IndexSeries, bounds: Sequence[datetime], slot: timedelta
+) -> MeterEnergy:
     """Split a meter's index increase over the periods between ``bounds``.
 
     The increase between two consecutive known index values is attributed to the
@@ -73,9 +75,7 @@ def energy_per_period(series: IndexSeries, bounds: Sequence[datetime], slot: tim
             else:
                 jumps += 1
         previous = s.last_value
-    coverage = [
-        filled[k] / max(1, round((bounds[k + 1] - bounds[k]) / slot)) for k in range(n)
-    ]
+    coverage = [filled[k] / max(1, round((bounds[k + 1] - bounds[k]) / slot)) for k in range(n)]
     return MeterEnergy(energy_wh=energy, coverage=coverage, backward_jumps=jumps)
 
 

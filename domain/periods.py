@@ -39,8 +39,9 @@ def _next_boundary(t: datetime, step: Step, tz: ZoneInfo) -> datetime:
         # Hours are cut in absolute time: the repeated autumn hour is two periods.
         utc = t.astimezone(UTC)
         local = t.astimezone(tz)
-        floor = utc - timedelta(minutes=local.minute, seconds=local.second,
-                                microseconds=local.microsecond)
+        floor = utc - timedelta(
+            minutes=local.minute, seconds=local.second, microseconds=local.microsecond
+        )
         return (floor + timedelta(hours=1)).astimezone(tz)
     local = t.astimezone(tz)
     if step is Step.DAY:

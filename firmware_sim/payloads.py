@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
+
 from microville.domain.site import Carrier, Meter, Role
 from microville.domain.units import unit_of
 

@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from paho.mqtt.client import Client, MQTTMessageInfo
+from rich.progress import Progress
+
 from microville.domain.site import Meter, Site
 from microville.firmware_sim.building import ground_truth, simulate_building
 from microville.firmware_sim.payloads import (
@@ -21,9 +24,6 @@ from microville.firmware_sim.payloads import (
     is_simulated,
     meter_indexes,
 )
-from paho.mqtt.client import Client, MQTTMessageInfo
-from rich.progress import Progress
-
 from microville.mqtt import MqttSettings, make_client
 
 log = logging.getLogger(__name__)

@@ -89,7 +89,11 @@ class BatchWriter:
             while True:
                 if self._pending:
                     due = (self._oldest or 0.0) + self._max_delay_s
-                    if len(self._pending) >= self._max_size or time.monotonic() >= due or self._stopping:
+                    if (
+                        len(self._pending) >= self._max_size
+                        or time.monotonic() >= due
+                        or self._stopping
+                    ):
                         batch = self._pending[: self._max_size]
                         del self._pending[: self._max_size]
                         self._oldest = time.monotonic() if self._pending else None
@@ -111,8 +115,12 @@ class BatchWriter:
                 except StoreError as exc:
                     self.write_errors += 1
                     self.last_error = str(exc)
-                    log.error("store write failed (%d readings kept, retry in %.1fs): %s",
-                              len(batch), backoff, exc)
+                    log.error(
+                        "store write failed (%d readings kept, retry in %.1fs): %s",
+                        len(batch),
+                        backoff,
+                        exc,
+                    )
                     time.sleep(backoff)
                     backoff = min(backoff * 2, self._max_backoff_s)
             with self._cond:

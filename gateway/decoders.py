@@ -61,8 +61,8 @@ def _finite(value: Any, what: str) -> float:
 
 def _load_json(payload: bytes) -> Any:
     try:
-        # parse_constant turns NaN/Infinity literals into errors, not floats.
-        return json.loads(payload, parse_constant=_reject_constant)
+        # NaN/Infinity literals become errors; a huge integer becomes inf (then rejected).
+        return json.loads(payload, parse_constant=_reject_constant, parse_int=float)
     except UnicodeDecodeError:
         raise DecodeError("payload is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
@@ -80,7 +80,9 @@ def _epoch(seconds: float, what: str) -> datetime:
         raise DecodeError(f"{what} {seconds!r} is out of range") from None
 
 
-def decode_senml(payload: bytes, received_at: datetime, _time_field: str | None = None) -> list[DecodedValue]:
+def decode_senml(
+    payload: bytes, received_at: datetime, _time_field: str | None = None
+) -> list[DecodedValue]:
     """SenML JSON (RFC 8428): base name/time/unit resolution, numeric values.
 
     A record with a string, boolean or data value is skipped: it is not a reading.
@@ -151,7 +153,9 @@ def _device_time(raw: Any, field: str) -> datetime:
     return _epoch(seconds / 1000 if seconds > 1e11 else seconds, f"time field {field!r}")
 
 
-def decode_json(payload: bytes, received_at: datetime, time_field: str | None = None) -> list[DecodedValue]:
+def decode_json(
+    payload: bytes, received_at: datetime, time_field: str | None = None
+) -> list[DecodedValue]:
     """A JSON object; every numeric leaf becomes a value keyed by its dotted path.
 
     Non-numeric leaves (strings, booleans, lists) are ignored here; a configured field
@@ -176,7 +180,9 @@ def decode_json(payload: bytes, received_at: datetime, time_field: str | None = 
     return values
 
 
-def decode_number(payload: bytes, received_at: datetime, _time_field: str | None = None) -> list[DecodedValue]:
+def decode_number(
+    payload: bytes, received_at: datetime, _time_field: str | None = None
+) -> list[DecodedValue]:
     """A bare decimal number as text, e.g. ``1234.5``."""
     try:
         text = payload.decode("ascii").strip()

@@ -46,6 +46,7 @@ class MqttGateway:
         self.writer = BatchWriter(store, max_size=batch_size, max_delay_s=batch_delay_s)
         self.messages = 0
         self.connected = threading.Event()
+        self._stopping = False
         self._settings = mqtt_settings
         self._client = make_client(mqtt_settings, client_id=client_id, persistent=True)
         self._client.on_connect = self._on_connect
@@ -60,6 +61,7 @@ class MqttGateway:
         self._client.loop_start()
 
     def stop(self) -> None:
+        self._stopping = True
         self._client.disconnect()
         self._client.loop_stop()
         self.writer.stop()
@@ -74,24 +76,37 @@ class MqttGateway:
             self.dead_letters.add(DeadLetter(received_at, topic, reason, payload))
 
     def _on_connect(
-        self, client: mqtt.Client, _userdata: Any, flags: mqtt.ConnectFlags,
-        reason: ReasonCode, _props: Any,
+        self,
+        client: mqtt.Client,
+        _userdata: Any,
+        flags: mqtt.ConnectFlags,
+        reason: ReasonCode,
+        _props: Any,
     ) -> None:
         if reason.is_failure:
             log.error("MQTT connection refused: %s", reason)
             return
-        log.info("connected to MQTT %s:%s (session present: %s)",
-                 self._settings.host, self._settings.port, flags.session_present)
+        log.info(
+            "connected to MQTT %s:%s (session present: %s)",
+            self._settings.host,
+            self._settings.port,
+            flags.session_present,
+        )
         # Subscribing again on a resumed session is harmless and covers new topics.
         client.subscribe([(topic, 1) for topic in self.router.topics])
         self.connected.set()
 
     def _on_disconnect(
-        self, _client: mqtt.Client, _userdata: Any, _flags: mqtt.DisconnectFlags,
-        reason: ReasonCode, _props: Any,
+        self,
+        _client: mqtt.Client,
+        _userdata: Any,
+        _flags: mqtt.DisconnectFlags,
+        reason: ReasonCode,
+        _props: Any,
     ) -> None:
         self.connected.clear()
-        log.warning("MQTT disconnected (%s); reconnecting with backoff", reason)
+        if not self._stopping:
+            log.warning("MQTT disconnected (%s); reconnecting with backoff", reason)
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
         try:

@@ -39,7 +39,9 @@ StoreDep = Annotated[ReadingStore, Depends(_store)]
 def _site(site: str, sites: SitesDep) -> Site:
     found = sites.site(site)
     if found is None:
-        raise HTTPException(404, f"unknown site {site!r}; known: {', '.join(s.id for s in sites.sites)}")
+        raise HTTPException(
+            404, f"unknown site {site!r}; known: {', '.join(s.id for s in sites.sites)}"
+        )
     return found
 
 
@@ -86,17 +88,30 @@ def create_app(settings: Settings, store: ReadingStore | None = None) -> FastAPI
         lifespan=lifespan,
     )
     app.state.sites = sites
-    app.state.store = store if store is not None else open_store(settings.store_url, settings.influx_token)
+    app.state.store = (
+        store if store is not None else open_store(settings.store_url, settings.influx_token)
+    )
 
     @app.get("/api/v1/sites", response_model=list[SiteOut])
     def list_sites(sites: SitesDep) -> list[SiteOut]:
         return [
             SiteOut(
-                id=s.id, name=s.name, timezone=s.timezone, lat=s.location.lat,
-                lon=s.location.lon, floor_area_m2=s.floor_area_m2,
+                id=s.id,
+                name=s.name,
+                timezone=s.timezone,
+                lat=s.location.lat,
+                lon=s.location.lon,
+                floor_area_m2=s.floor_area_m2,
                 meters=[
-                    MeterOut(id=m.id, name=m.name, carrier=m.carrier, role=m.role, unit=m.unit,
-                             topic=m.source.topic, format=m.source.format)
+                    MeterOut(
+                        id=m.id,
+                        name=m.name,
+                        carrier=m.carrier,
+                        role=m.role,
+                        unit=m.unit,
+                        topic=m.source.topic,
+                        format=m.source.format,
+                    )
                     for m in s.meters
                 ],
             )
@@ -107,8 +122,16 @@ def create_app(settings: Settings, store: ReadingStore | None = None) -> FastAPI
     def get_balance(
         site: SiteDep,
         store: StoreDep,
-        start: Annotated[str | None, Query(description="ISO date or date-time; local time if no offset. Default: first of this month")] = None,
-        end: Annotated[str | None, Query(description="ISO date or date-time, exclusive. Default: now")] = None,
+        start: Annotated[
+            str | None,
+            Query(
+                description="ISO date or date-time, local time unless an offset is given."
+                " Default: first of this month"
+            ),
+        ] = None,
+        end: Annotated[
+            str | None, Query(description="ISO date or date-time, exclusive. Default: now")
+        ] = None,
         step: Step = Step.DAY,
     ) -> BalanceOut:
         now = datetime.now(site.tz)

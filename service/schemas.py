@@ -41,7 +41,9 @@ class PeriodOut(BaseModel):
     net_kwh: float = Field(description="production − consumption; > 0 means energy-positive")
     net_kwh_per_m2: float = Field(description="net balance per m² of floor area")
     self_consumption: float | None = Field(description="(production − export) / production, [0, 1]")
-    self_sufficiency: float | None = Field(description="(production − export) / consumption, [0, 1]")
+    self_sufficiency: float | None = Field(
+        description="(production − export) / consumption, [0, 1]"
+    )
     coverage: float = Field(
         description="Share of the period backed by readings, [0, 1]: the lowest of the "
         "balance meters, each counted as the share of its slots holding a reading"
@@ -70,7 +72,9 @@ class MeterEnergyOut(BaseModel):
     role: str
     energy_kwh: float
     coverage: float
-    backward_jumps: int = Field(description="Times the index went down (reset or glitch); not counted")
+    backward_jumps: int = Field(
+        description="Times the index went down (reset or glitch); not counted"
+    )
 
 
 class BalanceOut(BaseModel):

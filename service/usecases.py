@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -47,7 +48,7 @@ class BalanceReport:
 
 
 def _weighted(values: list[float], bounds: list[datetime]) -> float:
-    durations = [b.timestamp() - a.timestamp() for a, b in zip(bounds, bounds[1:], strict=False)]
+    durations = [b.timestamp() - a.timestamp() for a, b in itertools.pairwise(bounds)]
     return sum(v * d for v, d in zip(values, durations, strict=True)) / sum(durations)
 
 
@@ -61,10 +62,14 @@ def electricity_balance(
     except ValueError as exc:
         raise QueryError(str(exc)) from None
     if len(bounds) - 1 > MAX_PERIODS:
-        raise QueryError(f"{len(bounds) - 1} periods asked; at most {MAX_PERIODS}: use a larger step")
+        raise QueryError(
+            f"{len(bounds) - 1} periods asked; at most {MAX_PERIODS}: use a larger step"
+        )
     slot = common_slot(bounds)
     meters = [m for role in BALANCE_ROLES for m in site.meters_with(role)]
-    series = store.index_slots(site.id, [m.id for m in meters], "energy", bounds[0], bounds[-1], slot)
+    series = store.index_slots(
+        site.id, [m.id for m in meters], "energy", bounds[0], bounds[-1], slot
+    )
     energies: dict[str, MeterEnergy] = {
         m.id: energy_per_period(series[m.id], bounds, slot) for m in meters
     }
@@ -75,18 +80,21 @@ def electricity_balance(
     periods = []
     for k in range(len(bounds) - 1):
         figures = balance(
-            role_sum(Role.PRODUCTION, k), role_sum(Role.GRID_IMPORT, k), role_sum(Role.GRID_EXPORT, k)
+            role_sum(Role.PRODUCTION, k),
+            role_sum(Role.GRID_IMPORT, k),
+            role_sum(Role.GRID_EXPORT, k),
         )
         # The weakest meter bounds what the period proves.
         coverage = min((energies[m.id].coverage[k] for m in meters), default=0.0)
         periods.append(PeriodBalance(bounds[k], bounds[k + 1], figures, coverage))
 
     totals = balance(
-        *(sum(getattr(p.figures, f) for p in periods) for f in ("production_wh", "import_wh", "export_wh"))
+        *(
+            sum(getattr(p.figures, f) for p in periods)
+            for f in ("production_wh", "import_wh", "export_wh")
+        )
     )
-    total_coverage = min(
-        (_weighted(energies[m.id].coverage, bounds) for m in meters), default=0.0
-    )
+    total_coverage = min((_weighted(energies[m.id].coverage, bounds) for m in meters), default=0.0)
     return BalanceReport(
         site=site,
         step=step,

@@ -5,11 +5,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from services import running_influxdb, running_mosquitto
 
 from microville.domain.store import ReadingStore
 from microville.stores import open_store
-
-from services import running_influxdb, running_mosquitto
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_CONFIG = ROOT / "app" / "sites" / "microville112.toml"

@@ -57,11 +57,21 @@ def mosquitto_test_config(port: int, data_dir: Path) -> str:
     keep = []
     for line in PROJECT_MOSQUITTO_CONF.read_text().splitlines():
         key = line.split(maxsplit=1)[0] if line.strip() else ""
-        if key in ("listener", "allow_anonymous", "password_file", "persistence_location", "log_dest"):
+        if key in (
+            "listener",
+            "allow_anonymous",
+            "password_file",
+            "persistence_location",
+            "log_dest",
+        ):
             continue
         keep.append(line)
-    keep += [f"listener {port} 127.0.0.1", "allow_anonymous true",
-             f"persistence_location {data_dir}/", "log_dest stderr"]
+    keep += [
+        f"listener {port} 127.0.0.1",
+        "allow_anonymous true",
+        f"persistence_location {data_dir}/",
+        "log_dest stderr",
+    ]
     return "\n".join(keep) + "\n"
 
 
@@ -107,7 +117,9 @@ bind-address = "127.0.0.1:{rpc_port}"
 """)
     log = work / "influxd.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen([_binary("influxd"), "run", "-config", str(conf)], stdout=out, stderr=out)
+        proc = subprocess.Popen(
+            [_binary("influxd"), "run", "-config", str(conf)], stdout=out, stderr=out
+        )
     url = f"http://127.0.0.1:{http_port}"
     try:
         _wait_port(http_port, proc, log)

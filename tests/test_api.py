@@ -74,12 +74,16 @@ def _balance(client: TestClient, **params: str) -> dict:  # type: ignore[type-ar
     return resp.json()  # type: ignore[no-any-return]
 
 
-def test_daily_balance_across_the_autumn_dst_switch(client: TestClient, store: ReadingStore) -> None:
+def test_daily_balance_across_the_autumn_dst_switch(
+    client: TestClient, store: ReadingStore
+) -> None:
     _seed(store)
     body = _balance(client, start="2026-10-24", end="2026-10-27", step="day")
     days = body["periods"]
     assert [d["start"] for d in days] == [
-        "2026-10-24T00:00:00+02:00", "2026-10-25T00:00:00+02:00", "2026-10-26T00:00:00+01:00",
+        "2026-10-24T00:00:00+02:00",
+        "2026-10-25T00:00:00+02:00",
+        "2026-10-26T00:00:00+01:00",
     ]
     # 24 h, 25 h (clocks go back), 24 h.
     assert [d["production_kwh"] for d in days] == pytest.approx([2.4, 2.5, 2.4])
@@ -110,7 +114,9 @@ def test_gap_keeps_energy_and_lowers_coverage(client: TestClient, store: Reading
     assert body["total"]["coverage"] == pytest.approx(1 - 3 / 73)
 
 
-def test_hourly_step_gives_25_hours_on_the_long_day(client: TestClient, store: ReadingStore) -> None:
+def test_hourly_step_gives_25_hours_on_the_long_day(
+    client: TestClient, store: ReadingStore
+) -> None:
     _seed(store)
     body = _balance(client, start="2026-10-25", end="2026-10-26", step="hour")
     assert len(body["periods"]) == 25
@@ -143,9 +149,17 @@ def test_sites_listing(client: TestClient) -> None:
         ("/api/v1/sites/nope/balance", 404, "unknown site 'nope'"),
         ("/api/v1/sites/s1/balance?start=yesterday", 422, "start: 'yesterday' is not an ISO 8601"),
         ("/api/v1/sites/s1/balance?start=2026-10-01&end=2026-13-01", 422, "end: '2026-13-01'"),
-        ("/api/v1/sites/s1/balance?start=2026-10-02&end=2026-10-01", 422, "end must be after start"),
+        (
+            "/api/v1/sites/s1/balance?start=2026-10-02&end=2026-10-01",
+            422,
+            "end must be after start",
+        ),
         ("/api/v1/sites/s1/balance?step=week", 422, "'hour', 'day', 'month' or 'year'"),
-        ("/api/v1/sites/s1/balance?start=2000-01-01&end=2026-01-01&step=hour", 422, "at most 100000"),
+        (
+            "/api/v1/sites/s1/balance?start=2000-01-01&end=2026-01-01&step=hour",
+            422,
+            "at most 100000",
+        ),
     ],
 )
 def test_bad_requests_get_a_message_naming_the_problem(

@@ -17,6 +17,7 @@ import numpy as np
 import paho.mqtt.client as paho
 import pandas as pd
 import pytest
+
 from microville.domain.site import Meter, MqttSource, Site, read_sites
 from microville.firmware_sim.building import ground_truth, simulate_building
 from microville.firmware_sim.payloads import encode_payload, meter_indexes

@@ -58,8 +58,11 @@ def _wait(predicate, timeout_s: float = 10.0) -> bool:  # type: ignore[no-untype
 @pytest.fixture
 def gateway(mosquitto_url: str, store: ReadingStore, tmp_path: Path) -> Iterator[MqttGateway]:
     gw = MqttGateway(
-        parse_sites(CONFIG), store, MqttSettings(url=mosquitto_url),
-        client_id=f"gw-{tmp_path.name}", dead_letters=DeadLetterLog(tmp_path / "dead.jsonl"),
+        parse_sites(CONFIG),
+        store,
+        MqttSettings(url=mosquitto_url),
+        client_id=f"gw-{tmp_path.name}",
+        dead_letters=DeadLetterLog(tmp_path / "dead.jsonl"),
         batch_delay_s=0.1,
     )
     gw.start()
@@ -69,7 +72,9 @@ def gateway(mosquitto_url: str, store: ReadingStore, tmp_path: Path) -> Iterator
 
 
 def _senml(t: datetime, wh: float) -> bytes:
-    return json.dumps([{"bn": "pv:", "bt": t.timestamp(), "n": "energy", "u": "Wh", "v": wh}]).encode()
+    return json.dumps(
+        [{"bn": "pv:", "bt": t.timestamp(), "n": "energy", "u": "Wh", "v": wh}]
+    ).encode()
 
 
 def test_bad_messages_are_dead_lettered_and_good_data_after_them_is_stored(
@@ -97,10 +102,13 @@ def test_bad_messages_are_dead_lettered_and_good_data_after_them_is_stored(
     assert _wait(lambda: gateway.dead_letters.total == 6), gateway.dead_letters.by_reason
     assert gateway.writer.flush(10)
     assert _wait(lambda: store.count("s1") == 3)
-    series = store.index_slots("s1", ["pv"], "energy", t - timedelta(hours=1), t + timedelta(hours=1),
-                               timedelta(hours=1))["pv"]
+    series = store.index_slots(
+        "s1", ["pv"], "energy", t - timedelta(hours=1), t + timedelta(hours=1), timedelta(hours=1)
+    )["pv"]
     assert [s.last_value for s in series.slots] == [1000.0, 1500.0]
-    reasons = [json.loads(line)["reason"] for line in (tmp_path / "dead.jsonl").read_text().splitlines()]
+    reasons = [
+        json.loads(line)["reason"] for line in (tmp_path / "dead.jsonl").read_text().splitlines()
+    ]
     assert len(reasons) == 6
     assert any("not JSON" in r for r in reasons)
     assert any("non-finite number NaN" in r for r in reasons)
@@ -117,8 +125,14 @@ def test_bare_number_is_stamped_with_receive_time_and_normalised(
     pub.disconnect()
     assert _wait(lambda: gateway.writer.written == 1)
     after = datetime.now(UTC) + timedelta(seconds=1)
-    series = store.index_slots("s1", ["import"], "energy", before - timedelta(hours=2),
-                               after + timedelta(hours=2), timedelta(hours=1))
+    series = store.index_slots(
+        "s1",
+        ["import"],
+        "energy",
+        before - timedelta(hours=2),
+        after + timedelta(hours=2),
+        timedelta(hours=1),
+    )
     # Slots are epoch-aligned hours around "now"; find the reading wherever it fell.
     (slot,) = series["import"].slots
     assert slot.last_value == 12_500.0  # 12.5 kWh in Wh

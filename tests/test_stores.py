@@ -18,7 +18,9 @@ def _index(site: str, meter: str, values: list[tuple[int, float]]) -> list[Readi
     return [Reading(site, meter, "energy", v, T0 + timedelta(minutes=m)) for m, v in values]
 
 
-def test_slots_hold_last_value_and_count_and_boundary_reading_closes_its_slot(store: ReadingStore) -> None:
+def test_slots_hold_last_value_and_count_and_boundary_reading_closes_its_slot(
+    store: ReadingStore,
+) -> None:
     # Readings every 15 min from 00:00 to 03:00, index = 10 Wh × step number.
     store.write(_index("s1", "pv", [(15 * i, 10.0 * i) for i in range(13)]))
     series = store.index_slots("s1", ["pv"], "energy", T0 + HOUR, T0 + 3 * HOUR, HOUR)["pv"]
@@ -68,7 +70,9 @@ def test_sub_hour_slots(store: ReadingStore) -> None:
     "site, meter",
     [("s1' OR '1'='1", "pv"), ("s1", 'pv" OR 1=1 --'), ("s1", "pv'); DROP DATABASE x; --")],
 )
-def test_hostile_identifiers_do_not_leak_other_data(store: ReadingStore, site: str, meter: str) -> None:
+def test_hostile_identifiers_do_not_leak_other_data(
+    store: ReadingStore, site: str, meter: str
+) -> None:
     store.write(_index("s1", "pv", [(0, 1.0), (60, 5.0)]))
     try:
         out = store.index_slots(site, [meter], "energy", T0, T0 + HOUR, HOUR)

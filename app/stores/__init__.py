@@ -38,4 +38,6 @@ def open_store(url: str, token: str | None = None) -> ReadingStore:
             password=unquote(parts.password) if parts.password else None,
             token=token,
         )
-    raise ValueError(f"unknown store URL scheme {parts.scheme!r} in {url!r} (sqlite:// or influxdb://)")
+    raise ValueError(
+        f"unknown store URL scheme {parts.scheme!r} in {url!r} (sqlite:// or influxdb://)"
+    )

@@ -8,6 +8,7 @@ adapter covers the three. Flux is not used: InfluxDB 3 dropped it.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -78,10 +79,8 @@ class InfluxStore:
         self._http = httpx.Client(base_url=base_url, headers=headers, auth=auth, timeout=timeout_s)
         if create_database:
             # Idempotent on 1.x; 2.x/3.x refuse it, and there the bucket exists already.
-            try:
+            with contextlib.suppress(StoreError):
                 self._query(f"CREATE DATABASE {quote_identifier(self.database)}", method="POST")
-            except StoreError:
-                pass
 
     def _query(self, q: str, method: str = "GET") -> list[dict[str, Any]]:
         params = {"db": self.database, "q": q, "epoch": "ns"}
@@ -114,7 +113,9 @@ class InfluxStore:
             raise StoreError(f"InfluxDB write failed ({resp.status_code}): {resp.text[:300]}")
 
     def _where(self, site: str, meters: Sequence[str]) -> str:
-        meter_clause = " OR ".join(f'"meter" = {quote_literal(_safe(m, "meter id"))}' for m in meters)
+        meter_clause = " OR ".join(
+            f'"meter" = {quote_literal(_safe(m, "meter id"))}' for m in meters
+        )
         return f'"site" = {quote_literal(_safe(site, "site id"))} AND ({meter_clause})'
 
     def index_slots(
