@@ -7,6 +7,7 @@ a 23 h day) and back on Sunday 25 October at 03:00 (+02:00 → +01:00, a 25 h da
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -20,7 +21,7 @@ H = timedelta(hours=1)
 def _durations(bounds: list[datetime]) -> list[timedelta]:
     """Real elapsed time of each period (in UTC: same-tzinfo subtraction is wall clock)."""
     utc = [b.astimezone(UTC) for b in bounds]
-    return [b - a for a, b in zip(utc, utc[1:], strict=False)]
+    return [b - a for a, b in pairwise(utc)]
 
 
 def _iso(bounds: list[datetime]) -> list[str]:
@@ -100,9 +101,7 @@ def test_partial_hours_at_both_ends() -> None:
 def test_hours_ending_inside_the_repeated_hour_first_pass() -> None:
     # End at 02:30 local, first occurrence (+02:00) = 00:30Z: the second 02:00 (01:00Z)
     # comes after the end and must not be a boundary.
-    bounds = period_bounds(
-        datetime(2026, 10, 25), datetime(2026, 10, 25, 2, 30), Step.HOUR, PARIS
-    )
+    bounds = period_bounds(datetime(2026, 10, 25), datetime(2026, 10, 25, 2, 30), Step.HOUR, PARIS)
     assert [b.astimezone(UTC).isoformat() for b in bounds] == [
         "2026-10-24T22:00:00+00:00",
         "2026-10-24T23:00:00+00:00",
@@ -253,8 +252,9 @@ def test_common_slot_kathmandu_days_is_15_minutes() -> None:
 
 def test_common_slot_odd_start_minute_is_one_minute() -> None:
     # 10:07+01:00 = 09:07Z: 7 min = 420 s past the hour; gcd(3600, 420) = 60 s.
-    bounds = period_bounds(datetime(2026, 1, 15, 10, 7), datetime(2026, 1, 15, 12), Step.HOUR,
-                           PARIS)
+    bounds = period_bounds(
+        datetime(2026, 1, 15, 10, 7), datetime(2026, 1, 15, 12), Step.HOUR, PARIS
+    )
     assert common_slot(bounds) == timedelta(seconds=60)
 
 

@@ -100,8 +100,12 @@ def test_two_sites_each_found_by_id() -> None:
         "beta",
         timezone="Asia/Kolkata",
         meters=_meter("pv", source='{ topic = "beta/pv", format = "number" }')
-        + _meter("hp", role="submeter", unit="kWh",
-                 source='{ topic = "beta/hp", format = "json", field = "e.total" }'),
+        + _meter(
+            "hp",
+            role="submeter",
+            unit="kWh",
+            source='{ topic = "beta/hp", format = "json", field = "e.total" }',
+        ),
     )
     config = parse_sites(text)
     alpha, beta = config.site("alpha"), config.site("beta")
@@ -117,9 +121,13 @@ def test_defaults_and_meters_with_filters_by_carrier() -> None:
     config = parse_sites(
         _site(
             meters=_meter("pv")
-            + _meter("gas", role="submeter", unit="m3",
-                     source='{ topic = "a/gas", format = "number" }',
-                     extra='carrier = "gas"')
+            + _meter(
+                "gas",
+                role="submeter",
+                unit="m3",
+                source='{ topic = "a/gas", format = "number" }',
+                extra='carrier = "gas"',
+            )
         )
     )
     site = config.sites[0]
@@ -135,10 +143,16 @@ def test_defaults_and_meters_with_filters_by_carrier() -> None:
 def test_same_topic_same_format_on_two_meters_is_fine() -> None:
     config = parse_sites(
         _site(
-            meters=_meter("imp", role="grid_import",
-                          source='{ topic = "a/linky", format = "senml", name = "import" }')
-            + _meter("exp", role="grid_export",
-                     source='{ topic = "a/linky", format = "senml", name = "export" }')
+            meters=_meter(
+                "imp",
+                role="grid_import",
+                source='{ topic = "a/linky", format = "senml", name = "import" }',
+            )
+            + _meter(
+                "exp",
+                role="grid_export",
+                source='{ topic = "a/linky", format = "senml", name = "export" }',
+            )
         )
     )
     assert len(config.sites[0].meters) == 2
@@ -160,8 +174,11 @@ def test_unknown_key_in_meter() -> None:
 
 
 def test_bad_timezone() -> None:
-    _assert_error(_site(timezone="Europe/Pariss"), "sites[0].timezone",
-                  "unknown IANA timezone 'Europe/Pariss'")
+    _assert_error(
+        _site(timezone="Europe/Pariss"),
+        "sites[0].timezone",
+        "unknown IANA timezone 'Europe/Pariss'",
+    )
 
 
 @pytest.mark.parametrize("timezone", ["", "../etc/passwd", "Europe"])
@@ -201,8 +218,7 @@ def test_power_unit_for_a_meter() -> None:
 
 
 def test_unknown_unit_for_a_meter() -> None:
-    _assert_error(_site(meters=_meter(unit="kwh")), "sites[0].meters[0].unit",
-                  "unknown unit 'kwh'")
+    _assert_error(_site(meters=_meter(unit="kwh")), "sites[0].meters[0].unit", "unknown unit 'kwh'")
 
 
 def test_senml_source_without_name() -> None:
@@ -257,7 +273,7 @@ def test_no_site_at_all() -> None:
 
 
 def test_every_problem_is_listed() -> None:
-    lines = _errors(_site(lat=123.0, extra='foo = 1', meters=_meter(unit="W")))
+    lines = _errors(_site(lat=123.0, extra="foo = 1", meters=_meter(unit="W")))
     keys = {line.split(": ", 1)[0] for line in lines}
     assert {"sites[0].location.lat", "sites[0].foo", "sites[0].meters[0].unit"} <= keys
 
