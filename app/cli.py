@@ -15,6 +15,7 @@ from rich.console import Console
 
 from microville.domain.periods import localize
 from microville.domain.site import ConfigError, SitesConfig, read_sites
+from microville.mqtt import MqttSettings
 from microville.settings import Settings
 
 app = typer.Typer(
@@ -67,9 +68,7 @@ def _load(settings: Settings) -> SitesConfig:
         raise typer.Exit(2) from None
 
 
-def _mqtt_settings(settings: Settings):
-    from microville.mqtt import MqttSettings
-
+def _mqtt_settings(settings: Settings) -> MqttSettings:
     return MqttSettings(
         url=settings.mqtt_url,
         username=settings.mqtt_username,

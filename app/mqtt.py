@@ -6,6 +6,7 @@ import ssl
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -56,7 +57,7 @@ def make_client(settings: MqttSettings, client_id: str, persistent: bool) -> mqt
     which requires a stable ``client_id``.
     """
     client = mqtt.Client(
-        mqtt.CallbackAPIVersion.VERSION2,
+        CallbackAPIVersion.VERSION2,
         client_id=client_id,
         clean_session=not persistent,
         protocol=mqtt.MQTTv311,

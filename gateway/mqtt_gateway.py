@@ -110,9 +110,11 @@ class MqttGateway:
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
         try:
-            self.handle(msg.topic, msg.payload, datetime.now(UTC))
+            self.handle(msg.topic, bytes(msg.payload), datetime.now(UTC))
         except Exception as exc:  # a bug must not kill the network thread
             log.exception("unexpected error on %s", msg.topic)
             self.dead_letters.add(
-                DeadLetter(datetime.now(UTC), msg.topic, f"internal error: {exc}", msg.payload)
+                DeadLetter(
+                    datetime.now(UTC), msg.topic, f"internal error: {exc}", bytes(msg.payload)
+                )
             )

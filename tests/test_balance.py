@@ -226,8 +226,9 @@ def index_scenarios(draw: st.DrawFn) -> tuple[IndexSeries, list[datetime], timed
     slot = draw(st.sampled_from([timedelta(minutes=15), H, timedelta(minutes=30)]))
     n_slots = draw(st.integers(min_value=1, max_value=200))
     t0 = datetime(2026, 3, 1, tzinfo=UTC)  # aligned on the epoch for every slot width
-    inner = st.integers(min_value=1, max_value=n_slots - 1) if n_slots > 1 else st.nothing()
-    cuts = draw(st.sets(inner, max_size=20))
+    # Inner boundaries at random slot ends (none when there is a single slot).
+    inner = st.integers(min_value=1, max_value=max(1, n_slots - 1))
+    cuts = {c for c in draw(st.sets(inner, max_size=20)) if c < n_slots}
     bounds = [t0 + k * slot for k in [0, *sorted(cuts), n_slots]]
     filled = sorted(draw(st.sets(st.integers(min_value=1, max_value=n_slots), max_size=n_slots)))
     steps = draw(
