@@ -147,7 +147,7 @@ class Site(_Strict):
     def _known_timezone(cls, timezone: str) -> str:
         try:
             ZoneInfo(timezone)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a tzdata folder
             raise ValueError(f"unknown IANA timezone {timezone!r}") from None
         return timezone
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -180,18 +181,21 @@ def decode_json(
     return values
 
 
+#: A JSON-style decimal number; Python's float() would also take "1_000" or "nan".
+_NUMBER = re.compile(rb"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
 def decode_number(
     payload: bytes, received_at: datetime, _time_field: str | None = None
 ) -> list[DecodedValue]:
-    """A bare decimal number as text, e.g. ``1234.5``."""
-    try:
-        text = payload.decode("ascii").strip()
-        number = float(text)
-    except (UnicodeDecodeError, ValueError):
+    """A bare decimal number as text, e.g. ``1234.5`` (surrounding whitespace allowed)."""
+    text = payload.strip()
+    if not _NUMBER.fullmatch(text):
         shown = payload[:40].decode("utf-8", "replace")
-        raise DecodeError(f"not a bare number: {shown!r}") from None
+        raise DecodeError(f"not a bare number: {shown!r}")
+    number = float(text)
     if not math.isfinite(number):
-        raise DecodeError(f"not finite: {text!r}")
+        raise DecodeError(f"not finite: {text.decode()!r}")
     return [DecodedValue(key=None, value=number, unit=None, time=received_at)]
 
 

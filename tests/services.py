@@ -3,6 +3,7 @@ loopback ports, with their own data directories; stopped at the end of the sessi
 
 from __future__ import annotations
 
+import getpass
 import shutil
 import socket
 import subprocess
@@ -52,36 +53,60 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-def mosquitto_test_config(port: int, data_dir: Path) -> str:
-    """The project's broker settings, with a loopback test listener and no auth."""
-    keep = []
-    for line in PROJECT_MOSQUITTO_CONF.read_text().splitlines():
-        key = line.split(maxsplit=1)[0] if line.strip() else ""
-        if key in (
-            "listener",
-            "allow_anonymous",
-            "password_file",
-            "persistence_location",
-            "log_dest",
-        ):
-            continue
-        keep.append(line)
+def mosquitto_test_config(
+    port: int,
+    data_dir: Path,
+    password_file: Path | None = None,
+    tls: tuple[Path, Path] | None = None,
+) -> str:
+    """The project's broker settings with a loopback test listener; anonymous unless a
+    password file is given; TLS with ``(certfile, keyfile)`` if given."""
+    replaced = ("listener", "allow_anonymous", "password_file", "persistence_location", "log_dest")
+    keep = [
+        line
+        for line in PROJECT_MOSQUITTO_CONF.read_text().splitlines()
+        if not line.strip() or line.split(maxsplit=1)[0] not in replaced
+    ]
     keep += [
         f"listener {port} 127.0.0.1",
-        "allow_anonymous true",
         f"persistence_location {data_dir}/",
         "log_dest stderr",
+        # Run as root, Mosquitto drops to user "mosquitto", which cannot read the test's
+        # private temporary directory; keep the current user instead.
+        f"user {getpass.getuser()}",
     ]
+    if password_file is None:
+        keep.append("allow_anonymous true")
+    else:
+        keep += ["allow_anonymous false", f"password_file {password_file}"]
+    if tls is not None:
+        keep += [f"certfile {tls[0]}", f"keyfile {tls[1]}"]
     return "\n".join(keep) + "\n"
 
 
 @contextmanager
-def running_mosquitto(work: Path) -> Iterator[int]:
-    """Start a Mosquitto with the project's config; yield its port."""
-    port = free_port()
+def running_mosquitto(
+    work: Path,
+    port: int | None = None,
+    users: dict[str, str] | None = None,
+    tls: tuple[Path, Path] | None = None,
+) -> Iterator[int]:
+    """Start a Mosquitto with the project's config; yield its port.
+
+    ``users`` turns authentication on (a password file made with mosquitto_passwd);
+    ``tls`` is ``(certfile, keyfile)`` for an mqtts listener.
+    """
+    port = port or free_port()
     work.mkdir(parents=True, exist_ok=True)
+    password_file = None
+    if users:
+        password_file = work / "passwords"
+        password_file.write_text("")
+        for user, password in users.items():
+            passwd = [_binary("mosquitto_passwd"), "-b", str(password_file), user, password]
+            subprocess.run(passwd, check=True)
     conf = work / "mosquitto.conf"
-    conf.write_text(mosquitto_test_config(port, work))
+    conf.write_text(mosquitto_test_config(port, work, password_file, tls))
     log = work / "mosquitto.log"
     with log.open("wb") as out:
         proc = subprocess.Popen([_binary("mosquitto"), "-c", str(conf)], stdout=out, stderr=out)
@@ -131,3 +156,31 @@ bind-address = "127.0.0.1:{rpc_port}"
         yield url
     finally:
         _stop(proc)
+
+
+def self_signed_certificate(work: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, made with openssl; the cert is its own CA."""
+    cert, key = work / "broker.crt", work / "broker.key"
+    subprocess.run(
+        [
+            _binary("openssl"),
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key

@@ -1,0 +1,128 @@
+"""Connection behaviour against real brokers: reconnect, credentials, TLS."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from services import free_port, running_mosquitto, self_signed_certificate
+
+from microville.domain.site import parse_sites
+from microville.domain.store import ReadingStore
+from microville.gateway.mqtt_gateway import MqttGateway
+from microville.mqtt import MqttSettings, make_client
+
+CONFIG = """
+[[sites]]
+id = "s1"
+name = "Test site"
+timezone = "Europe/Paris"
+floor_area_m2 = 100
+location = { lat = 47.47, lon = -0.55 }
+
+[[sites.meters]]
+id = "pv"
+role = "production"
+source = { topic = "t/pv", format = "senml", name = "pv:energy" }
+"""
+T = datetime(2026, 10, 1, tzinfo=UTC)
+
+
+def _wait(predicate: Callable[[], bool], timeout_s: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _publish(settings: MqttSettings, minutes: range) -> None:
+    client = make_client(settings, client_id=f"pub-{time.monotonic_ns()}", persistent=False)
+    client.connect(settings.host, settings.port)
+    client.loop_start()
+    for m in minutes:
+        payload = [
+            {"bn": "pv:", "bt": (T + timedelta(minutes=m)).timestamp(), "n": "energy", "v": m}
+        ]
+        client.publish("t/pv", json.dumps(payload), qos=1).wait_for_publish(5)
+    client.disconnect()
+    client.loop_stop()
+
+
+def test_gateway_reconnects_after_the_broker_restarts(tmp_path: Path, store: ReadingStore) -> None:
+    port = free_port()
+    settings = MqttSettings(url=f"mqtt://127.0.0.1:{port}", reconnect_min_s=1, reconnect_max_s=2)
+    with running_mosquitto(tmp_path / "b1", port=port):
+        gw = MqttGateway(
+            parse_sites(CONFIG), store, settings, client_id="gw-restart", batch_delay_s=0.1
+        )
+        gw.start()
+        assert gw.connected.wait(10)
+        _publish(settings, range(0, 10))
+        assert _wait(lambda: store.count("s1") == 10)
+    try:
+        assert _wait(lambda: not gw.connected.is_set())
+        # Same port, same persistence directory: the broker comes back.
+        with running_mosquitto(tmp_path / "b1", port=port):
+            assert gw.connected.wait(15), "gateway did not reconnect"
+            _publish(settings, range(10, 20))
+            assert _wait(lambda: store.count("s1") == 20)
+    finally:
+        gw.stop()
+
+
+def test_credentials_are_required_and_used(tmp_path: Path, store: ReadingStore) -> None:
+    with running_mosquitto(tmp_path, users={"gateway": "s3cret pass"}) as port:
+        anonymous = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="anon")
+        refused = anonymous.connect("127.0.0.1", port)  # TCP succeeds, CONNACK refuses
+        anonymous.loop_start()
+        time.sleep(0.5)
+        assert refused == 0 and not anonymous.is_connected()
+        anonymous.loop_stop()
+
+        # Credentials in the URL, percent-encoded.
+        settings = MqttSettings(url=f"mqtt://gateway:s3cret%20pass@127.0.0.1:{port}")
+        gw = MqttGateway(
+            parse_sites(CONFIG), store, settings, client_id="gw-auth", batch_delay_s=0.1
+        )
+        gw.start()
+        try:
+            assert gw.connected.wait(10)
+            _publish(settings, range(0, 3))
+            assert _wait(lambda: store.count("s1") == 3)
+        finally:
+            gw.stop()
+
+
+def test_tls_with_a_pinned_ca(tmp_path: Path, store: ReadingStore) -> None:
+    cert, key = self_signed_certificate(tmp_path)
+    with running_mosquitto(tmp_path, tls=(cert, key)) as port:
+        settings = MqttSettings(url=f"mqtts://127.0.0.1:{port}", ca_file=str(cert))
+        gw = MqttGateway(
+            parse_sites(CONFIG), store, settings, client_id="gw-tls", batch_delay_s=0.1
+        )
+        gw.start()
+        try:
+            assert gw.connected.wait(10)
+            _publish(settings, range(0, 3))
+            assert _wait(lambda: store.count("s1") == 3)
+        finally:
+            gw.stop()
+        # Without the CA, the broker's certificate is not trusted: no connection.
+        untrusted = MqttGateway(
+            parse_sites(CONFIG),
+            store,
+            MqttSettings(url=f"mqtts://127.0.0.1:{port}"),
+            client_id="gw-untrusted",
+        )
+        untrusted.start()
+        try:
+            assert not untrusted.connected.wait(3)
+        finally:
+            untrusted.stop()
