@@ -9,7 +9,7 @@ from datetime import datetime
 from microville.domain.readings import Reading
 from microville.domain.site import Meter, SitesConfig
 from microville.domain.units import UnitError, to_base
-from microville.gateway.decoders import DECODERS, DecodeError
+from microville.gateway.decoders import DECODERS, DecodedValue, DecodeError
 
 
 @dataclass(frozen=True)
@@ -50,30 +50,38 @@ class Router:
             out.rejects.append(f"unknown topic {topic!r}")
             return out
         source = bindings[0].meter.source  # one format per topic, checked by the config
-        time_fields = {b.meter.source.time_field for b in bindings}
-        values_by_time_field = {}
-        for time_field in time_fields:
+        # Decoded values by time field, then by key; a SenML pack may hold several
+        # records of one name at different times, and each is a reading.
+        decoded: dict[str | None, dict[str | None, list[DecodedValue]]] = {}
+        for time_field in {b.meter.source.time_field for b in bindings}:
             try:
                 values = DECODERS[source.format](payload, received_at, time_field)
             except DecodeError as exc:
                 out.rejects.append(f"{source.format} payload on {topic!r}: {exc}")
                 return out
-            values_by_time_field[time_field] = {v.key: v for v in values}
+            by_key = decoded.setdefault(time_field, defaultdict(list))
+            for v in values:
+                by_key[v.key].append(v)
         for b in bindings:
             src = b.meter.source
             key = src.name if src.format == "senml" else src.field
-            found = values_by_time_field[src.time_field].get(key)
-            if found is None:
+            found = decoded[src.time_field].get(key)
+            if not found:
                 what = f"record {key!r}" if src.format == "senml" else f"field {key!r}"
                 out.rejects.append(f"meter {b.site}/{b.meter.id}: {what} missing or not numeric")
                 continue
-            try:
-                value = to_base(found.value, found.unit or b.meter.unit, b.meter.dimension)
-            except UnitError as exc:
-                out.rejects.append(f"meter {b.site}/{b.meter.id}: {exc}")
-                continue
-            if value < 0:
-                out.rejects.append(f"meter {b.site}/{b.meter.id}: negative index {found.value}")
-                continue
-            out.readings.append(Reading(b.site, b.meter.id, b.meter.dimension, value, found.time))
+            for value in found:
+                self._bind(b, value, out)
         return out
+
+    @staticmethod
+    def _bind(b: Binding, found: DecodedValue, out: Routed) -> None:
+        try:
+            value = to_base(found.value, found.unit or b.meter.unit, b.meter.dimension)
+        except UnitError as exc:
+            out.rejects.append(f"meter {b.site}/{b.meter.id}: {exc}")
+            return
+        if value < 0:
+            out.rejects.append(f"meter {b.site}/{b.meter.id}: negative index {found.value}")
+            return
+        out.readings.append(Reading(b.site, b.meter.id, b.meter.dimension, value, found.time))
