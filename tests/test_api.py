@@ -8,20 +8,16 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from support import SITE_S1
 
 from microville.domain.readings import Reading
 from microville.domain.store import ReadingStore
 from microville.service.app import create_app
 from microville.settings import Settings
 
-CONFIG = """
-[[sites]]
-id = "s1"
-name = "Test site"
-timezone = "Europe/Paris"
-floor_area_m2 = 100
-location = { lat = 47.47, lon = -0.55 }
-
+CONFIG = (
+    SITE_S1
+    + """
 [[sites.meters]]
 id = "pv"
 role = "production"
@@ -37,6 +33,7 @@ id = "out"
 role = "grid_export"
 source = { topic = "s1/out", format = "number" }
 """
+)
 
 # Hourly readings from 2026-10-23T00Z to 2026-10-27T00Z; per hour the indexes grow by
 # pv 100 Wh, import 50 Wh, export 30 Wh.

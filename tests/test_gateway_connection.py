@@ -4,42 +4,29 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from services import free_port, running_mosquitto, self_signed_certificate
+from support import SITE_S1, wait_until
 
 from microville.domain.site import parse_sites
 from microville.domain.store import ReadingStore
 from microville.gateway.mqtt_gateway import MqttGateway
 from microville.mqtt import MqttSettings, make_client
 
-CONFIG = """
-[[sites]]
-id = "s1"
-name = "Test site"
-timezone = "Europe/Paris"
-floor_area_m2 = 100
-location = { lat = 47.47, lon = -0.55 }
-
+CONFIG = (
+    SITE_S1
+    + """
 [[sites.meters]]
 id = "pv"
 role = "production"
 source = { topic = "t/pv", format = "senml", name = "pv:energy" }
 """
+)
 T = datetime(2026, 10, 1, tzinfo=UTC)
-
-
-def _wait(predicate: Callable[[], bool], timeout_s: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def _publish(settings: MqttSettings, minutes: range) -> None:
@@ -65,14 +52,14 @@ def test_gateway_reconnects_after_the_broker_restarts(tmp_path: Path, store: Rea
         gw.start()
         assert gw.connected.wait(10)
         _publish(settings, range(0, 10))
-        assert _wait(lambda: store.count("s1") == 10)
+        assert wait_until(lambda: store.count("s1") == 10)
     try:
-        assert _wait(lambda: not gw.connected.is_set())
+        assert wait_until(lambda: not gw.connected.is_set())
         # Same port, same persistence directory: the broker comes back.
         with running_mosquitto(tmp_path / "b1", port=port):
             assert gw.connected.wait(15), "gateway did not reconnect"
             _publish(settings, range(10, 20))
-            assert _wait(lambda: store.count("s1") == 20)
+            assert wait_until(lambda: store.count("s1") == 20)
     finally:
         gw.stop()
 
@@ -95,7 +82,7 @@ def test_credentials_are_required_and_used(tmp_path: Path, store: ReadingStore) 
         try:
             assert gw.connected.wait(10)
             _publish(settings, range(0, 3))
-            assert _wait(lambda: store.count("s1") == 3)
+            assert wait_until(lambda: store.count("s1") == 3)
         finally:
             gw.stop()
 
@@ -111,7 +98,7 @@ def test_tls_with_a_pinned_ca(tmp_path: Path, store: ReadingStore) -> None:
         try:
             assert gw.connected.wait(10)
             _publish(settings, range(0, 3))
-            assert _wait(lambda: store.count("s1") == 3)
+            assert wait_until(lambda: store.count("s1") == 3)
         finally:
             gw.stop()
         # Without the CA, the broker's certificate is not trusted: no connection.

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from support import SITE_S1, wait_until
 
 from microville.domain.site import parse_sites
 from microville.domain.store import ReadingStore
@@ -17,14 +17,9 @@ from microville.gateway.deadletter import DeadLetterLog
 from microville.gateway.mqtt_gateway import MqttGateway
 from microville.mqtt import MqttSettings
 
-CONFIG = """
-[[sites]]
-id = "s1"
-name = "Test site"
-timezone = "Europe/Paris"
-floor_area_m2 = 100
-location = { lat = 47.47, lon = -0.55 }
-
+CONFIG = (
+    SITE_S1
+    + """
 [[sites.meters]]
 id = "pv"
 role = "production"
@@ -36,6 +31,7 @@ role = "grid_import"
 unit = "kWh"
 source = { topic = "t/import", format = "number" }
 """
+)
 
 
 def _publisher(url: str) -> mqtt.Client:
@@ -44,15 +40,6 @@ def _publisher(url: str) -> mqtt.Client:
     client.connect(settings.host, settings.port)
     client.loop_start()
     return client
-
-
-def _wait(predicate, timeout_s: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 @pytest.fixture
@@ -99,9 +86,9 @@ def test_bad_messages_are_dead_lettered_and_good_data_after_them_is_stored(
     pub.disconnect()
 
     # t/unknown is not subscribed: the broker never sends it. The six others are rejected.
-    assert _wait(lambda: gateway.dead_letters.total == 6), gateway.dead_letters.by_reason
+    assert wait_until(lambda: gateway.dead_letters.total == 6), gateway.dead_letters.by_reason
     assert gateway.writer.flush(10)
-    assert _wait(lambda: store.count("s1") == 3)
+    assert wait_until(lambda: store.count("s1") == 3)
     series = store.index_slots(
         "s1", ["pv"], "energy", t - timedelta(hours=1), t + timedelta(hours=1), timedelta(hours=1)
     )["pv"]
@@ -123,7 +110,7 @@ def test_bare_number_is_stamped_with_receive_time_and_normalised(
     pub = _publisher(mosquitto_url)
     pub.publish("t/import", b"12.5", qos=1).wait_for_publish(5)
     pub.disconnect()
-    assert _wait(lambda: gateway.writer.written == 1)
+    assert wait_until(lambda: gateway.writer.written == 1)
     after = datetime.now(UTC) + timedelta(seconds=1)
     series = store.index_slots(
         "s1",
@@ -166,6 +153,6 @@ def test_messages_queued_while_gateway_was_away_are_delivered(
     gw = MqttGateway(parse_sites(CONFIG), store, settings, client_id=client_id, batch_delay_s=0.1)
     gw.start()
     try:
-        assert _wait(lambda: store.count("s1") == 50, 15), store.count("s1")
+        assert wait_until(lambda: store.count("s1") == 50, 15), store.count("s1")
     finally:
         gw.stop()
