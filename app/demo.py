@@ -82,7 +82,7 @@ def run_demo(
         sites, store, mqtt, client_id="microville-demo-gateway", batch_delay_s=0.2
     )
     gateway.start()
-    if not gateway.connected.wait(15):
+    if not gateway.ready.wait(15):
         raise SystemExit(f"gateway could not connect to {mqtt_url}")
 
     day = date.fromisoformat(start)

@@ -45,12 +45,14 @@ class MqttGateway:
         self.dead_letters = dead_letters or DeadLetterLog()
         self.writer = BatchWriter(store, max_size=batch_size, max_delay_s=batch_delay_s)
         self.messages = 0
-        self.connected = threading.Event()
+        #: Set while connected with the subscriptions acknowledged.
+        self.ready = threading.Event()
         self._stopping = False
         self._settings = mqtt_settings
         self._client = make_client(mqtt_settings, client_id=client_id, persistent=True)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
+        self._client.on_subscribe = self._on_subscribe
         self._client.on_message = self._on_message
 
     def start(self) -> None:
@@ -94,7 +96,23 @@ class MqttGateway:
         )
         # Subscribing again on a resumed session is harmless and covers new topics.
         client.subscribe([(topic, 1) for topic in self.router.topics])
-        self.connected.set()
+
+    def _on_subscribe(
+        self,
+        _client: mqtt.Client,
+        _userdata: Any,
+        _mid: int,
+        reasons: list[ReasonCode],
+        _props: Any,
+    ) -> None:
+        refused = [r for r in reasons if r.is_failure]
+        if refused:
+            log.error(
+                "broker refused %d of %d subscriptions: %s", len(refused), len(reasons), refused
+            )
+        # Ready only once the broker holds the subscriptions: a message published
+        # before the SUBACK of a first session would not reach us.
+        self.ready.set()
 
     def _on_disconnect(
         self,
@@ -104,7 +122,7 @@ class MqttGateway:
         reason: ReasonCode,
         _props: Any,
     ) -> None:
-        self.connected.clear()
+        self.ready.clear()
         if not self._stopping:
             log.warning("MQTT disconnected (%s); reconnecting with backoff", reason)
 

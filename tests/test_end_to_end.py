@@ -40,7 +40,7 @@ def test_a_month_through_the_whole_chain_matches_ground_truth(
     gateway = MqttGateway(sites, store, mqtt, client_id=f"e2e-{tmp_path.name}", batch_delay_s=0.2)
     gateway.start()
     try:
-        assert gateway.connected.wait(10)
+        assert gateway.ready.wait(10)
         truth = run_simulation([site], mqtt, start, end, STEP, seed=7, speed=0)[site.id]
         steps = (end.timestamp() - start.timestamp()) / STEP.total_seconds()  # 745 h, in UTC
         expected = (int(steps) + 1) * len(site.meters)

@@ -50,14 +50,14 @@ def test_gateway_reconnects_after_the_broker_restarts(tmp_path: Path, store: Rea
             parse_sites(CONFIG), store, settings, client_id="gw-restart", batch_delay_s=0.1
         )
         gw.start()
-        assert gw.connected.wait(10)
+        assert gw.ready.wait(10)
         _publish(settings, range(0, 10))
         assert wait_until(lambda: store.count("s1") == 10)
     try:
-        assert wait_until(lambda: not gw.connected.is_set())
+        assert wait_until(lambda: not gw.ready.is_set())
         # Same port, same persistence directory: the broker comes back.
         with running_mosquitto(tmp_path / "b1", port=port):
-            assert gw.connected.wait(15), "gateway did not reconnect"
+            assert gw.ready.wait(15), "gateway did not reconnect"
             _publish(settings, range(10, 20))
             assert wait_until(lambda: store.count("s1") == 20)
     finally:
@@ -80,7 +80,7 @@ def test_credentials_are_required_and_used(tmp_path: Path, store: ReadingStore) 
         )
         gw.start()
         try:
-            assert gw.connected.wait(10)
+            assert gw.ready.wait(10)
             _publish(settings, range(0, 3))
             assert wait_until(lambda: store.count("s1") == 3)
         finally:
@@ -96,7 +96,7 @@ def test_tls_with_a_pinned_ca(tmp_path: Path, store: ReadingStore) -> None:
         )
         gw.start()
         try:
-            assert gw.connected.wait(10)
+            assert gw.ready.wait(10)
             _publish(settings, range(0, 3))
             assert wait_until(lambda: store.count("s1") == 3)
         finally:
@@ -110,6 +110,6 @@ def test_tls_with_a_pinned_ca(tmp_path: Path, store: ReadingStore) -> None:
         )
         untrusted.start()
         try:
-            assert not untrusted.connected.wait(3)
+            assert not untrusted.ready.wait(3)
         finally:
             untrusted.stop()

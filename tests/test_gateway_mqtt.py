@@ -53,7 +53,7 @@ def gateway(mosquitto_url: str, store: ReadingStore, tmp_path: Path) -> Iterator
         batch_delay_s=0.1,
     )
     gw.start()
-    assert gw.connected.wait(10)
+    assert gw.ready.wait(10)
     yield gw
     gw.stop()
 
@@ -88,7 +88,7 @@ def test_bad_messages_are_dead_lettered_and_good_data_after_them_is_stored(
     # t/unknown is not subscribed: the broker never sends it. The six others are rejected.
     assert wait_until(lambda: gateway.dead_letters.total == 6), gateway.dead_letters.by_reason
     assert gateway.writer.flush(10)
-    assert wait_until(lambda: store.count("s1") == 3)
+    assert wait_until(lambda: store.count("s1") == 3), store.count("s1")
     series = store.index_slots(
         "s1", ["pv"], "energy", t - timedelta(hours=1), t + timedelta(hours=1), timedelta(hours=1)
     )["pv"]
@@ -141,7 +141,7 @@ def test_messages_queued_while_gateway_was_away_are_delivered(
     client_id = f"gw-away-{tmp_path.name}"
     gw = MqttGateway(parse_sites(CONFIG), store, settings, client_id=client_id, batch_delay_s=0.1)
     gw.start()
-    assert gw.connected.wait(10)
+    assert gw.ready.wait(10)
     gw.stop()
 
     t = datetime(2026, 10, 2, tzinfo=UTC)
