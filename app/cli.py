@@ -110,8 +110,7 @@ def check_config(
         )
         for m in site.meters:
             console.print(
-                f"   {m.id:<16} {m.carrier:<12} {m.role:<12} {m.unit:<4} "
-                f"{m.source.format:<6} {m.source.topic}",
+                f"   {m.id:<16} {m.carrier:<12} {m.role:<12} {m.unit:<4} {m.source.summary}",
                 highlight=False,
                 soft_wrap=True,
             )
@@ -124,28 +123,28 @@ def gateway(
     mqtt: MqttOpt = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Subscribe to the configured MQTT topics and store the readings until stopped."""
+    """Read every configured meter (MQTT, TIC, Modbus) and store the readings until stopped."""
     from microville.gateway.deadletter import DeadLetterLog
-    from microville.gateway.mqtt_gateway import MqttGateway
+    from microville.gateway.gateway import Gateway
+    from microville.gateway.sources import SourceOptions
     from microville.stores import open_store
 
     _logging(verbose)
     settings = _settings(config, store, mqtt)
     sites = _load(settings)
-    gw = MqttGateway(
+    gw = Gateway(
         sites,
         open_store(settings.store_url, settings.influx_token),
-        _mqtt_settings(settings),
-        client_id=settings.gateway_client_id,
+        SourceOptions(_mqtt_settings(settings), settings.gateway_client_id),
         dead_letters=DeadLetterLog(settings.dead_letter_file),
     )
     gw.start()
-    logging.info("gateway running: %d topics, store %s", len(gw.router.topics), settings.store_url)
+    logging.info("gateway running, store %s", settings.store_url)
     _wait_for_signal()
     gw.stop()
     logging.info(
-        "gateway stopped: %d messages, %d readings written, %d rejected",
-        gw.messages,
+        "gateway stopped: %d received, %d readings written, %d rejected",
+        gw.received,
         gw.writer.written,
         gw.dead_letters.total,
     )

@@ -16,21 +16,22 @@ from microville.domain.periods import localize
 from microville.domain.site import read_sites
 from microville.embedded_broker import EmbeddedBroker
 from microville.firmware_sim.publisher import run_simulation
-from microville.gateway.mqtt_gateway import MqttGateway
+from microville.gateway.gateway import Gateway
+from microville.gateway.sources import SourceOptions
 from microville.mqtt import MqttSettings
 from microville.service.app import create_app
 from microville.settings import Settings
 from microville.stores.sqlite import SqliteStore
 
 
-def wait_until_quiet(gateway: MqttGateway, quiet_s: float = 1.0, timeout_s: float = 120.0) -> bool:
+def wait_until_quiet(gateway: Gateway, quiet_s: float = 1.0, timeout_s: float = 120.0) -> bool:
     """Wait until the gateway has received nothing for ``quiet_s`` and written everything."""
     deadline = time.monotonic() + timeout_s
     last = -1
     while time.monotonic() < deadline:
-        if gateway.messages == last:
+        if gateway.received == last:
             return gateway.writer.flush(max(0.1, deadline - time.monotonic()))
-        last = gateway.messages
+        last = gateway.received
         time.sleep(quiet_s)
     return False
 
@@ -78,11 +79,11 @@ def run_demo(
         console.print(f"embedded MQTT broker (amqtt) on {mqtt_url}")
     mqtt = MqttSettings(url=mqtt_url)
     store = SqliteStore(data_dir / "readings.db")
-    gateway = MqttGateway(
-        sites, store, mqtt, client_id="microville-demo-gateway", batch_delay_s=0.2
+    gateway = Gateway(
+        sites, store, SourceOptions(mqtt, "microville-demo-gateway"), batch_delay_s=0.2
     )
     gateway.start()
-    if not gateway.ready.wait(15):
+    if not gateway.wait_ready(15):
         raise SystemExit(f"gateway could not connect to {mqtt_url}")
 
     day = date.fromisoformat(start)
@@ -94,7 +95,7 @@ def run_demo(
     )
     wait_until_quiet(gateway)
     console.print(
-        f"gateway: {gateway.messages} messages, {gateway.writer.written} readings "
+        f"gateway: {gateway.received} messages, {gateway.writer.written} readings "
         f"written to {store.path}, {gateway.dead_letters.total} rejected"
     )
 

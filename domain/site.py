@@ -26,12 +26,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     ValidationError,
     field_validator,
     model_validator,
 )
 
+from microville.domain.modbus_maps import RegisterMap, shipped_maps
+from microville.domain.tic_labels import TIC_LABELS, TicMode
 from microville.domain.units import UnitError, unit_of
 
 #: Ids end up in topics, tags and queries: keep them to a safe alphabet.
@@ -57,6 +61,11 @@ class Role(StrEnum):
     GRID_IMPORT = "grid_import"  # drawn from the grid
     GRID_EXPORT = "grid_export"  # injected into the grid
     SUBMETER = "submeter"  # part of the consumption (heating, lighting…)
+    MEASUREMENT = "measurement"  # not in the balance: power, current, voltage…
+
+
+#: Roles whose meter must be a cumulative index.
+INDEX_ROLES = (Role.PRODUCTION, Role.GRID_IMPORT, Role.GRID_EXPORT, Role.SUBMETER)
 
 
 class _Strict(BaseModel):
@@ -101,27 +110,128 @@ class MqttSource(_Strict):
             raise ValueError("'field' and 'time_field' apply to format 'json' only")
         return self
 
+    @property
+    def summary(self) -> str:
+        return f"mqtt {self.format} {self.topic}"
+
+
+class TicSource(_Strict):
+    """A Linky (or older electronic meter) read through its TIC serial output.
+
+    Several meters may read the same ``port`` (EAST and EAIT of one Linky); they must
+    agree on ``mode`` and ``baudrate``. ``mode = "auto"`` tells the mode from the frames;
+    the line speed then defaults to 9600 baud (standard) with a fallback to 1200.
+    """
+
+    type: Literal["tic"]
+    port: str = Field(min_length=1, description="serial device, e.g. /dev/ttyUSB0")
+    mode: Literal["auto", "historic", "standard"] = "auto"
+    label: str = Field(description="TIC label, e.g. EAST, EAIT, BASE, HCHP, SINSTS")
+    baudrate: int | None = Field(default=None, description="default: 1200 historic, 9600 standard")
+
+    @model_validator(mode="after")
+    def _known_label(self) -> Self:
+        modes = [TicMode(self.mode)] if self.mode != "auto" else list(TicMode)
+        if not any((m, self.label) in TIC_LABELS for m in modes):
+            raise ValueError(f"unknown TIC label {self.label!r} for mode {self.mode!r}")
+        return self
+
+    @property
+    def summary(self) -> str:
+        return f"tic {self.mode} {self.port} {self.label}"
+
+
+class ModbusSource(_Strict):
+    """A value polled from a Modbus device, RTU over a serial line or TCP.
+
+    ``map`` names a register map (shipped, or declared under ``[[register_maps]]``),
+    ``register`` one of its registers. Devices on one RS-485 line share ``port`` and its
+    line settings and differ by ``unit_id``.
+    """
+
+    type: Literal["modbus"]
+    transport: Literal["rtu", "tcp"] = "rtu"
+    port: str | None = Field(default=None, description="rtu: serial device")
+    baudrate: int = 9600
+    bytesize: Literal[7, 8] = 8
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+    host: str | None = Field(default=None, description="tcp: host name or address")
+    tcp_port: Annotated[int, Field(ge=1, le=65535)] = 502
+    unit_id: Annotated[int, Field(ge=0, le=247)] = 1
+    map: str
+    # `register` would shadow a BaseModel attribute; the file still says `register`.
+    register_name: str = Field(alias="register")
+    interval_s: Annotated[float, Field(gt=0)] = 10.0
+    timeout_s: Annotated[float, Field(gt=0)] = 1.0
+    retries: Annotated[int, Field(ge=0, le=10)] = 2
+
+    @model_validator(mode="after")
+    def _transport_fits(self) -> Self:
+        if self.transport == "rtu" and not self.port:
+            raise ValueError("transport 'rtu' needs 'port' (serial device)")
+        if self.transport == "tcp" and not self.host:
+            raise ValueError("transport 'tcp' needs 'host'")
+        return self
+
+    @property
+    def summary(self) -> str:
+        where = f"{self.transport} {self.line} unit {self.unit_id}"
+        return f"modbus {where} {self.map}.{self.register_name}"
+
+    @property
+    def line(self) -> str:
+        """The bus this device is on: its serial port, or host:port."""
+        return self.port if self.transport == "rtu" else f"{self.host}:{self.tcp_port}"  # type: ignore[return-value]
+
+
+def _source_type(value: object) -> str:
+    # MQTT is the default source type: `type` may be left out.
+    if isinstance(value, dict):
+        return str(value.get("type", "mqtt"))
+    return str(getattr(value, "type", "mqtt"))
+
+
+Source = Annotated[
+    Annotated[MqttSource, Tag("mqtt")]
+    | Annotated[TicSource, Tag("tic")]
+    | Annotated[ModbusSource, Tag("modbus")],
+    Discriminator(
+        _source_type,
+        custom_error_type="source_type",
+        custom_error_message="source type must be 'mqtt' (default), 'tic' or 'modbus'",
+    ),
+]
+
 
 class Meter(_Strict):
-    """One cumulative index: an energy (or volume) counter with a role in the balance."""
+    """One stored channel of a site: a cumulative index (energy, volume) with a role in
+    the balance, or a measurement (power, current, voltage…) with role ``measurement``."""
 
     id: Annotated[str, Field(pattern=IDENTIFIER)]
     name: str = ""
     carrier: Carrier = Carrier.ELECTRICITY
     role: Role
     unit: str = "Wh"
-    source: MqttSource
+    source: Source
 
     @field_validator("unit")
     @classmethod
     def _known_unit(cls, unit: str) -> str:
         try:
-            dimension = unit_of(unit).dimension
+            unit_of(unit)
         except UnitError as exc:
             raise ValueError(str(exc)) from None
-        if dimension not in ("energy", "volume"):
-            raise ValueError(f"a meter index is an energy or volume counter, not {dimension}")
         return unit
+
+    @model_validator(mode="after")
+    def _index_for_balance_roles(self) -> Self:
+        if self.role in INDEX_ROLES and self.dimension not in ("energy", "volume"):
+            raise ValueError(
+                f"role {self.role.value!r} needs a cumulative index (energy or volume unit), "
+                f"not {self.dimension} ({self.unit}); use role 'measurement'"
+            )
+        return self
 
     @property
     def dimension(self) -> str:
@@ -167,6 +277,12 @@ class Site(_Strict):
 
 class SitesConfig(_Strict):
     sites: Annotated[list[Site], Field(min_length=1)]
+    register_maps: list[RegisterMap] = Field(default_factory=list)
+
+    def register_map(self, name: str) -> RegisterMap | None:
+        """A map declared in this file, else a shipped one."""
+        own = next((m for m in self.register_maps if m.name == name), None)
+        return own or shipped_maps().get(name)
 
     @field_validator("sites")
     @classmethod
@@ -177,16 +293,66 @@ class SitesConfig(_Strict):
     @model_validator(mode="after")
     def _one_format_per_topic(self) -> Self:
         formats: dict[str, str] = {}
+        for meter in self.meters(MqttSource):
+            src = meter.source
+            assert isinstance(src, MqttSource)
+            seen = formats.setdefault(src.topic, src.format)
+            if seen != src.format:
+                raise ValueError(
+                    f"topic {src.topic!r} is declared with formats {seen!r} and "
+                    f"{src.format!r}; one topic carries one payload format"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _one_setting_per_serial_line(self) -> Self:
+        lines: dict[str, tuple[object, ...]] = {}
+        for meter in self.meters(TicSource, ModbusSource):
+            src = meter.source
+            settings: tuple[object, ...]
+            if isinstance(src, TicSource):
+                key, settings = src.port, ("tic", src.mode, src.baudrate)
+            else:
+                assert isinstance(src, ModbusSource)
+                key = src.line
+                settings = ("modbus", src.baudrate, src.bytesize, src.parity, src.stopbits)
+            seen = lines.setdefault(key, settings)
+            if seen != settings:
+                raise ValueError(
+                    f"line {key!r} is declared with different settings {seen} and {settings}; "
+                    "meters on one line share them"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _modbus_registers_exist(self) -> Self:
         for site in self.sites:
             for meter in site.meters:
                 src = meter.source
-                seen = formats.setdefault(src.topic, src.format)
-                if seen != src.format:
+                if not isinstance(src, ModbusSource):
+                    continue
+                register_map = self.register_map(src.map)
+                where = f"site {site.id!r} meter {meter.id!r}"
+                if register_map is None:
+                    known = sorted({*shipped_maps(), *(m.name for m in self.register_maps)})
+                    raise ValueError(f"{where}: unknown register map {src.map!r} (known: {known})")
+                spec = register_map.register(src.register_name)
+                if spec is None:
+                    known = [r.name for r in register_map.registers]
                     raise ValueError(
-                        f"topic {src.topic!r} is declared with formats {seen!r} and "
-                        f"{src.format!r}; one topic carries one payload format"
+                        f"{where}: map {src.map!r} has no register {src.register_name!r} "
+                        f"(known: {known})"
+                    )
+                if unit_of(spec.unit).dimension != meter.dimension:
+                    raise ValueError(
+                        f"{where}: register {src.register_name!r} is in {spec.unit}, "
+                        f"meter unit is {meter.unit}"
                     )
         return self
+
+    def meters(self, *source_types: type) -> list[Meter]:
+        """Every meter of every site whose source is one of ``source_types``."""
+        return [m for s in self.sites for m in s.meters if isinstance(m.source, source_types)]
 
     def site(self, site_id: str) -> Site | None:
         return next((s for s in self.sites if s.id == site_id), None)
@@ -202,7 +368,10 @@ def _format_errors(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
         key = ""
-        for part in err["loc"]:
+        loc = list(err["loc"])
+        for i, part in enumerate(loc):
+            if i and loc[i - 1] == "source" and part in ("mqtt", "tic", "modbus"):
+                continue  # the union's tag, not a key of the file
             key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":

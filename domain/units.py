@@ -1,7 +1,8 @@
 """Units accepted on the way in and the base unit each is stored in.
 
 Every reading is normalised to one base unit per dimension before storage:
-energy in Wh, power in W, volume in m3, mass in kg.
+energy in Wh, power in W, apparent power in VA, current in A, voltage in V,
+frequency in Hz, volume in m3, mass in kg.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ class Unit:
 BASE_UNITS: Final[dict[str, str]] = {
     "energy": "Wh",
     "power": "W",
+    "apparent_power": "VA",
+    "current": "A",
+    "voltage": "V",
+    "frequency": "Hz",
     "volume": "m3",
     "mass": "kg",
 }
@@ -41,6 +46,11 @@ UNITS: Final[dict[str, Unit]] = {
         Unit("W", "power", 1.0),
         Unit("kW", "power", 1e3),
         Unit("MW", "power", 1e6),
+        Unit("VA", "apparent_power", 1.0),
+        Unit("kVA", "apparent_power", 1e3),
+        Unit("A", "current", 1.0),
+        Unit("V", "voltage", 1.0),
+        Unit("Hz", "frequency", 1.0),
         Unit("m3", "volume", 1.0),
         Unit("L", "volume", 1e-3),
         Unit("kg", "mass", 1.0),

@@ -16,7 +16,7 @@ import numpy as np
 from paho.mqtt.client import Client, MQTTMessageInfo
 from rich.progress import Progress
 
-from microville.domain.site import Meter, Site
+from microville.domain.site import Meter, MqttSource, Site
 from microville.firmware_sim.building import ground_truth, simulate_building
 from microville.firmware_sim.payloads import (
     carries_device_time,
@@ -132,11 +132,13 @@ def write_truth(truth: dict[str, dict[str, float]], path: str | Path) -> None:
 
 
 def _published_meters(site: Site, real_time: bool) -> list[Meter]:
-    """The site's meters the simulator can feed, warning once about the others."""
-    skipped = [m.id for m in site.meters if not is_simulated(m)]
+    """The site's MQTT meters the simulator can feed, warning once about the others
+    (serial meters are fed by the device emulators)."""
+    on_mqtt = [m for m in site.meters if isinstance(m.source, MqttSource)]
+    skipped = [m.id for m in on_mqtt if not is_simulated(m)]
     if skipped:
         log.warning("site %s: not simulated (not electricity): %s", site.id, ", ".join(skipped))
-    meters = [m for m in site.meters if is_simulated(m)]
+    meters = [m for m in on_mqtt if is_simulated(m)]
     if real_time:
         return meters
     timeless = [m.id for m in meters if not carries_device_time(m)]

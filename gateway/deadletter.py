@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class DeadLetter:
     received_at: datetime
-    topic: str
+    origin: str  # MQTT topic, serial port or Modbus bus
     reason: str
     payload: bytes
 
@@ -48,7 +48,7 @@ class DeadLetterLog:
         self._lock = threading.Lock()
 
     def add(self, letter: DeadLetter) -> None:
-        log.warning("rejected message on %s: %s", letter.topic, letter.reason)
+        log.warning("rejected message on %s: %s", letter.origin, letter.reason)
         with self._lock:
             self.total += 1
             # Count by the reason's kind (before the first colon) to keep the set small.

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from microville.domain.readings import Reading
-from microville.domain.site import Meter, SitesConfig
+from microville.domain.site import Meter, MqttSource, SitesConfig
 from microville.domain.units import UnitError, to_base
 from microville.gateway.decoders import DECODERS, DecodedValue, DecodeError
 
@@ -16,6 +16,7 @@ from microville.gateway.decoders import DECODERS, DecodedValue, DecodeError
 class Binding:
     site: str
     meter: Meter
+    source: MqttSource
 
 
 @dataclass
@@ -37,7 +38,9 @@ class Router:
         self._bindings: dict[str, list[Binding]] = defaultdict(list)
         for site in config.sites:
             for meter in site.meters:
-                self._bindings[meter.source.topic].append(Binding(site.id, meter))
+                if isinstance(meter.source, MqttSource):
+                    binding = Binding(site.id, meter, meter.source)
+                    self._bindings[meter.source.topic].append(binding)
 
     @property
     def topics(self) -> list[str]:
@@ -49,11 +52,11 @@ class Router:
         if not bindings:
             out.rejects.append(f"unknown topic {topic!r}")
             return out
-        source = bindings[0].meter.source  # one format per topic, checked by the config
+        source = bindings[0].source  # one format per topic, checked by the config
         # Decoded values by time field, then by key; a SenML pack may hold several
         # records of one name at different times, and each is a reading.
         decoded: dict[str | None, dict[str | None, list[DecodedValue]]] = {}
-        for time_field in {b.meter.source.time_field for b in bindings}:
+        for time_field in {b.source.time_field for b in bindings}:
             try:
                 values = DECODERS[source.format](payload, received_at, time_field)
             except DecodeError as exc:
@@ -63,7 +66,7 @@ class Router:
             for v in values:
                 by_key[v.key].append(v)
         for b in bindings:
-            src = b.meter.source
+            src = b.source
             key = src.name if src.format == "senml" else src.field
             found = decoded[src.time_field].get(key)
             if not found:

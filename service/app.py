@@ -109,8 +109,7 @@ def create_app(settings: Settings, store: ReadingStore | None = None) -> FastAPI
                         carrier=m.carrier,
                         role=m.role,
                         unit=m.unit,
-                        topic=m.source.topic,
-                        format=m.source.format,
+                        source=m.source.summary,
                     )
                     for m in s.meters
                 ],

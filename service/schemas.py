@@ -17,8 +17,7 @@ class MeterOut(BaseModel):
     carrier: str
     role: str
     unit: str
-    topic: str
-    format: str
+    source: str = Field(description="where readings come from, e.g. 'mqtt senml site/pv'")
 
 
 class SiteOut(BaseModel):

@@ -18,7 +18,8 @@ from microville.domain.periods import localize
 from microville.domain.site import read_sites
 from microville.domain.store import ReadingStore
 from microville.firmware_sim.publisher import run_simulation
-from microville.gateway.mqtt_gateway import MqttGateway
+from microville.gateway.gateway import Gateway
+from microville.gateway.sources import SourceOptions
 from microville.mqtt import MqttSettings
 from microville.service.app import create_app
 from microville.settings import Settings
@@ -37,10 +38,10 @@ def test_a_month_through_the_whole_chain_matches_ground_truth(
     start = localize(datetime(2026, 10, 1), site.tz)
     end = localize(datetime(2026, 11, 1), site.tz)
 
-    gateway = MqttGateway(sites, store, mqtt, client_id=f"e2e-{tmp_path.name}", batch_delay_s=0.2)
+    gateway = Gateway(sites, store, SourceOptions(mqtt, f"e2e-{tmp_path.name}"), batch_delay_s=0.2)
     gateway.start()
     try:
-        assert gateway.ready.wait(10)
+        assert gateway.wait_ready(10)
         truth = run_simulation([site], mqtt, start, end, STEP, seed=7, speed=0)[site.id]
         steps = (end.timestamp() - start.timestamp()) / STEP.total_seconds()  # 745 h, in UTC
         expected = (int(steps) + 1) * len(site.meters)

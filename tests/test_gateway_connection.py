@@ -14,7 +14,8 @@ from support import SITE_S1, wait_until
 
 from microville.domain.site import parse_sites
 from microville.domain.store import ReadingStore
-from microville.gateway.mqtt_gateway import MqttGateway
+from microville.gateway.gateway import Gateway
+from microville.gateway.sources import SourceOptions
 from microville.mqtt import MqttSettings, make_client
 
 CONFIG = (
@@ -46,18 +47,18 @@ def test_gateway_reconnects_after_the_broker_restarts(tmp_path: Path, store: Rea
     port = free_port()
     settings = MqttSettings(url=f"mqtt://127.0.0.1:{port}", reconnect_min_s=1, reconnect_max_s=2)
     with running_mosquitto(tmp_path / "b1", port=port):
-        gw = MqttGateway(
-            parse_sites(CONFIG), store, settings, client_id="gw-restart", batch_delay_s=0.1
+        gw = Gateway(
+            parse_sites(CONFIG), store, SourceOptions(settings, "gw-restart"), batch_delay_s=0.1
         )
         gw.start()
-        assert gw.ready.wait(10)
+        assert gw.wait_ready(10)
         _publish(settings, range(0, 10))
         assert wait_until(lambda: store.count("s1") == 10)
     try:
-        assert wait_until(lambda: not gw.ready.is_set())
+        assert wait_until(lambda: not gw.ready)
         # Same port, same persistence directory: the broker comes back.
         with running_mosquitto(tmp_path / "b1", port=port):
-            assert gw.ready.wait(15), "gateway did not reconnect"
+            assert gw.wait_ready(15), "gateway did not reconnect"
             _publish(settings, range(10, 20))
             assert wait_until(lambda: store.count("s1") == 20)
     finally:
@@ -75,12 +76,12 @@ def test_credentials_are_required_and_used(tmp_path: Path, store: ReadingStore) 
 
         # Credentials in the URL, percent-encoded.
         settings = MqttSettings(url=f"mqtt://gateway:s3cret%20pass@127.0.0.1:{port}")
-        gw = MqttGateway(
-            parse_sites(CONFIG), store, settings, client_id="gw-auth", batch_delay_s=0.1
+        gw = Gateway(
+            parse_sites(CONFIG), store, SourceOptions(settings, "gw-auth"), batch_delay_s=0.1
         )
         gw.start()
         try:
-            assert gw.ready.wait(10)
+            assert gw.wait_ready(10)
             _publish(settings, range(0, 3))
             assert wait_until(lambda: store.count("s1") == 3)
         finally:
@@ -91,25 +92,24 @@ def test_tls_with_a_pinned_ca(tmp_path: Path, store: ReadingStore) -> None:
     cert, key = self_signed_certificate(tmp_path)
     with running_mosquitto(tmp_path, tls=(cert, key)) as port:
         settings = MqttSettings(url=f"mqtts://127.0.0.1:{port}", ca_file=str(cert))
-        gw = MqttGateway(
-            parse_sites(CONFIG), store, settings, client_id="gw-tls", batch_delay_s=0.1
+        gw = Gateway(
+            parse_sites(CONFIG), store, SourceOptions(settings, "gw-tls"), batch_delay_s=0.1
         )
         gw.start()
         try:
-            assert gw.ready.wait(10)
+            assert gw.wait_ready(10)
             _publish(settings, range(0, 3))
             assert wait_until(lambda: store.count("s1") == 3)
         finally:
             gw.stop()
         # Without the CA, the broker's certificate is not trusted: no connection.
-        untrusted = MqttGateway(
+        untrusted = Gateway(
             parse_sites(CONFIG),
             store,
-            MqttSettings(url=f"mqtts://127.0.0.1:{port}"),
-            client_id="gw-untrusted",
+            SourceOptions(MqttSettings(url=f"mqtts://127.0.0.1:{port}"), "gw-untrusted"),
         )
         untrusted.start()
         try:
-            assert not untrusted.ready.wait(3)
+            assert not untrusted.wait_ready(3)
         finally:
             untrusted.stop()

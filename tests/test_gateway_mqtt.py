@@ -14,7 +14,8 @@ from support import SITE_S1, wait_until
 from microville.domain.site import parse_sites
 from microville.domain.store import ReadingStore
 from microville.gateway.deadletter import DeadLetterLog
-from microville.gateway.mqtt_gateway import MqttGateway
+from microville.gateway.gateway import Gateway
+from microville.gateway.sources import SourceOptions
 from microville.mqtt import MqttSettings
 
 CONFIG = (
@@ -43,17 +44,16 @@ def _publisher(url: str) -> mqtt.Client:
 
 
 @pytest.fixture
-def gateway(mosquitto_url: str, store: ReadingStore, tmp_path: Path) -> Iterator[MqttGateway]:
-    gw = MqttGateway(
+def gateway(mosquitto_url: str, store: ReadingStore, tmp_path: Path) -> Iterator[Gateway]:
+    gw = Gateway(
         parse_sites(CONFIG),
         store,
-        MqttSettings(url=mosquitto_url),
-        client_id=f"gw-{tmp_path.name}",
+        SourceOptions(MqttSettings(url=mosquitto_url), f"gw-{tmp_path.name}"),
         dead_letters=DeadLetterLog(tmp_path / "dead.jsonl"),
         batch_delay_s=0.1,
     )
     gw.start()
-    assert gw.ready.wait(10)
+    assert gw.wait_ready(10)
     yield gw
     gw.stop()
 
@@ -65,7 +65,7 @@ def _senml(t: datetime, wh: float) -> bytes:
 
 
 def test_bad_messages_are_dead_lettered_and_good_data_after_them_is_stored(
-    gateway: MqttGateway, store: ReadingStore, mosquitto_url: str, tmp_path: Path
+    gateway: Gateway, store: ReadingStore, mosquitto_url: str, tmp_path: Path
 ) -> None:
     t = datetime(2026, 10, 1, 10, tzinfo=UTC)
     pub = _publisher(mosquitto_url)
@@ -104,7 +104,7 @@ def test_bad_messages_are_dead_lettered_and_good_data_after_them_is_stored(
 
 
 def test_bare_number_is_stamped_with_receive_time_and_normalised(
-    gateway: MqttGateway, store: ReadingStore, mosquitto_url: str
+    gateway: Gateway, store: ReadingStore, mosquitto_url: str
 ) -> None:
     before = datetime.now(UTC)
     pub = _publisher(mosquitto_url)
@@ -126,8 +126,8 @@ def test_bare_number_is_stamped_with_receive_time_and_normalised(
     assert before - timedelta(hours=1) < slot.end <= after + timedelta(hours=1)
 
 
-def test_unknown_topic_is_dead_lettered_not_fatal(gateway: MqttGateway) -> None:
-    gateway.handle("t/nope", b"1", datetime.now(UTC))
+def test_unknown_topic_is_dead_lettered_not_fatal(gateway: Gateway) -> None:
+    gateway.source("mqtt").handle("t/nope", b"1", datetime.now(UTC))
     assert gateway.dead_letters.total == 1
     assert "unknown topic" in gateway.dead_letters.recent[-1].reason
 
@@ -139,9 +139,9 @@ def test_messages_queued_while_gateway_was_away_are_delivered(
     when it comes back with the same client id."""
     settings = MqttSettings(url=mosquitto_url)
     client_id = f"gw-away-{tmp_path.name}"
-    gw = MqttGateway(parse_sites(CONFIG), store, settings, client_id=client_id, batch_delay_s=0.1)
+    gw = Gateway(parse_sites(CONFIG), store, SourceOptions(settings, client_id), batch_delay_s=0.1)
     gw.start()
-    assert gw.ready.wait(10)
+    assert gw.wait_ready(10)
     gw.stop()
 
     t = datetime(2026, 10, 2, tzinfo=UTC)
@@ -150,7 +150,7 @@ def test_messages_queued_while_gateway_was_away_are_delivered(
         pub.publish("t/pv", _senml(t + timedelta(minutes=i), float(i)), qos=1).wait_for_publish(5)
     pub.disconnect()
 
-    gw = MqttGateway(parse_sites(CONFIG), store, settings, client_id=client_id, batch_delay_s=0.1)
+    gw = Gateway(parse_sites(CONFIG), store, SourceOptions(settings, client_id), batch_delay_s=0.1)
     gw.start()
     try:
         assert wait_until(lambda: store.count("s1") == 50, 15), store.count("s1")

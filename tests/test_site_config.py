@@ -209,12 +209,17 @@ def test_bad_role_value() -> None:
     _assert_error(_site(meters=_meter(role="producer")), "sites[0].meters[0].role", "production")
 
 
-def test_power_unit_for_a_meter() -> None:
+def test_power_unit_for_a_balance_meter() -> None:
     _assert_error(
         _site(meters=_meter(unit="W")),
-        "sites[0].meters[0].unit",
-        "energy or volume counter, not power",
+        "sites[0].meters[0]",
+        "role 'production' needs a cumulative index (energy or volume unit), not power (W)",
     )
+
+
+def test_power_unit_for_a_measurement() -> None:
+    config = parse_sites(_site(meters=_meter(unit="W", role="measurement")))
+    assert config.sites[0].meters[0].dimension == "power"
 
 
 def test_unknown_unit_for_a_meter() -> None:
@@ -273,7 +278,7 @@ def test_no_site_at_all() -> None:
 
 
 def test_every_problem_is_listed() -> None:
-    lines = _errors(_site(lat=123.0, extra="foo = 1", meters=_meter(unit="W")))
+    lines = _errors(_site(lat=123.0, extra="foo = 1", meters=_meter(unit="kwh")))
     keys = {line.split(": ", 1)[0] for line in lines}
     assert {"sites[0].location.lat", "sites[0].foo", "sites[0].meters[0].unit"} <= keys
 

@@ -1,0 +1,86 @@
+"""The gateway: every configured source, one batch writer, one dead-letter log."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from microville.domain.readings import Reading
+from microville.domain.site import SitesConfig
+from microville.domain.store import ReadingStore
+from microville.gateway.batcher import BatchWriter
+from microville.gateway.deadletter import DeadLetter, DeadLetterLog
+from microville.gateway.sources import SOURCE_FACTORIES, Source, SourceOptions
+
+# Importing the source modules registers their factories.
+from microville.gateway import mqtt_source as _mqtt  # noqa: F401  isort: skip
+
+log = logging.getLogger(__name__)
+
+
+def build_sources(config: SitesConfig, options: SourceOptions) -> list[Source]:
+    """Every source the configuration needs, from the registered factories."""
+    return [source for factory in SOURCE_FACTORIES.values() for source in factory(config, options)]
+
+
+class Gateway:
+    """Runs the sources and is their sink: readings to the batch writer, rejects to the
+    dead-letter log.
+
+    Lifecycle: ``start()`` once (returns at once), ``stop()`` once (stops the sources,
+    then writes what is pending).
+    """
+
+    def __init__(
+        self,
+        config: SitesConfig,
+        store: ReadingStore,
+        options: SourceOptions | None = None,
+        dead_letters: DeadLetterLog | None = None,
+        batch_size: int = 5000,
+        batch_delay_s: float = 1.0,
+        sources: list[Source] | None = None,
+    ) -> None:
+        self.dead_letters = dead_letters or DeadLetterLog()
+        self.writer = BatchWriter(store, max_size=batch_size, max_delay_s=batch_delay_s)
+        self.sources = (
+            sources if sources is not None else build_sources(config, options or SourceOptions())
+        )
+
+    def source(self, name: str) -> Source:
+        return next(s for s in self.sources if s.name == name)
+
+    @property
+    def ready(self) -> bool:
+        return all(s.ready for s in self.sources)
+
+    @property
+    def received(self) -> int:
+        return sum(s.received for s in self.sources)
+
+    def wait_ready(self, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while not self.ready:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
+    def start(self) -> None:
+        self.writer.start()
+        for source in self.sources:
+            source.start(self)
+        log.info("gateway started: %s", ", ".join(s.name for s in self.sources) or "no source")
+
+    def stop(self) -> None:
+        for source in self.sources:
+            source.stop()
+        self.writer.stop()
+
+    def accept(self, readings: Sequence[Reading]) -> None:
+        self.writer.add(readings)
+
+    def reject(self, origin: str, reason: str, payload: bytes) -> None:
+        self.dead_letters.add(DeadLetter(datetime.now(UTC), origin, reason, payload))
