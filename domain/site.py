@@ -128,6 +128,10 @@ class TicSource(_Strict):
     mode: Literal["auto", "historic", "standard"] = "auto"
     label: str = Field(description="TIC label, e.g. EAST, EAIT, BASE, HCHP, SINSTS")
     baudrate: int | None = Field(default=None, description="default: 1200 historic, 9600 standard")
+    interval_s: Annotated[float, Field(ge=0)] = Field(
+        default=10.0,
+        description="store one value per label per interval (a frame comes every 1-2 s); 0: all",
+    )
 
     @model_validator(mode="after")
     def _known_label(self) -> Self:
@@ -311,7 +315,7 @@ class SitesConfig(_Strict):
             src = meter.source
             settings: tuple[object, ...]
             if isinstance(src, TicSource):
-                key, settings = src.port, ("tic", src.mode, src.baudrate)
+                key, settings = src.port, ("tic", src.mode, src.baudrate, src.interval_s)
             else:
                 assert isinstance(src, ModbusSource)
                 key = src.line

@@ -214,3 +214,19 @@ def _outdoor_temperature(
     daily_c = -4.0 * np.cos(2.0 * np.pi * (hour - 3.0) / 24.0)
     anomaly_c = 2.5 * _ar1(rng, int(day[-1]) + 1, 0.7)[day]
     return seasonal_c + daily_c + anomaly_c
+
+
+def index_at(frame: pd.DataFrame, column: str, t: datetime) -> float:
+    """A cumulative index at any instant ``t`` within the frame [Wh].
+
+    Power is constant over each step, so the index is piecewise linear in time and
+    linear interpolation between steps is exact. ``t`` outside the frame is clamped.
+    """
+    seconds = frame.index.as_unit("ns").asi8 / 1e9
+    return float(np.interp(t.timestamp(), seconds, frame[column].to_numpy()))
+
+
+def power_at(frame: pd.DataFrame, column: str, t: datetime) -> float:
+    """The power column in force at ``t`` (the last step at or before it) [W]."""
+    position = frame.index.searchsorted(pd.Timestamp(t).tz_convert(UTC), side="right") - 1
+    return float(frame[column].iloc[max(0, min(position, len(frame) - 1))])

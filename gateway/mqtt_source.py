@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,8 +31,15 @@ class MqttSource:
 
     name = "mqtt"
 
-    def __init__(self, config: SitesConfig, settings: MqttSettings, client_id: str) -> None:
+    def __init__(
+        self,
+        config: SitesConfig,
+        settings: MqttSettings,
+        client_id: str,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.router = Router(config)
+        self._clock = clock
         self.received = 0
         self._settings = settings
         self._ready = threading.Event()
@@ -120,7 +128,7 @@ class MqttSource:
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
         payload = bytes(msg.payload)
         try:
-            self.handle(msg.topic, payload, datetime.now(UTC))
+            self.handle(msg.topic, payload, self._clock())
         except Exception as exc:  # a bug must not kill the network thread
             log.exception("unexpected error on %s", msg.topic)
             assert self._sink is not None
@@ -132,4 +140,4 @@ def mqtt_sources(config: SitesConfig, options: SourceOptions) -> list[Source]:
     """One MQTT source for all the MQTT meters of every site (one broker)."""
     if not config.meters(MqttSourceConfig):
         return []
-    return [MqttSource(config, options.mqtt, options.mqtt_client_id)]
+    return [MqttSource(config, options.mqtt, options.mqtt_client_id, options.clock)]

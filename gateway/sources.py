@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Protocol
 
 from microville.domain.readings import Reading
@@ -56,6 +57,9 @@ class SourceOptions:
 
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     mqtt_client_id: str = "microville-gateway"
+    #: Time stamped on readings whose device gives none (receive time). A simulation
+    #: running an accelerated clock passes its own.
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
 
 SourceFactory = Callable[[SitesConfig, SourceOptions], list[Source]]

@@ -1,0 +1,110 @@
+"""A Linky on a serial line: TIC frames whose indexes follow the simulated building."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import serial
+
+from microville.domain.tic_labels import TicMode
+from microville.firmware_sim.building import index_at, power_at
+from microville.firmware_sim.clock import SimulatedClock
+from microville.firmware_sim.tic_frames import corrupt_checksum, line_noise, linky_frame, truncate
+
+log = logging.getLogger(__name__)
+
+#: Groups whose checksum the corruption may break.
+CORRUPTIBLE = {
+    TicMode.STANDARD: ("EAST", "EAIT", "SINSTS", "DATE", "ADSC"),
+    TicMode.HISTORIC: ("BASE", "PAPP", "IINST", "ADCO"),
+}
+
+
+class LinkyEmulator:
+    """Writes a frame every ``frame_interval_s`` real seconds to the serial ``port`` (the
+    emulator end of a :class:`~microville.firmware_sim.virtual_serial.VirtualSerialPair`),
+    with the building's import and export indexes at the clock's simulated time.
+
+    ``corruption`` is the share of frames damaged on the way (a bad checksum on one
+    group, a frame cut by EOT, or line noise before it); the frames at ``end`` are
+    always intact, so the last index the gateway sees is the true one.
+
+    Lifecycle: ``start()`` once; ``done`` is set after the frame at ``end`` is written;
+    ``stop()`` once.
+    """
+
+    def __init__(
+        self,
+        port: str | Path,
+        mode: TicMode,
+        building: pd.DataFrame,
+        clock: SimulatedClock,
+        end: datetime,
+        frame_interval_s: float = 0.05,
+        corruption: float = 0.0,
+        seed: int = 0,
+    ) -> None:
+        self.port = str(port)
+        self.mode = mode
+        self.building = building
+        self.clock = clock
+        self.end = end
+        self.frame_interval_s = frame_interval_s
+        self.corruption = corruption
+        self.frames_written = 0
+        self.frames_corrupted = 0
+        self.done = threading.Event()
+        self._rng = np.random.default_rng(seed)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"linky:{port}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def frame_at(self, t: datetime) -> bytes:
+        b = self.building
+        net_w = power_at(b, "load_power_w", t) - power_at(b, "pv_power_w", t)
+        return linky_frame(
+            self.mode,
+            t,
+            import_wh=index_at(b, "import_wh", t),
+            export_wh=index_at(b, "export_wh", t),
+            power_va=max(net_w, 0.0),
+            injected_va=max(-net_w, 0.0),
+        )
+
+    def _damage(self, frame: bytes) -> bytes:
+        self.frames_corrupted += 1
+        kind = self._rng.integers(3)
+        if kind == 0:
+            label = str(self._rng.choice(CORRUPTIBLE[self.mode]))
+            return corrupt_checksum(frame, label)
+        if kind == 1:
+            return truncate(frame, int(self._rng.integers(2, len(frame) - 1)))
+        return line_noise(self._rng, int(self._rng.integers(1, 40))) + frame
+
+    def _run(self) -> None:
+        with serial.Serial(self.port, 9600, timeout=1, write_timeout=10) as line:
+            while not self._stop.is_set():
+                t = min(self.clock.now(), self.end)
+                frame = self.frame_at(t)
+                final = t >= self.end
+                if not final and self._rng.random() < self.corruption:
+                    frame = self._damage(frame)
+                # The final frame goes twice: a reader starting mid-frame still gets one.
+                line.write(frame * (2 if final else 1))
+                self.frames_written += 1
+                if final:
+                    line.flush()
+                    self.done.set()
+                    return
+                self._stop.wait(self.frame_interval_s)
