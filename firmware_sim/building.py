@@ -44,6 +44,12 @@ BALANCE_SETBACK_C = 12.0
 HEATING_MONTHS = (10, 11, 12, 1, 2, 3, 4)
 
 
+def site_seed(seed: int, index: int) -> int:
+    """The seed of the ``index``-th site of a run seeded with ``seed``: every emulator of
+    that site simulates the same building."""
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
+
+
 def simulate_building(
     site: Site,
     start: datetime,

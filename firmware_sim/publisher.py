@@ -12,12 +12,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from paho.mqtt.client import Client, MQTTMessageInfo
 from rich.progress import Progress
 
 from microville.domain.site import Meter, MqttSource, Site
-from microville.firmware_sim.building import ground_truth, simulate_building
+from microville.firmware_sim.building import ground_truth, simulate_building, site_seed
 from microville.firmware_sim.payloads import (
     carries_device_time,
     encode_payload,
@@ -75,8 +74,7 @@ def run_simulation(
     truth: dict[str, dict[str, float]] = {}
     streams = []
     for i, site in enumerate(sites):
-        site_seed = int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
-        frame = simulate_building(site, start, end, step, site_seed)
+        frame = simulate_building(site, start, end, step, site_seed(seed, i))
         truth[site.id] = ground_truth(frame, start, end)
         meters = _published_meters(site, real_time=speed == 1)
         indexes = meter_indexes(meters, frame)

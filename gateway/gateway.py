@@ -16,7 +16,8 @@ from microville.gateway.sources import SOURCE_FACTORIES, Source, SourceOptions
 
 # Importing the source modules registers their factories.
 from microville.gateway import mqtt_source as _mqtt  # noqa: F401  isort: skip
-# from microville.gateway import tic_source as _tic  # noqa: F401  isort: skip
+from microville.gateway import modbus_source as _modbus  # noqa: F401  isort: skip
+from microville.gateway import tic_source as _tic  # noqa: F401  isort: skip
 
 log = logging.getLogger(__name__)
 
