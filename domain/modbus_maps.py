@@ -2,18 +2,27 @@
 
 A map is a named list of registers (address, table, data type, word order, scale,
 unit). Maps shipped with the project live in ``domain/maps/*.toml``; a site file may
-declare its own under ``[[register_maps]]``. Decoding and encoding of register words are
-pure functions; the I/O lives in the gateway (client) and firmware_sim (server).
+declare its own under ``[[register_maps]]``. Decoding and encoding of register words
+(:func:`decode_registers`, :func:`encode_value`) are pure functions; the I/O lives in the
+gateway (client) and firmware_sim (server).
+
+A SunSpec scale-factor register (``W_SF``…) is an ordinary int16 register of the map,
+named by the ``scale_register`` of the registers it scales. A scale factor has no unit,
+but every register declares one: by convention it carries the unit of the value it
+scales.
 """
 
 from __future__ import annotations
 
+import math
+import struct
 import tomllib
+from collections.abc import Sequence
 from functools import cache
 from importlib.resources import files
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from microville.domain.units import UnitError, unit_of
 
@@ -70,6 +79,23 @@ class RegisterMap(_Strict):
     def register(self, name: str) -> RegisterSpec | None:
         return next((r for r in self.registers if r.name == name), None)
 
+    @model_validator(mode="after")
+    def _consistent_registers(self) -> Self:
+        names = [r.name for r in self.registers]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"map {self.name!r}: duplicate register names {dupes}")
+        for spec in self.registers:
+            if spec.scale_register is None:
+                continue
+            sf = self.register(spec.scale_register)
+            if sf is None or sf.data_type != "int16":
+                raise ValueError(
+                    f"map {self.name!r}: register {spec.name!r} has scale_register "
+                    f"{spec.scale_register!r}, which must be an int16 register of the map"
+                )
+        return self
+
 
 @cache
 def shipped_maps() -> dict[str, RegisterMap]:
@@ -80,3 +106,151 @@ def shipped_maps() -> dict[str, RegisterMap]:
             register_map = RegisterMap.model_validate(tomllib.loads(entry.read_text("utf-8")))
             maps[register_map.name] = register_map
     return maps
+
+
+#: ``struct`` format of each data type (big-endian bytes within the words).
+_STRUCT: dict[str, str] = {
+    "int16": "h", "uint16": "H", "int32": "i", "uint32": "I", "float32": "f",
+    "int64": "q", "uint64": "Q", "float64": "d",
+}  # fmt: skip
+
+#: SunSpec "not implemented" values of the integer types, as unsigned register contents.
+#: A device serves them for a point it does not measure; decoding one is an error, never
+#: a reading. The choice holds for every map, SunSpec or not: a meter whose genuine
+#: value is exactly 0x8000 (int16) or 0xFFFF (uint16)… is an edge case worth losing.
+#: Two deliberate departures: SunSpec's acc16/acc32/acc64 accumulators use 0 as their
+#: sentinel, but they are modelled here as uint16/uint32/uint64 (0 is the valid first
+#: value of a fresh energy counter); floats have no sentinel of their own — SunSpec
+#: serves NaN (0x7FC00000), rejected as every NaN and infinity is.
+NOT_IMPLEMENTED: dict[str, int] = {
+    "int16": 0x8000,
+    "uint16": 0xFFFF,
+    "int32": 0x8000_0000,
+    "uint32": 0xFFFF_FFFF,
+    "int64": 0x8000_0000_0000_0000,
+    "uint64": 0xFFFF_FFFF_FFFF_FFFF,
+}
+
+#: Range of a SunSpec scale factor (``sunssf``: a power of ten).
+SCALE_FACTOR_RANGE = range(-10, 11)
+
+
+def decode_registers(
+    spec: RegisterSpec, words: Sequence[int], scale_factor: int | None = None
+) -> float:
+    """Turn the 16-bit ``words`` read at ``spec.address`` into a number in ``spec.unit``.
+
+    Parameters
+    ----------
+    spec : RegisterSpec
+        Data type, word order (``big``: most significant word first) and ``scale``.
+    words : sequence of int
+        Exactly ``spec.count`` register contents, 0 to 0xFFFF, in address order.
+    scale_factor : int, optional
+        SunSpec scale factor read from ``spec.scale_register``: the value is multiplied
+        by ``10 ** scale_factor`` on top of ``scale``; from -10 to 10.
+
+    Returns
+    -------
+    float
+        ``raw × scale × 10 ** scale_factor``.
+
+    Raises
+    ------
+    ValueError
+        Wrong word count or a word out of range, a "not implemented" sentinel
+        (:data:`NOT_IMPLEMENTED`), a NaN or infinite float, a scale factor out of range.
+    """
+    data = _words_to_bytes(spec, words)
+    sentinel = NOT_IMPLEMENTED.get(spec.data_type)
+    if sentinel is not None and int.from_bytes(data, "big") == sentinel:
+        width = 4 * spec.count
+        raise ValueError(
+            f"register {spec.name!r} holds 0x{sentinel:0{width}X}, the SunSpec "
+            f"'not implemented' value of {spec.data_type}"
+        )
+    (raw,) = struct.unpack(">" + _STRUCT[spec.data_type], data)
+    if not math.isfinite(raw):
+        raise ValueError(f"register {spec.name!r} holds {raw} ({spec.data_type}), not a number")
+    value = float(raw) * spec.scale
+    if scale_factor is not None:
+        _check_scale_factor(spec, scale_factor)
+        # Dividing by an exact power of ten rounds once: 1234 × 10**-1 gives 123.4.
+        value = value * 10**scale_factor if scale_factor >= 0 else value / 10**-scale_factor
+    return value
+
+
+def encode_value(spec: RegisterSpec, value: float, scale_factor: int | None = None) -> list[int]:
+    """The inverse of :func:`decode_registers`: the words a device serves for ``value``.
+
+    Integer types are rounded to the nearest raw step (``scale × 10 ** scale_factor``).
+
+    Raises
+    ------
+    ValueError
+        ``value`` not finite, out of the data type's range once scaled, or landing on a
+        "not implemented" sentinel; a scale factor out of range.
+    """
+    if not math.isfinite(value):
+        raise ValueError(f"cannot encode {value} into register {spec.name!r}")
+    if spec.scale == 0:
+        raise ValueError(f"register {spec.name!r} has scale 0: nothing can be encoded")
+    raw = value / spec.scale
+    if scale_factor is not None:
+        _check_scale_factor(spec, scale_factor)
+        raw = raw / 10**scale_factor if scale_factor >= 0 else raw * 10**-scale_factor
+    nbytes = 2 * spec.count
+    if spec.data_type.startswith("float"):
+        try:
+            data = struct.pack(">" + _STRUCT[spec.data_type], raw)
+        except OverflowError:
+            raise ValueError(
+                f"{value} does not fit register {spec.name!r} ({spec.data_type})"
+            ) from None
+    else:
+        signed = spec.data_type.startswith("int")
+        try:
+            data = round(raw).to_bytes(nbytes, "big", signed=signed)
+        except OverflowError:
+            raise ValueError(
+                f"{value} does not fit register {spec.name!r} ({spec.data_type}"
+                f"{'' if scale_factor is None else f', scale factor {scale_factor}'})"
+            ) from None
+        if int.from_bytes(data, "big") == NOT_IMPLEMENTED[spec.data_type]:
+            raise ValueError(
+                f"{value} would read as 'not implemented' in register {spec.name!r} "
+                f"({spec.data_type})"
+            )
+    words = [int.from_bytes(data[i : i + 2], "big") for i in range(0, nbytes, 2)]
+    return words if spec.word_order == "big" else words[::-1]
+
+
+def not_implemented_words(spec: RegisterSpec) -> list[int]:
+    """The words of a point the device does not provide: the type's sentinel, NaN for floats."""
+    if spec.data_type == "float32":
+        words = [0x7FC0, 0x0000]
+    elif spec.data_type == "float64":
+        words = [0x7FF8, 0, 0, 0]
+    else:
+        data = NOT_IMPLEMENTED[spec.data_type].to_bytes(2 * spec.count, "big")
+        words = [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
+    return words if spec.word_order == "big" else words[::-1]
+
+
+def _words_to_bytes(spec: RegisterSpec, words: Sequence[int]) -> bytes:
+    if len(words) != spec.count:
+        raise ValueError(
+            f"register {spec.name!r} ({spec.data_type}) spans {spec.count} words, got {len(words)}"
+        )
+    if any(not 0 <= w <= 0xFFFF for w in words):
+        raise ValueError(f"register {spec.name!r}: words must be 0 to 0xFFFF, got {list(words)}")
+    ordered = words if spec.word_order == "big" else list(reversed(words))
+    return b"".join(w.to_bytes(2, "big") for w in ordered)
+
+
+def _check_scale_factor(spec: RegisterSpec, scale_factor: int) -> None:
+    if scale_factor not in SCALE_FACTOR_RANGE:
+        raise ValueError(
+            f"scale factor {scale_factor} of register {spec.name!r} is out of the SunSpec "
+            f"range -10 to 10"
+        )

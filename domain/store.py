@@ -33,9 +33,11 @@ class IndexSlot:
 class IndexSeries:
     """A meter's index over a query window, reduced to one value per slot.
 
-    ``baseline`` is the last value at or before the window's start (``None`` when the
-    meter had not reported yet); ``slots`` holds only the slots that had readings,
-    sorted by time.
+    ``baseline`` is the index the window starts from: the last value at or before its
+    start, or — for a meter with no reading before the window (newly installed) — its
+    first value inside the window, since the energy before that is unknown. ``None``
+    when the meter has no reading at all. ``slots`` holds only the slots that had
+    readings, sorted by time.
     """
 
     baseline: float | None

@@ -32,7 +32,9 @@ class LinkyEmulator:
 
     ``corruption`` is the share of frames damaged on the way (a bad checksum on one
     group, a frame cut by EOT, or line noise before it); the frames at ``end`` are
-    always intact, so the last index the gateway sees is the true one.
+    always intact, so the last index the gateway sees is the true one. The first frame
+    is dated ``first_frame_at`` when given (the start of a simulated period), so that
+    the gateway has the index at the period's start.
 
     Lifecycle: ``start()`` once; ``done`` is set after the frame at ``end`` is written;
     ``stop()`` once.
@@ -48,6 +50,7 @@ class LinkyEmulator:
         frame_interval_s: float = 0.05,
         corruption: float = 0.0,
         seed: int = 0,
+        first_frame_at: datetime | None = None,
     ) -> None:
         self.port = str(port)
         self.mode = mode
@@ -56,6 +59,7 @@ class LinkyEmulator:
         self.end = end
         self.frame_interval_s = frame_interval_s
         self.corruption = corruption
+        self.first_frame_at = first_frame_at
         self.frames_written = 0
         self.frames_corrupted = 0
         self.done = threading.Event()
@@ -96,6 +100,8 @@ class LinkyEmulator:
         with serial.Serial(self.port, 9600, timeout=1, write_timeout=10) as line:
             while not self._stop.is_set():
                 t = min(self.clock.now(), self.end)
+                if self.frames_written == 0 and self.first_frame_at is not None:
+                    t = self.first_frame_at
                 frame = self.frame_at(t)
                 final = t >= self.end
                 if not final and self._rng.random() < self.corruption:

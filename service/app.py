@@ -68,10 +68,12 @@ def _broker_reachable(mqtt: MqttSettings, timeout_s: float = 2.0) -> str:
         return f"unreachable: {exc}"
 
 
-def create_app(settings: Settings, store: ReadingStore | None = None) -> FastAPI:
-    """Build the API for the sites in ``settings.config`` over ``store`` (opened from
-    ``settings.store_url`` when not given; then closed with the app)."""
-    sites = read_sites(settings.config)
+def create_app(
+    settings: Settings, store: ReadingStore | None = None, sites: SitesConfig | None = None
+) -> FastAPI:
+    """Build the API for ``sites`` (read from ``settings.config`` when not given) over
+    ``store`` (opened from ``settings.store_url`` when not given; then closed with the app)."""
+    sites = sites if sites is not None else read_sites(settings.config)
     owned = store is None
     mqtt = MqttSettings(url=settings.mqtt_url)
 

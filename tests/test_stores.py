@@ -50,11 +50,20 @@ def test_meters_and_sites_are_kept_apart(store: ReadingStore) -> None:
     assert store.count("s1") == 4 and store.count("s2") == 2
 
 
-def test_no_reading_before_start_gives_no_baseline(store: ReadingStore) -> None:
-    store.write(_index("s1", "pv", [(90, 7.0)]))
+def test_meter_without_reading_before_start_starts_from_its_first_reading(
+    store: ReadingStore,
+) -> None:
+    # Installed at 00:50: the energy before its first reading is unknown, the energy
+    # after it is not lost (00:50 → 01:30 lies in the same slot).
+    store.write(_index("s1", "pv", [(50, 7.0), (70, 9.0), (90, 12.0)]))
     series = store.index_slots("s1", ["pv"], "energy", T0, T0 + 2 * HOUR, HOUR)["pv"]
-    assert series.baseline is None
-    assert [(s.end, s.last_value) for s in series.slots] == [(T0 + 2 * HOUR, 7.0)]
+    assert series.baseline == 7.0
+    assert [(s.end, s.last_value, s.count) for s in series.slots] == [
+        (T0 + HOUR, 7.0, 1),
+        (T0 + 2 * HOUR, 12.0, 2),
+    ]
+    empty = store.index_slots("s1", ["absent"], "energy", T0, T0 + 2 * HOUR, HOUR)["absent"]
+    assert empty.baseline is None and empty.slots == []
 
 
 def test_sub_hour_slots(store: ReadingStore) -> None:

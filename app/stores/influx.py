@@ -56,6 +56,11 @@ def _ms(t: datetime) -> int:
     return round(t.timestamp() * 1000)
 
 
+def _first_values(result: dict[str, Any]) -> dict[str, float]:
+    """{meter: value} from a ``SELECT <selector>(value) … GROUP BY "meter"`` result."""
+    return {s["tags"]["meter"]: float(s["values"][0][1]) for s in result.get("series", [])}
+
+
 class InfluxStore:
     """:class:`~microville.domain.store.ReadingStore` on an InfluxDB server.
 
@@ -135,22 +140,21 @@ class InfluxStore:
         measurement = quote_identifier(_safe(quantity, "quantity"))
         where = self._where(site, meters)
         start_ms, end_ms = _ms(start), _ms(end)
-        # Baseline: the last value at or before start. Slots: GROUP BY time with a
-        # 1 ns offset makes bucket k cover (k*w, (k+1)*w], so a reading taken exactly
-        # at a period boundary closes that period.
+        # Baseline: the last value at or before start, else the first one after it.
+        # Slots: GROUP BY time with a 1 ns offset makes bucket k cover (k*w, (k+1)*w],
+        # so a reading taken exactly at a period boundary closes that period.
+        window = f"{where} AND time > {start_ms}ms AND time <= {end_ms}ms"
         q = (
             f'SELECT last("value") FROM {measurement} WHERE {where} AND time <= {start_ms}ms'
             f' GROUP BY "meter";'
-            f'SELECT last("value"), count("value") FROM {measurement} WHERE {where}'
-            f" AND time > {start_ms}ms AND time <= {end_ms}ms"
+            f'SELECT first("value") FROM {measurement} WHERE {window} GROUP BY "meter";'
+            f'SELECT last("value"), count("value") FROM {measurement} WHERE {window}'
             f' GROUP BY time({width_s}s, 1ns), "meter" fill(none)'
         )
-        baseline_result, slots_result = self._query(q)
-        out = {m: IndexSeries(baseline=None) for m in meters}
-        baselines = {
-            s["tags"]["meter"]: float(s["values"][0][1]) for s in baseline_result.get("series", [])
-        }
+        before, first, slots_result = self._query(q)
+        baselines = _first_values(first) | _first_values(before)
         width_ns = width_s * 1_000_000_000
+        out = {m: IndexSeries(baseline=baselines.get(m)) for m in meters}
         for series in slots_result.get("series", []):
             meter = series["tags"]["meter"]
             out[meter] = IndexSeries(
@@ -164,9 +168,6 @@ class InfluxStore:
                     for t, last, count in series["values"]
                 ],
             )
-        for meter, value in baselines.items():
-            if meter in out and out[meter].baseline is None:
-                out[meter] = IndexSeries(baseline=value, slots=out[meter].slots)
         return out
 
     def count(self, site: str) -> int:

@@ -70,11 +70,18 @@ class SqliteStore:
             with self._lock:
                 for meter in meters:
                     key = (site, quantity, meter)
-                    row = self._db.execute(
-                        "SELECT value FROM readings WHERE site=? AND quantity=? AND meter=?"
-                        " AND ts_ms <= ? ORDER BY ts_ms DESC LIMIT 1",
-                        (*key, start_ms),
-                    ).fetchone()
+                    row = (
+                        self._db.execute(
+                            "SELECT value FROM readings WHERE site=? AND quantity=? AND meter=?"
+                            " AND ts_ms <= ? ORDER BY ts_ms DESC LIMIT 1",
+                            (*key, start_ms),
+                        ).fetchone()
+                        or self._db.execute(
+                            "SELECT value FROM readings WHERE site=? AND quantity=? AND meter=?"
+                            " AND ts_ms > ? AND ts_ms <= ? ORDER BY ts_ms LIMIT 1",
+                            (*key, start_ms, end_ms),
+                        ).fetchone()
+                    )
                     # Slot b covers (b*width, (b+1)*width]; SQLite returns the bare
                     # column `value` from the row holding MAX(ts_ms).
                     rows = self._db.execute(
