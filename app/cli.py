@@ -6,6 +6,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -203,8 +204,18 @@ def simulate(
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same building)")] = 112,
     truth: Annotated[Path | None, typer.Option(help="Write the ground truth (JSON) here")] = None,
 ) -> None:
-    """Publish realistic buildings over MQTT (PV, load, grid meter), with ground truth."""
+    """Publish realistic buildings: MQTT devices, and serial devices (a Linky per TIC
+    port, the Modbus devices of each RTU line) emulated on pseudo-terminals at the
+    configured ports; print the ground truth.
+
+    Modbus values (and historic TIC frames) carry no time: a gateway in another process
+    stamps them with its own clock, so run serial devices at --speed 1 for exact
+    balances, or use `microville demo`, which shares the simulated clock.
+    """
+    from microville.firmware_sim.building import simulate_building, site_seed
+    from microville.firmware_sim.clock import SimulatedClock
     from microville.firmware_sim.publisher import run_simulation, write_truth
+    from microville.firmware_sim.serial_devices import SerialDevices
 
     settings = _settings(config, None, mqtt)
     sites = _load(settings)
@@ -218,16 +229,40 @@ def simulate(
         raise typer.Exit(2)
     day = t0.date() + timedelta(days=days)
     t1 = localize(datetime(day.year, day.month, day.day), chosen[0].tz)  # local midnight
-    result = run_simulation(
-        chosen,
-        _mqtt_settings(settings),
-        t0,
-        t1,
-        timedelta(minutes=step_min),
-        seed=seed,
-        speed=speed,
-        progress=sys.stderr.isatty(),
-    )
+    step = timedelta(minutes=step_min)
+    clock = SimulatedClock(t0, speed or 1.0)
+    serial = [
+        SerialDevices(sites, s, simulate_building(s, t0, t1, step, site_seed(seed, i)), clock, t1)
+        for i, s in enumerate(chosen)
+    ]
+    serial = [devices for devices in serial if devices.pairs]
+    if serial and not speed:
+        console.print("[red]--speed[/red] 0 (flat out) cannot pace serial devices")
+        raise typer.Exit(2)
+    for devices in serial:
+        devices.plug()
+        console.print(f"emulated serial devices on {', '.join(devices.ports)}")
+    clock.restart()
+    for devices in serial:
+        devices.start()
+    try:
+        result = run_simulation(
+            chosen,
+            _mqtt_settings(settings),
+            t0,
+            t1,
+            step,
+            seed=seed,
+            speed=speed,
+            progress=sys.stderr.isatty(),
+        )
+        while serial and not (all(d.done() for d in serial) and clock.now() >= t1):
+            time.sleep(0.1)
+        if serial:
+            time.sleep(2)  # let a reader pick up the last frames and polls
+    finally:
+        for devices in serial:
+            devices.stop()
     for site_id, figures in result.items():
         console.print(
             f"ground truth {site_id}: "
@@ -250,13 +285,28 @@ def demo(
     keep_serving: Annotated[
         bool, typer.Option("--serve/--no-serve", help="Keep the API up until Ctrl-C")
     ] = True,
+    config: Annotated[
+        str,
+        typer.Option(
+            "--config",
+            "-c",
+            help="A shipped sample (microville112: MQTT devices; microville112-serial: "
+            "Linky TIC and Modbus inverter on emulated serial lines) or a TOML file",
+        ),
+    ] = "microville112",
+    speed: Annotated[
+        float,
+        typer.Option(min=1, help="Serial devices: simulated seconds per real second"),
+    ] = 86400,
 ) -> None:
     """Whole chain on embedded defaults: broker, gateway, SQLite, simulator, API."""
     from microville.demo import run_demo
 
+    sample = SAMPLE_CONFIG.parent / f"{config}.toml"
     run_demo(
         console,
-        SAMPLE_CONFIG,
+        sample if sample.is_file() else Path(config),
+        speed=speed,
         days=days,
         start=start,
         mqtt_url=mqtt,

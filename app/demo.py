@@ -10,12 +10,16 @@ from pathlib import Path
 import httpx
 import uvicorn
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
 from microville.domain.periods import localize
 from microville.domain.site import read_sites
 from microville.embedded_broker import EmbeddedBroker
+from microville.firmware_sim.building import simulate_building, site_seed
+from microville.firmware_sim.clock import SimulatedClock
 from microville.firmware_sim.publisher import run_simulation
+from microville.firmware_sim.serial_devices import SerialDevices
 from microville.gateway.gateway import Gateway
 from microville.gateway.sources import SourceOptions
 from microville.mqtt import MqttSettings
@@ -23,17 +27,21 @@ from microville.service.app import create_app
 from microville.settings import Settings
 from microville.stores.sqlite import SqliteStore
 
+#: Simulation step and seed of the demo (the ground truth depends on both).
+STEP = timedelta(minutes=15)
+SEED = 112
+
 
 def wait_until_quiet(gateway: Gateway, quiet_s: float = 1.0, timeout_s: float = 120.0) -> bool:
-    """Wait until the gateway has received nothing for ``quiet_s`` and written everything."""
+    """Wait until the MQTT source has received nothing for ``quiet_s`` (the simulator
+    publishes flat out, ahead of the gateway), then until the writer is idle."""
+    mqtt = [s for s in gateway.sources if s.name == "mqtt"]
     deadline = time.monotonic() + timeout_s
     last = -1
-    while time.monotonic() < deadline:
-        if gateway.received == last:
-            return gateway.writer.flush(max(0.1, deadline - time.monotonic()))
-        last = gateway.received
+    while mqtt and time.monotonic() < deadline and mqtt[0].received != last:
+        last = mqtt[0].received
         time.sleep(quiet_s)
-    return False
+    return gateway.writer.flush(max(0.1, deadline - time.monotonic()))
 
 
 def _table(body: dict[str, object], truth: dict[str, float]) -> Table:
@@ -58,6 +66,22 @@ def _table(body: dict[str, object], truth: dict[str, float]) -> Table:
     return table
 
 
+def _wait_for_serial(
+    console: Console, devices: SerialDevices, clock: SimulatedClock, end: datetime
+) -> None:
+    """Until every emulated serial device has played the whole period."""
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("serial devices", total=(end - clock.start).total_seconds())
+        while not (devices.done() and clock.now() >= end):
+            progress.update(
+                task,
+                completed=min(
+                    (clock.now() - clock.start).total_seconds(), progress.tasks[0].total or 0
+                ),
+            )
+            time.sleep(0.1)
+
+
 def run_demo(
     console: Console,
     config: Path,
@@ -68,34 +92,51 @@ def run_demo(
     port: int,
     broker_port: int,
     keep_serving: bool,
+    speed: float = 86400.0,
 ) -> None:
+    """The whole chain: MQTT devices (simulator), serial devices (emulators on
+    pseudo-terminals, on a clock running ``speed`` times real time), gateway, SQLite
+    store, API; prints the period's balance beside the simulator's ground truth."""
     sites = read_sites(config)
     site = sites.sites[0]
+    day = date.fromisoformat(start)
+    t0 = localize(datetime(day.year, day.month, day.day), site.tz)
+    t1 = localize(datetime.combine(day + timedelta(days=days), datetime.min.time()), site.tz)
+    building = simulate_building(site, t0, t1, STEP, site_seed(SEED, 0))
+    clock = SimulatedClock(t0, speed)
+    serial = SerialDevices(sites, site, building, clock, t1)
+    serial.plug()
+
     broker = None
     if mqtt_url is None:
         broker = EmbeddedBroker(port=broker_port)
         broker.start()
         mqtt_url = broker.url
         console.print(f"embedded MQTT broker (amqtt) on {mqtt_url}")
+    for serial_port in serial.ports:
+        console.print(f"emulated serial device on {serial_port}")
     mqtt = MqttSettings(url=mqtt_url)
     store = SqliteStore(data_dir / "readings.db")
-    gateway = Gateway(
-        sites, store, SourceOptions(mqtt, "microville-demo-gateway"), batch_delay_s=0.2
-    )
+    # Devices without a clock of their own (Modbus, TIC historic) are stamped with the
+    # simulation's clock.
+    options = SourceOptions(mqtt, "microville-demo-gateway", clock=clock.now)
+    gateway = Gateway(sites, store, options, batch_delay_s=0.2)
     gateway.start()
     if not gateway.wait_ready(15):
-        raise SystemExit(f"gateway could not connect to {mqtt_url}")
+        waiting = [s.name for s in gateway.sources if not s.ready]
+        raise SystemExit(f"gateway sources not ready: {', '.join(waiting)}")
 
-    day = date.fromisoformat(start)
-    t0 = localize(datetime(day.year, day.month, day.day), site.tz)
-    t1 = localize(datetime.combine(day + timedelta(days=days), datetime.min.time()), site.tz)
     console.print(f"simulating {days} days of {site.name} from {t0:%Y-%m-%d} …")
-    truth = run_simulation(
-        [site], mqtt, t0, t1, timedelta(minutes=15), seed=112, speed=0, progress=True
-    )
+    clock.restart()
+    serial.start()
+    truth = run_simulation([site], mqtt, t0, t1, STEP, seed=SEED, speed=0, progress=True)
+    if serial.pairs:
+        _wait_for_serial(console, serial, clock, t1)
     wait_until_quiet(gateway)
+    gateway.stop()
+    serial.stop()
     console.print(
-        f"gateway: {gateway.received} messages, {gateway.writer.written} readings "
+        f"gateway: {gateway.received} messages/frames/polls, {gateway.writer.written} readings "
         f"written to {store.path}, {gateway.dead_letters.total} rejected"
     )
 
@@ -129,7 +170,6 @@ def run_demo(
     finally:
         server.should_exit = True
         thread.join(5)
-        gateway.stop()
         store.close()
         if broker is not None:
             broker.stop()

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 
 class SimulatedClock:
@@ -18,11 +17,18 @@ class SimulatedClock:
             raise ValueError("a simulated clock needs a positive speed")
         self.start = start.astimezone(UTC)
         self.speed = speed
-        self._real_start = time.monotonic()
+        self._real_start = datetime.now(UTC)
+
+    def restart(self) -> None:
+        """Simulated time is ``start`` again, now."""
+        self._real_start = datetime.now(UTC)
+
+    def at(self, real: datetime) -> datetime:
+        """The simulated time at the real (wall-clock) instant ``real``."""
+        return self.start + (real - self._real_start) * self.speed
 
     def now(self) -> datetime:
-        elapsed_s = (time.monotonic() - self._real_start) * self.speed
-        return self.start + timedelta(seconds=elapsed_s)
+        return self.at(datetime.now(UTC))
 
     def real_seconds_until(self, t: datetime) -> float:
         """Real seconds until the simulated time reaches ``t`` (negative when past)."""

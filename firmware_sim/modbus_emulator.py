@@ -51,9 +51,9 @@ Values = Callable[[int, datetime], Mapping[str, float]]
 DEFAULT_SCALE_FACTORS: dict[str, int] = {
     "ac_current_sf": -2,
     "ac_voltage_sf": -1,
-    "ac_power_sf": 0,
+    "ac_power_sf": 1,  # tens of W: an int16 holds up to 327 kW
     "ac_frequency_sf": -2,
-    "ac_apparent_power_sf": 0,
+    "ac_apparent_power_sf": 1,
     "lifetime_energy_sf": 0,
     "dc_current_sf": -2,
     "dc_voltage_sf": -1,
@@ -349,10 +349,8 @@ def _runs(words: dict[int, int]) -> list[SimData]:
 
 def building_values(
     frame: pd.DataFrame,
+    sim_time: Callable[[datetime], datetime],
     *,
-    sim_start: datetime | None = None,
-    real_start: datetime | None = None,
-    speed: float = 1.0,
     energy_offset_wh: float = 0.0,
     voltage_v: float = 230.0,
     frequency_hz: float = 50.0,
@@ -360,35 +358,21 @@ def building_values(
     """The ``values`` of a SunSpec inverter (map ``sunspec-inverter``) producing the PV of
     a :func:`~microville.firmware_sim.building.simulate_building` frame.
 
-    Time runs accelerated: ``sim_time = sim_start + (now - real_start) × speed``, held
-    within the frame. ``lifetime_energy`` is the ``pv_wh`` index at ``sim_time`` (plus
+    ``sim_time`` maps the real instant of a request to simulated time (e.g.
+    :meth:`SimulatedClock.at <microville.firmware_sim.clock.SimulatedClock.at>`), held
+    within the frame. ``lifetime_energy`` is the ``pv_wh`` index at that time (plus
     ``energy_offset_wh``), exact between samples since the power holds over each step;
     ``ac_power`` is ``pv_power_w`` of the step; voltages and frequency are nominal, the
     currents follow from a balanced three-phase output.
-
-    Parameters
-    ----------
-    frame : pandas.DataFrame
-        Output of ``simulate_building`` (``pv_power_w``, ``pv_wh``, UTC time index).
-    sim_start : datetime, optional
-        Simulated instant at ``real_start``; default the frame's first instant.
-    real_start : datetime, optional
-        Wall-clock instant of ``sim_start``; default now.
-    speed : float
-        Simulated seconds per real second.
     """
     index = pd.DatetimeIndex(frame.index)
     t0 = index[0].to_pydatetime()
     seconds = np.asarray((index - index[0]).total_seconds(), dtype=float)
     power_w = frame["pv_power_w"].to_numpy(dtype=float)
     energy_wh = frame["pv_wh"].to_numpy(dtype=float)
-    start = sim_start or t0
-    real0 = real_start or datetime.now(UTC)
-    if start.tzinfo is None or real0.tzinfo is None:
-        raise ValueError("sim_start and real_start must be timezone-aware")
 
     def values(_unit_id: int, now: datetime) -> dict[str, float]:
-        sim = start + (now - real0) * speed
+        sim = sim_time(now)
         x = min(max((sim - t0).total_seconds(), 0.0), float(seconds[-1]))
         i = int(np.searchsorted(seconds, x, side="right")) - 1
         power = float(power_w[i])

@@ -23,7 +23,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -146,6 +146,7 @@ class ModbusLineSource:
         backoff_initial_s: float = 0.5,
         backoff_max_s: float = 30.0,
         max_registers_per_read: int = MAX_REGISTERS_PER_READ,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         if not points:
             raise ValueError(f"modbus line {line}: no meter to poll")
@@ -159,6 +160,11 @@ class ModbusLineSource:
         #: Reconnection delays: doubled after each failed attempt, up to the maximum.
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
+        #: Modbus values carry no time: readings are stamped with this clock.
+        self._clock = clock
+        # pymodbus logs an error for every timed-out request; this source counts them
+        # and logs an outage once, so keep pymodbus to its critical messages.
+        logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 
         self.polls = 0
         self.received = 0  # the Source protocol's counter: the same as polls
@@ -281,7 +287,7 @@ class ModbusLineSource:
         answers = 0
         for unit_id in sorted({b.unit_id for b in self.blocks}):
             words: dict[tuple[Table, int], int] = {}
-            when = datetime.now(UTC)
+            when = self._clock()
             for block in self.blocks:
                 if block.unit_id != unit_id:
                     continue
@@ -460,5 +466,7 @@ def modbus_points(config: SitesConfig) -> dict[str, list[ModbusPoint]]:
 @register_source("modbus")
 def modbus_sources(config: SitesConfig, options: SourceOptions) -> list[Source]:
     """One source per Modbus line (serial port or TCP host:port)."""
-    del options  # nothing deployment-specific yet
-    return [ModbusLineSource(line, points) for line, points in modbus_points(config).items()]
+    return [
+        ModbusLineSource(line, points, clock=options.clock)
+        for line, points in modbus_points(config).items()
+    ]

@@ -570,7 +570,9 @@ def test_building_values_follow_the_accelerated_clock() -> None:
     energy = np.concatenate(([0.0], np.cumsum(power[:-1] / 6.0)))  # Wh per 10 min
     frame = pd.DataFrame({"pv_power_w": power, "pv_wh": energy}, index=index)
     real0 = datetime(2030, 1, 1, tzinfo=UTC)
-    values = building_values(frame, real_start=real0, speed=60.0, energy_offset_wh=1e6)
+    values = building_values(
+        frame, lambda now: index[0] + (now - real0) * 60.0, energy_offset_wh=1e6
+    )
 
     at: Any = lambda seconds: values(2, real0 + timedelta(seconds=seconds))  # noqa: E731
     assert at(0)["lifetime_energy"] == 1e6 and at(0)["ac_power"] == 6000.0
