@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 
 from microville.domain.periods import localize
-from microville.domain.site import ConfigError, SitesConfig, read_sites
+from microville.domain.site import ConfigError, Site, SitesConfig, read_sites
 from microville.mqtt import MqttSettings
 from microville.settings import Settings
 
@@ -270,6 +270,92 @@ def simulate(
         )
     if truth is not None:
         write_truth(result, truth)
+
+
+import_app = typer.Typer(help="Load data files: grid carbon intensity, materials ledger.")
+app.add_typer(import_app, name="import")
+
+
+def _site_of(sites: SitesConfig, site_id: str) -> Site:
+    site = sites.site(site_id)
+    if site is None:
+        console.print(f"[red]unknown site[/red] {site_id!r}")
+        raise typer.Exit(2)
+    return site
+
+
+def _read_text(file: Path) -> str:
+    try:
+        return file.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        console.print(f"[red]cannot read[/red] {file}: {exc.strerror}")
+        raise typer.Exit(2) from None
+
+
+@import_app.command("carbon-intensity")
+def import_carbon_intensity(
+    file: Annotated[
+        Path,
+        typer.Argument(help="RTE éCO2mix CSV (date_heure;taux_co2 or Date;Heures;…;Taux de Co2)"),
+    ],
+    site: Annotated[str, typer.Option(help="Site whose grid this is")],
+    config: ConfigOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """Load a time series of grid carbon intensity (g/kWh), matched hour by hour with
+    the site's imports and exports in the carbon indicators."""
+    from microville.domain.imports import parse_eco2mix_csv
+    from microville.domain.readings import Reading
+    from microville.service.indicators import INTENSITY_METER, INTENSITY_QUANTITY
+    from microville.stores import open_store
+
+    settings = _settings(config, store, None)
+    chosen = _site_of(_load(settings), site)
+    try:
+        samples = parse_eco2mix_csv(_read_text(file))
+    except ValueError as exc:
+        console.print("[red]invalid file[/red]", end=" ")
+        console.print(str(exc), markup=False)
+        raise typer.Exit(2) from None
+    readings = [
+        Reading(chosen.id, INTENSITY_METER, INTENSITY_QUANTITY, g_per_kwh / 1000, t)
+        for t, g_per_kwh in samples
+    ]
+    target = open_store(settings.store_url, settings.influx_token)
+    try:
+        for i in range(0, len(readings), 5000):
+            target.write(readings[i : i + 5000])
+    finally:
+        target.close()
+    span = f"{samples[0][0]:%Y-%m-%d} → {samples[-1][0]:%Y-%m-%d}" if samples else "nothing"
+    console.print(f"imported {len(readings)} carbon-intensity values for {chosen.id} ({span})")
+
+
+@import_app.command("materials")
+def import_materials(
+    file: Annotated[Path, typer.Argument(help="Materials CSV (see README: materials ledger)")],
+    site: Annotated[str, typer.Option(help="Site renovated with these materials")],
+    config: ConfigOpt = None,
+) -> None:
+    """Add the renovation's materials (quantities, EPD/FDES factors, reuse, biogenic
+    carbon) to the ledger: all rows or none."""
+    from microville.domain.materials import parse_materials_csv
+    from microville.stores.ledger import Ledger
+
+    settings = _settings(config, None, None)
+    chosen = _site_of(_load(settings), site)
+    try:
+        materials = parse_materials_csv(_read_text(file))
+    except ValueError as exc:
+        console.print("[red]invalid file, nothing imported[/red]", end=" ")
+        console.print(str(exc), markup=False)
+        raise typer.Exit(2) from None
+    ledger = Ledger(settings.ledger_path)
+    try:
+        ids = ledger.add_materials(chosen.id, materials)
+    finally:
+        ledger.close()
+    console.print(f"imported {len(ids)} materials for {chosen.id} into {settings.ledger_path}")
 
 
 @app.command()

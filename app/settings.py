@@ -23,6 +23,10 @@ class Settings(BaseSettings):
         default="sqlite:///var/lib/microville/readings.db",
         description="sqlite:///path or influxdb://[user:pass@]host:port/database",
     )
+    ledger_path: str = Field(
+        default="/var/lib/microville/ledger.db",
+        description="SQLite file of the materials and waste ledger (whatever the store)",
+    )
     influx_token: str | None = Field(default=None, description="InfluxDB 2.x/3.x token")
     mqtt_url: str = Field(default="mqtt://127.0.0.1:1883", description="mqtt:// or mqtts:// URL")
     mqtt_username: str | None = None

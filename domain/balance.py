@@ -6,43 +6,104 @@ Nomenclature: ``*_wh`` energies in Wh, rates as fractions in [0, 1].
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from microville.domain.quality import IndexRules
 from microville.domain.store import IndexSeries
 
 
 @dataclass(frozen=True)
 class MeterEnergy:
-    """Energy of one meter per period.
+    """Energy of one meter per period, with what is known about its quality.
 
     Parameters
     ----------
     energy_wh : list of float
-        Energy per period [Wh], the increase of the index across the period.
+        Energy per period [Wh]: the index increases attributed to the period, never
+        negative. Summed over the periods it equals the last good index minus the
+        baseline, plus what resets and rollovers hide.
     coverage : list of float
         Share of each period's slots that had at least one reading, in [0, 1].
-    backward_jumps : int
-        Times the index went down (reset or glitch); such a drop is never counted as
-        negative energy.
+    estimated_wh : list of float
+        Part of ``energy_wh`` spread over a gap of more than one slot, per period [Wh],
+        in [0, ``energy_wh``]. The rest was measured between adjacent slots.
+    resets : int
+        Backward jumps read as a counter restarting from zero (the new value is energy).
+    rollovers : int
+        Backward jumps read as the counter wrapping past ``IndexRules.rollover_at``.
+    glitches : int
+        Bad readings below the last good value, ignored; a run of them counts once.
     """
 
     energy_wh: list[float]
     coverage: list[float]
-    backward_jumps: int
+    estimated_wh: list[float]
+    resets: int
+    rollovers: int
+    glitches: int
+
+
+def _spread(
+    delta: float,
+    since: datetime,
+    until: datetime,
+    k: int,
+    bounds: Sequence[datetime],
+    slot: timedelta,
+    energy: list[float],
+    estimated: list[float],
+) -> None:
+    """Attribute ``delta`` [Wh], accrued over ``(since, until]``, to the periods.
+
+    ``until`` is a slot end in period ``k``. Over one slot it is measured and lands in
+    ``k``; over a longer gap it is spread pro rata of time over the periods the gap
+    overlaps, and all of it is estimated.
+    """
+    if until - since <= slot:
+        energy[k] += delta
+        return
+    total = until - since
+    rest = delta
+    for j in range(max(0, bisect_right(bounds, since) - 1), k):
+        piece = delta * ((bounds[j + 1] - max(since, bounds[j])) / total)
+        energy[j] += piece
+        estimated[j] += piece
+        rest -= piece
+    # The later slot's period takes the remainder, so the pieces add up to delta.
+    last = max(0.0, rest)
+    energy[k] += last
+    estimated[k] += last
 
 
 def energy_per_period(
-    series: IndexSeries, bounds: Sequence[datetime], slot: timedelta
+    series: IndexSeries,
+    bounds: Sequence[datetime],
+    slot: timedelta,
+    rules: IndexRules = IndexRules(),  # noqa: B008 - frozen, never mutated
 ) -> MeterEnergy:
     """Split a meter's index increase over the periods between ``bounds``.
 
-    The increase between two consecutive known index values is attributed to the
-    period holding the later value's slot end. Because the index is cumulative, the
-    sum over periods equals the index at the end minus the index at the start,
-    whatever messages were lost in between.
+    The index is judged between consecutive known values, the baseline (at
+    ``bounds[0]``) being the first. A rise is energy. A drop is, by ``rules``
+    (see :mod:`microville.domain.quality`):
+
+    - a rollover when ``rules.rollover_at`` is set, the reference is at least
+      ``rollover_at × (1 − rollover_margin)`` and the value below
+      ``rollover_at × rollover_margin``: energy ``rollover_at − reference + value``;
+    - else a reset when the value is below ``reset_ratio × reference``: energy ``value``;
+    - else a glitch: ignored, the reference (value and time) stays the last good value,
+      and energy resumes once the index rises above it again.
+
+    An increase between values one slot apart lands in the later slot's period and is
+    measured. Between values further apart (a gap, lost messages, a glitch in between),
+    it is spread pro rata of time from the earlier value's slot end to the later one's
+    over the periods this overlaps, and is all estimated. Because the index is
+    cumulative, the sum over periods equals the last good index minus the baseline (plus
+    the resets' and rollovers' corrections), whatever messages were lost. Energy before
+    the first known value (no baseline) is unknown and not counted.
 
     Parameters
     ----------
@@ -52,31 +113,65 @@ def energy_per_period(
         Period boundaries, aware, increasing; each ends a slot.
     slot : timedelta
         Slot width the series was aggregated with.
+    rules : IndexRules
+        How to read backward jumps [Wh].
     """
     # In UTC: aware datetimes sharing a tzinfo subtract by wall clock (a 25 h day
     # would count 24 h).
     bounds = [b.astimezone(UTC) for b in bounds]
     n = len(bounds) - 1
     energy = [0.0] * n
+    estimated = [0.0] * n
     filled = [0] * n
-    jumps = 0
-    previous = series.baseline
+    resets = rollovers = glitches = 0
+    in_glitch = False
+    reference = series.baseline  # last good value
+    reference_end = bounds[0]  # end of its slot
+    if series.starts_inside and series.slots:
+        # A meter installed inside the window: its baseline is its first reading, made
+        # within the first slot, not at bounds[0]; nothing is spread back before it.
+        reference_end = max(bounds[0], series.slots[0].end.astimezone(UTC) - slot)
     for s in series.slots:
+        end = s.end.astimezone(UTC)
         # Slot (end - slot, end] lies in period k when bounds[k] < end <= bounds[k+1].
-        k = bisect_left(bounds, s.end) - 1
+        k = bisect_left(bounds, end) - 1
         if not 0 <= k < n:
             continue
         if s.count > 0:
             filled[k] += 1
-        if previous is not None:
-            delta = s.last_value - previous
-            if delta >= 0:
-                energy[k] += delta
-            else:
-                jumps += 1
-        previous = s.last_value
+        value = s.last_value
+        if reference is None:
+            reference, reference_end = value, end
+            continue
+        if value >= reference:
+            delta = value - reference
+        elif (
+            rules.rollover_at is not None
+            and reference >= rules.rollover_at * (1 - rules.rollover_margin)
+            and value < rules.rollover_at * rules.rollover_margin
+        ):
+            rollovers += 1
+            delta = max(0.0, rules.rollover_at - reference + value)
+        elif value < rules.reset_ratio * reference:
+            resets += 1
+            delta = max(0.0, value)
+        else:
+            glitches += 0 if in_glitch else 1
+            in_glitch = True
+            continue
+        in_glitch = False
+        if delta > 0:
+            _spread(delta, reference_end, end, k, bounds, slot, energy, estimated)
+        reference, reference_end = value, end
     coverage = [filled[k] / max(1, round((bounds[k + 1] - bounds[k]) / slot)) for k in range(n)]
-    return MeterEnergy(energy_wh=energy, coverage=coverage, backward_jumps=jumps)
+    return MeterEnergy(
+        energy_wh=energy,
+        coverage=coverage,
+        estimated_wh=estimated,
+        resets=resets,
+        rollovers=rollovers,
+        glitches=glitches,
+    )
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,11 @@ from pydantic import (
 )
 
 from microville.domain.modbus_maps import RegisterMap, shipped_maps
+from microville.domain.quality import IndexRules
+from microville.domain.targets import Targets
 from microville.domain.tic_labels import TIC_LABELS, TicMode
 from microville.domain.units import UnitError, unit_of
+from microville.domain.waste import WasteStream
 
 #: Ids end up in topics, tags and queries: keep them to a safe alphabet.
 IDENTIFIER = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -49,8 +52,21 @@ class ConfigError(ValueError):
 class Carrier(StrEnum):
     ELECTRICITY = "electricity"
     GAS = "gas"
-    HEAT = "heat"
+    HEAT = "heat"  # heat network
+    WOOD = "wood"
     WATER = "water"
+    WASTE = "waste"
+    OTHER = "other"
+
+
+class Use(StrEnum):
+    """What a sub-meter's energy is used for."""
+
+    HEATING = "heating"
+    HOT_WATER = "hot_water"
+    COOLING = "cooling"
+    LIGHTING = "lighting"
+    VENTILATION = "ventilation"
     OTHER = "other"
 
 
@@ -62,10 +78,11 @@ class Role(StrEnum):
     GRID_EXPORT = "grid_export"  # injected into the grid
     SUBMETER = "submeter"  # part of the consumption (heating, lighting…)
     MEASUREMENT = "measurement"  # not in the balance: power, current, voltage…
+    WASTE = "waste"  # a scale's cumulative mass counter for one waste stream
 
 
 #: Roles whose meter must be a cumulative index.
-INDEX_ROLES = (Role.PRODUCTION, Role.GRID_IMPORT, Role.GRID_EXPORT, Role.SUBMETER)
+INDEX_ROLES = (Role.PRODUCTION, Role.GRID_IMPORT, Role.GRID_EXPORT, Role.SUBMETER, Role.WASTE)
 
 
 class _Strict(BaseModel):
@@ -218,6 +235,9 @@ class Meter(_Strict):
     role: Role
     unit: str = "Wh"
     source: Source
+    use: Use | None = Field(default=None, description="submeter: what the energy is used for")
+    stream: WasteStream | None = Field(default=None, description="waste: the stream weighed")
+    quality: IndexRules = Field(default_factory=IndexRules)
 
     @field_validator("unit")
     @classmethod
@@ -229,7 +249,15 @@ class Meter(_Strict):
         return unit
 
     @model_validator(mode="after")
-    def _index_for_balance_roles(self) -> Self:
+    def _role_fits(self) -> Self:
+        if self.role is Role.WASTE:
+            if self.stream is None or self.dimension != "mass":
+                raise ValueError("role 'waste' needs a 'stream' and a mass unit (kg, t)")
+            return self
+        if self.stream is not None:
+            raise ValueError("'stream' applies to role 'waste' only")
+        if self.use is not None and self.role is not Role.SUBMETER:
+            raise ValueError("'use' applies to role 'submeter' only")
         if self.role in INDEX_ROLES and self.dimension not in ("energy", "volume"):
             raise ValueError(
                 f"role {self.role.value!r} needs a cumulative index (energy or volume unit), "
@@ -254,7 +282,17 @@ class Site(_Strict):
     timezone: str
     location: Location
     floor_area_m2: Annotated[float, Field(gt=0)]
+    occupants: Annotated[int | None, Field(gt=0)] = None
     meters: list[Meter] = Field(default_factory=list)
+    #: Overrides of the default conversion factors (domain/factors.py), per carrier.
+    primary_energy_factors: dict[Carrier, Annotated[float, Field(ge=0)]] = Field(
+        default_factory=dict
+    )
+    carbon_factors_kg_per_kwh: dict[Carrier, Annotated[float, Field(ge=0)]] = Field(
+        default_factory=dict
+    )
+    study_period_years: Annotated[int, Field(gt=0, le=200)] = 50
+    targets: Targets = Field(default_factory=Targets)
 
     @field_validator("timezone")
     @classmethod

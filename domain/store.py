@@ -42,6 +42,8 @@ class IndexSeries:
 
     baseline: float | None
     slots: list[IndexSlot] = field(default_factory=list)
+    #: The baseline is the meter's first reading inside the window (none before it).
+    starts_inside: bool = False
 
 
 class ReadingStore(Protocol):
@@ -70,6 +72,14 @@ class ReadingStore(Protocol):
         1970-01-01T00:00Z, and ``start``/``end`` must fall on slot ends. Meters
         without any reading are present with ``baseline=None`` and no slots.
         """
+        ...
+
+    def hourly_means(
+        self, site: str, meter: str, quantity: str, start: datetime, end: datetime
+    ) -> list[tuple[datetime, float]]:
+        """Mean value per clock hour ``[h, h + 1 h)`` within ``[start, end)``, for a
+        sampled quantity such as the grid's carbon intensity; hours without a value are
+        left out."""
         ...
 
     def count(self, site: str) -> int:

@@ -34,6 +34,7 @@ BASE_UNITS: Final[dict[str, str]] = {
     "frequency": "Hz",
     "volume": "m3",
     "mass": "kg",
+    "carbon_intensity": "kgCO2e/kWh",
 }
 
 UNITS: Final[dict[str, Unit]] = {
@@ -55,6 +56,8 @@ UNITS: Final[dict[str, Unit]] = {
         Unit("L", "volume", 1e-3),
         Unit("kg", "mass", 1.0),
         Unit("t", "mass", 1e3),
+        Unit("kgCO2e/kWh", "carbon_intensity", 1.0),
+        Unit("gCO2e/kWh", "carbon_intensity", 1e-3),
     )
 }
 

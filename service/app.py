@@ -5,59 +5,23 @@ from __future__ import annotations
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
-from typing import Annotated
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 
 from microville import __version__
-from microville.domain.periods import Step, localize
-from microville.domain.site import Site, SitesConfig, read_sites
+from microville.domain.periods import Step
+from microville.domain.site import SitesConfig, read_sites
 from microville.domain.store import ReadingStore, StoreError
 from microville.mqtt import MqttSettings
+from microville.service.deps import PeriodDep, SiteDep, SitesDep, StepQuery, StoreDep
+from microville.service.proof_api import router as proof_router
 from microville.service.schemas import BalanceOut, HealthOut, MeterOut, SiteOut
 from microville.service.usecases import QueryError, electricity_balance
 from microville.settings import Settings
 from microville.stores import open_store
-
-
-def _sites(request: Request) -> SitesConfig:
-    sites: SitesConfig = request.app.state.sites
-    return sites
-
-
-def _store(request: Request) -> ReadingStore:
-    store: ReadingStore = request.app.state.store
-    return store
-
-
-SitesDep = Annotated[SitesConfig, Depends(_sites)]
-StoreDep = Annotated[ReadingStore, Depends(_store)]
-
-
-def _site(site: str, sites: SitesDep) -> Site:
-    found = sites.site(site)
-    if found is None:
-        raise HTTPException(
-            404, f"unknown site {site!r}; known: {', '.join(s.id for s in sites.sites)}"
-        )
-    return found
-
-
-SiteDep = Annotated[Site, Depends(_site)]
-
-
-def _parse_time(value: str | None, name: str, default: datetime, site: Site) -> datetime:
-    if value is None:
-        return default
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise HTTPException(
-            422, f"{name}: {value!r} is not an ISO 8601 date or date-time (e.g. 2026-10-01)"
-        ) from None
-    return localize(parsed, site.tz)
+from microville.stores.ledger import Ledger
 
 
 def _broker_reachable(mqtt: MqttSettings, timeout_s: float = 2.0) -> str:
@@ -69,12 +33,16 @@ def _broker_reachable(mqtt: MqttSettings, timeout_s: float = 2.0) -> str:
 
 
 def create_app(
-    settings: Settings, store: ReadingStore | None = None, sites: SitesConfig | None = None
+    settings: Settings,
+    store: ReadingStore | None = None,
+    sites: SitesConfig | None = None,
+    ledger: Ledger | None = None,
 ) -> FastAPI:
     """Build the API for ``sites`` (read from ``settings.config`` when not given) over
     ``store`` (opened from ``settings.store_url`` when not given; then closed with the app)."""
     sites = sites if sites is not None else read_sites(settings.config)
     owned = store is None
+    owned_ledger = ledger is None
     mqtt = MqttSettings(url=settings.mqtt_url)
 
     @asynccontextmanager
@@ -82,6 +50,8 @@ def create_app(
         yield
         if owned:
             app.state.store.close()
+        if owned_ledger:
+            app.state.ledger.close()
 
     app = FastAPI(
         title="Microville Monitor",
@@ -90,6 +60,17 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.sites = sites
+    app.state.ledger = ledger if ledger is not None else Ledger(settings.ledger_path)
+
+    @app.exception_handler(QueryError)
+    async def _unanswerable(_request: Request, exc: QueryError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": str(exc)})
+
+    @app.exception_handler(StoreError)
+    async def _store_down(_request: Request, exc: StoreError) -> JSONResponse:
+        return JSONResponse(status_code=503, content={"detail": f"store unavailable: {exc}"})
+
+    app.include_router(proof_router)
     app.state.store = (
         store if store is not None else open_store(settings.store_url, settings.influx_token)
     )
@@ -121,31 +102,10 @@ def create_app(
 
     @app.get("/api/v1/sites/{site}/balance", response_model=BalanceOut)
     def get_balance(
-        site: SiteDep,
-        store: StoreDep,
-        start: Annotated[
-            str | None,
-            Query(
-                description="ISO date or date-time, local time unless an offset is given."
-                " Default: first of this month"
-            ),
-        ] = None,
-        end: Annotated[
-            str | None, Query(description="ISO date or date-time, exclusive. Default: now")
-        ] = None,
-        step: Step = Step.DAY,
+        site: SiteDep, store: StoreDep, period: PeriodDep, step: StepQuery = Step.DAY
     ) -> BalanceOut:
-        now = datetime.now(site.tz)
-        month_start = localize(datetime(now.year, now.month, 1), site.tz)
-        t0 = _parse_time(start, "start", month_start, site)
-        t1 = _parse_time(end, "end", now.replace(microsecond=0) + timedelta(seconds=1), site)
-        try:
-            report = electricity_balance(site, store, t0, t1, step)
-        except QueryError as exc:
-            raise HTTPException(422, str(exc)) from None
-        except StoreError as exc:
-            raise HTTPException(503, f"store unavailable: {exc}") from None
-        return BalanceOut.of(report)
+        """Electricity balance per local hour/day/month/year, with its coverage."""
+        return BalanceOut.of(electricity_balance(site, store, period.start, period.end, step))
 
     @app.get("/health", response_model=HealthOut)
     async def health(store: StoreDep) -> HealthOut:

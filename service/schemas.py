@@ -47,6 +47,9 @@ class PeriodOut(BaseModel):
         description="Share of the period backed by readings, [0, 1]: the lowest of the "
         "balance meters, each counted as the share of its slots holding a reading"
     )
+    estimated_kwh: float = Field(
+        description="Part of the metered energies spread over data gaps (estimated)"
+    )
 
     @classmethod
     def of(cls, p: PeriodBalance, floor_area_m2: float) -> PeriodOut:
@@ -62,7 +65,8 @@ class PeriodOut(BaseModel):
             net_kwh_per_m2=f.net_wh / KWH / floor_area_m2,
             self_consumption=f.self_consumption,
             self_sufficiency=f.self_sufficiency,
-            coverage=p.coverage,
+            coverage=p.evidence.coverage,
+            estimated_kwh=p.evidence.estimated_wh / KWH,
         )
 
 
@@ -70,10 +74,11 @@ class MeterEnergyOut(BaseModel):
     id: str
     role: str
     energy_kwh: float
+    estimated_kwh: float
     coverage: float
-    backward_jumps: int = Field(
-        description="Times the index went down (reset or glitch); not counted"
-    )
+    resets: int = Field(description="Index restarted from about zero: the new value is counted")
+    rollovers: int = Field(description="Index wrapped past its capacity")
+    glitches: int = Field(description="Index went down then back: ignored, never negative energy")
 
 
 class BalanceOut(BaseModel):
@@ -100,8 +105,11 @@ class BalanceOut(BaseModel):
                     id=m.meter_id,
                     role=m.role.value,
                     energy_kwh=m.energy_wh / KWH,
+                    estimated_kwh=m.estimated_wh / KWH,
                     coverage=m.coverage,
-                    backward_jumps=m.backward_jumps,
+                    resets=m.resets,
+                    rollovers=m.rollovers,
+                    glitches=m.glitches,
                 )
                 for m in report.meters
             ],

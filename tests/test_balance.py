@@ -113,7 +113,8 @@ def test_hourly_slots_split_by_day() -> None:
     # Day 1: 1240 − 1000 = 240; day 2: 1720 − 1240 = 480 (24 × 20).
     assert result.energy_wh == pytest.approx([240.0, 480.0])
     assert result.coverage == pytest.approx([1.0, 1.0])
-    assert result.backward_jumps == 0
+    assert result.estimated_wh == [0.0, 0.0]  # every hour read: all measured
+    assert (result.resets, result.rollovers, result.glitches) == (0, 0, 0)
 
 
 def test_slot_ending_on_a_boundary_belongs_to_the_earlier_period() -> None:
@@ -124,14 +125,16 @@ def test_slot_ending_on_a_boundary_belongs_to_the_earlier_period() -> None:
     assert result.coverage == pytest.approx([1 / 24, 0.0])
 
 
-def test_gap_lands_in_the_period_of_the_first_slot_after_it() -> None:
+def test_gap_is_spread_over_the_periods_it_spans() -> None:
     # Readings for hours 0–19 of day 1, then nothing until hour 27 (day 2, 03:00–04:00).
     kept = {i: _two_day_index(i) for i in range(48) if i <= 19 or i >= 27}
     series = IndexSeries(baseline=1000.0, slots=_hourly(T0, kept))
     result = energy_per_period(series, TWO_DAYS, H)
-    # Day 1: 1200 − 1000 = 200 (hour 19's value is 1000 + 10 × 20).
-    # Day 2: 1720 − 1200 = 520, the 40 Wh of day 1's last four hours included.
-    assert result.energy_wh == pytest.approx([200.0, 520.0])
+    # Hour 19 ends at 1200 (1000 + 10 × 20), hour 27 at 1320 (1240 + 20 × 4): the 120 Wh
+    # of the 8 h gap are spread 4 h / 4 h: 60 to day 1, 60 to day 2, all estimated.
+    # Day 1: 1200 − 1000 + 60 = 260; day 2: 60 + (1720 − 1320) = 460.
+    assert result.energy_wh == pytest.approx([260.0, 460.0])
+    assert result.estimated_wh == pytest.approx([60.0, 60.0])
     assert sum(result.energy_wh) == pytest.approx(1720.0 - 1000.0)  # total preserved
     assert result.coverage == pytest.approx([20 / 24, 21 / 24])  # hours 27–47: 21 slots
 
@@ -143,17 +146,18 @@ def test_backward_jump_is_never_negative_and_is_counted() -> None:
         baseline=90.0, slots=_hourly(T0, {0: 100.0, 1: 110.0, 2: 5.0, 3: 8.0, 4: 20.0})
     )
     result = energy_per_period(series, bounds, H)
-    # 10 + 10 + (drop: nothing) + 3 + 12 = 35.
-    assert result.energy_wh == pytest.approx([35.0])
-    assert result.backward_jumps == 1
+    # 10 + 10 + 5 (5 < 0.1 × 110: a reset, the counter restarted from 0) + 3 + 12 = 40.
+    assert result.energy_wh == pytest.approx([40.0])
+    assert (result.resets, result.rollovers, result.glitches) == (1, 0, 0)
 
 
 def test_backward_jump_from_the_baseline() -> None:
     bounds = period_bounds(datetime(2026, 1, 10), datetime(2026, 1, 11), Step.DAY, PARIS)
     series = IndexSeries(baseline=500.0, slots=_hourly(T0, {0: 2.0, 1: 7.0}))
     result = energy_per_period(series, bounds, H)
-    assert result.energy_wh == pytest.approx([5.0])  # 7 − 2; the drop 500 → 2 is not energy
-    assert result.backward_jumps == 1
+    # 2 < 0.1 × 500: a reset, worth 2 (from 0), then 7 − 2: 7; never 2 − 500.
+    assert result.energy_wh == pytest.approx([7.0])
+    assert (result.resets, result.rollovers, result.glitches) == (1, 0, 0)
 
 
 def test_coverage_is_the_share_of_filled_slots() -> None:
@@ -210,14 +214,15 @@ def test_no_baseline_starts_from_the_first_slot() -> None:
     # Energy before the first reading is unknown: 560 − 500 = 60, not 560.
     assert result.energy_wh == pytest.approx([60.0])
     assert result.coverage == pytest.approx([3 / 24])
-    assert result.backward_jumps == 0
+    assert (result.resets, result.rollovers, result.glitches) == (0, 0, 0)
 
 
 def test_no_data_at_all() -> None:
     result = energy_per_period(IndexSeries(baseline=None), TWO_DAYS, H)
     assert result.energy_wh == [0.0, 0.0]
     assert result.coverage == [0.0, 0.0]
-    assert result.backward_jumps == 0
+    assert result.estimated_wh == [0.0, 0.0]
+    assert (result.resets, result.rollovers, result.glitches) == (0, 0, 0)
 
 
 @st.composite
@@ -263,7 +268,7 @@ def test_energy_telescopes_whatever_the_split(
         expected = series.slots[-1].last_value - first
     assert sum(result.energy_wh) == pytest.approx(expected, rel=1e-9, abs=1e-3)
     assert all(e >= 0 for e in result.energy_wh)
-    assert result.backward_jumps == 0
+    assert (result.resets, result.rollovers, result.glitches) == (0, 0, 0)
     assert all(0.0 <= c <= 1.0 for c in result.coverage)
     slots_per_period = [round((b - a) / slot) for a, b in pairwise(bounds)]
     filled = sum(c * n for c, n in zip(result.coverage, slots_per_period, strict=True))

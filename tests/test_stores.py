@@ -25,7 +25,7 @@ def test_slots_hold_last_value_and_count_and_boundary_reading_closes_its_slot(
     store.write(_index("s1", "pv", [(15 * i, 10.0 * i) for i in range(13)]))
     series = store.index_slots("s1", ["pv"], "energy", T0 + HOUR, T0 + 3 * HOUR, HOUR)["pv"]
     # The 01:00 reading (40 Wh) is the index at the start: it closes slot (00:00, 01:00].
-    assert series.baseline == 40.0
+    assert series.baseline == 40.0 and not series.starts_inside
     assert [(s.end, s.last_value, s.count) for s in series.slots] == [
         (T0 + 2 * HOUR, 80.0, 4),  # 01:15, 01:30, 01:45, 02:00
         (T0 + 3 * HOUR, 120.0, 4),
@@ -57,7 +57,7 @@ def test_meter_without_reading_before_start_starts_from_its_first_reading(
     # after it is not lost (00:50 → 01:30 lies in the same slot).
     store.write(_index("s1", "pv", [(50, 7.0), (70, 9.0), (90, 12.0)]))
     series = store.index_slots("s1", ["pv"], "energy", T0, T0 + 2 * HOUR, HOUR)["pv"]
-    assert series.baseline == 7.0
+    assert series.baseline == 7.0 and series.starts_inside
     assert [(s.end, s.last_value, s.count) for s in series.slots] == [
         (T0 + HOUR, 7.0, 1),
         (T0 + 2 * HOUR, 12.0, 2),

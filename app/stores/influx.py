@@ -152,13 +152,16 @@ class InfluxStore:
             f' GROUP BY time({width_s}s, 1ns), "meter" fill(none)'
         )
         before, first, slots_result = self._query(q)
-        baselines = _first_values(first) | _first_values(before)
+        before_values = _first_values(before)
+        baselines = _first_values(first) | before_values
+        inside = {m for m in baselines if m not in before_values}
         width_ns = width_s * 1_000_000_000
-        out = {m: IndexSeries(baseline=baselines.get(m)) for m in meters}
+        out = {m: IndexSeries(baseline=baselines.get(m), starts_inside=m in inside) for m in meters}
         for series in slots_result.get("series", []):
             meter = series["tags"]["meter"]
             out[meter] = IndexSeries(
                 baseline=baselines.get(meter),
+                starts_inside=meter in inside,
                 slots=[
                     IndexSlot(
                         end=datetime.fromtimestamp((t - 1 + width_ns) // 1_000_000_000, UTC),
@@ -169,6 +172,21 @@ class InfluxStore:
                 ],
             )
         return out
+
+    def hourly_means(
+        self, site: str, meter: str, quantity: str, start: datetime, end: datetime
+    ) -> list[tuple[datetime, float]]:
+        measurement = quote_identifier(_safe(quantity, "quantity"))
+        where = self._where(site, [meter])
+        (result,) = self._query(
+            f'SELECT mean("value") FROM {measurement} WHERE {where}'
+            f" AND time >= {_ms(start)}ms AND time < {_ms(end)}ms GROUP BY time(1h) fill(none)"
+        )
+        return [
+            (datetime.fromtimestamp(t // 1_000_000_000, UTC), float(mean))
+            for series in result.get("series", [])
+            for t, mean in series["values"]
+        ]
 
     def count(self, site: str) -> int:
         where = f'"site" = {quote_literal(_safe(site, "site id"))}'

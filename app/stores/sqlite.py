@@ -70,12 +70,13 @@ class SqliteStore:
             with self._lock:
                 for meter in meters:
                     key = (site, quantity, meter)
-                    row = (
-                        self._db.execute(
-                            "SELECT value FROM readings WHERE site=? AND quantity=? AND meter=?"
-                            " AND ts_ms <= ? ORDER BY ts_ms DESC LIMIT 1",
-                            (*key, start_ms),
-                        ).fetchone()
+                    before = self._db.execute(
+                        "SELECT value FROM readings WHERE site=? AND quantity=? AND meter=?"
+                        " AND ts_ms <= ? ORDER BY ts_ms DESC LIMIT 1",
+                        (*key, start_ms),
+                    ).fetchone()
+                    first = (
+                        before
                         or self._db.execute(
                             "SELECT value FROM readings WHERE site=? AND quantity=? AND meter=?"
                             " AND ts_ms > ? AND ts_ms <= ? ORDER BY ts_ms LIMIT 1",
@@ -91,7 +92,8 @@ class SqliteStore:
                         (width, *key, start_ms, end_ms),
                     ).fetchall()
                     out[meter] = IndexSeries(
-                        baseline=row[0] if row else None,
+                        baseline=first[0] if first else None,
+                        starts_inside=before is None and first is not None,
                         slots=[
                             IndexSlot(
                                 end=datetime.fromtimestamp((b + 1) * width / 1000, UTC),
@@ -104,6 +106,21 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite query failed: {exc}") from exc
         return out
+
+    def hourly_means(
+        self, site: str, meter: str, quantity: str, start: datetime, end: datetime
+    ) -> list[tuple[datetime, float]]:
+        try:
+            with self._lock:
+                rows = self._db.execute(
+                    "SELECT ts_ms / 3600000 AS h, AVG(value) FROM readings"
+                    " WHERE site=? AND quantity=? AND meter=? AND ts_ms >= ? AND ts_ms < ?"
+                    " GROUP BY h ORDER BY h",
+                    (site, quantity, meter, _ms(start), _ms(end)),
+                ).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite query failed: {exc}") from exc
+        return [(datetime.fromtimestamp(h * 3600, UTC), float(mean)) for h, mean in rows]
 
     def count(self, site: str) -> int:
         try:

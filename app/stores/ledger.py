@@ -1,0 +1,109 @@
+"""The ledger: materials of the renovation and waste entries, in one SQLite file.
+
+These are records entered by people (through the API or a CSV import), not time series,
+so they live beside the time-series store whatever it is. Every write is one
+transaction: a batch with one bad record writes nothing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from microville.domain.materials import Material
+from microville.domain.records import WasteEntry
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS materials (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    site TEXT NOT NULL,
+    record TEXT NOT NULL  -- Material as JSON
+);
+CREATE TABLE IF NOT EXISTS waste_entries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    site TEXT NOT NULL,
+    ts_ms INTEGER NOT NULL,
+    record TEXT NOT NULL  -- WasteEntry as JSON
+);
+CREATE INDEX IF NOT EXISTS waste_entries_site_ts ON waste_entries (site, ts_ms);
+"""
+
+
+class Ledger:
+    """Lifecycle: create, use from any thread, ``close()`` once."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+
+    def add_materials(self, site: str, materials: Sequence[Material]) -> list[int]:
+        with self._lock, self._db:
+            return [
+                int(
+                    self._db.execute(
+                        "INSERT INTO materials (site, record) VALUES (?, ?)",
+                        (site, m.model_dump_json()),
+                    ).lastrowid
+                    or 0
+                )
+                for m in materials
+            ]
+
+    def materials(self, site: str) -> list[tuple[int, Material]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, record FROM materials WHERE site=? ORDER BY id", (site,)
+            ).fetchall()
+        return [(i, Material.model_validate_json(r)) for i, r in rows]
+
+    def delete_material(self, site: str, material_id: int) -> bool:
+        with self._lock, self._db:
+            cur = self._db.execute(
+                "DELETE FROM materials WHERE site=? AND id=?", (site, material_id)
+            )
+        return cur.rowcount > 0
+
+    def add_waste_entries(self, site: str, entries: Sequence[WasteEntry]) -> list[int]:
+        with self._lock, self._db:
+            return [
+                int(
+                    self._db.execute(
+                        "INSERT INTO waste_entries (site, ts_ms, record) VALUES (?, ?, ?)",
+                        (site, round(e.time.timestamp() * 1000), e.model_dump_json()),
+                    ).lastrowid
+                    or 0
+                )
+                for e in entries
+            ]
+
+    def waste_entries(
+        self, site: str, start: datetime | None = None, end: datetime | None = None
+    ) -> list[tuple[int, WasteEntry]]:
+        """Entries of ``site`` with ``start <= time < end`` (all when not given)."""
+        lo = round(start.timestamp() * 1000) if start else -(2**62)
+        hi = round(end.timestamp() * 1000) if end else 2**62
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, record FROM waste_entries WHERE site=? AND ts_ms >= ? AND ts_ms < ?"
+                " ORDER BY ts_ms, id",
+                (site, lo, hi),
+            ).fetchall()
+        return [(i, WasteEntry.model_validate_json(r)) for i, r in rows]
+
+    def delete_waste_entry(self, site: str, entry_id: int) -> bool:
+        with self._lock, self._db:
+            cur = self._db.execute(
+                "DELETE FROM waste_entries WHERE site=? AND id=?", (site, entry_id)
+            )
+        return cur.rowcount > 0
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,107 @@
+"""Request dependencies shared by the routers: the site, the stores, the period."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Query, Request
+
+from microville.domain.periods import Step, localize
+from microville.domain.site import Site, SitesConfig
+from microville.domain.store import ReadingStore
+from microville.stores.ledger import Ledger
+
+
+def _sites(request: Request) -> SitesConfig:
+    sites: SitesConfig = request.app.state.sites
+    return sites
+
+
+def _store(request: Request) -> ReadingStore:
+    store: ReadingStore = request.app.state.store
+    return store
+
+
+def _ledger(request: Request) -> Ledger:
+    ledger: Ledger = request.app.state.ledger
+    return ledger
+
+
+SitesDep = Annotated[SitesConfig, Depends(_sites)]
+StoreDep = Annotated[ReadingStore, Depends(_store)]
+LedgerDep = Annotated[Ledger, Depends(_ledger)]
+
+
+def _site(site: str, sites: SitesDep) -> Site:
+    found = sites.site(site)
+    if found is None:
+        raise HTTPException(
+            404, f"unknown site {site!r}; known: {', '.join(s.id for s in sites.sites)}"
+        )
+    return found
+
+
+SiteDep = Annotated[Site, Depends(_site)]
+
+
+def parse_time(value: str | None, name: str, default: datetime, site: Site) -> datetime:
+    if value is None:
+        return default
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise HTTPException(
+            422, f"{name}: {value!r} is not an ISO 8601 date or date-time (e.g. 2026-10-01)"
+        ) from None
+    return localize(parsed, site.tz)
+
+
+@dataclass(frozen=True)
+class Period:
+    start: datetime
+    end: datetime
+
+
+def _period(
+    site: SiteDep,
+    start: Annotated[
+        str | None,
+        Query(
+            description="ISO date or date-time, local time unless an offset is given."
+            " Default: first of this month"
+        ),
+    ] = None,
+    end: Annotated[
+        str | None, Query(description="ISO date or date-time, exclusive. Default: now")
+    ] = None,
+    period: Annotated[
+        str | None,
+        Query(description="A calendar year (2026) or month (2026-10), instead of start/end"),
+    ] = None,
+) -> Period:
+    tz = site.tz
+    if period is not None:
+        if start is not None or end is not None:
+            raise HTTPException(422, "period: give either period or start/end, not both")
+        if m := re.fullmatch(r"(\d{4})", period):
+            year = int(m[1])
+            return Period(
+                localize(datetime(year, 1, 1), tz), localize(datetime(year + 1, 1, 1), tz)
+            )
+        if (m := re.fullmatch(r"(\d{4})-(\d{2})", period)) and 1 <= int(m[2]) <= 12:
+            year, month = int(m[1]), int(m[2])
+            nxt = (year + month // 12, month % 12 + 1)
+            return Period(localize(datetime(year, month, 1), tz), localize(datetime(*nxt, 1), tz))
+        raise HTTPException(422, f"period: {period!r} is not a year (2026) or a month (2026-10)")
+    now = datetime.now(tz)
+    month_start = localize(datetime(now.year, now.month, 1), tz)
+    t0 = parse_time(start, "start", month_start, site)
+    t1 = parse_time(end, "end", now.replace(microsecond=0) + timedelta(seconds=1), site)
+    return Period(t0, t1)
+
+
+PeriodDep = Annotated[Period, Depends(_period)]
+StepQuery = Annotated[Step, Query(description="Period length, cut at local boundaries")]

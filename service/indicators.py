@@ -1,0 +1,445 @@
+"""Use cases behind the proof: energy (final and primary), carbon, waste, targets.
+
+Each takes a site, the stores and a period, and returns plain results with the coverage
+and the estimated share behind every figure, and the factors used with their sources.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from microville.domain.balance import MeterEnergy, energy_per_period
+from microville.domain.carbon import NetCarbon, net_carbon
+from microville.domain.energy import (
+    CarrierEnergy,
+    EnergyBalance,
+    UsesBreakdown,
+    energy_balance,
+    uses_breakdown,
+)
+from microville.domain.factors import Factor, carbon_factor, primary_factor
+from microville.domain.materials import Embodied, embodied
+from microville.domain.periods import Step, common_slot, period_bounds
+from microville.domain.records import Phase
+from microville.domain.site import Carrier, Meter, Role, Site, Use
+from microville.domain.store import ReadingStore
+from microville.domain.targets import Verdict, judge
+from microville.domain.waste import WasteIndicators, WasteStream, waste_indicators
+from microville.stores.ledger import Ledger
+
+#: Meter id and quantity under which `microville import carbon-intensity` stores the
+#: grid's carbon intensity of a site.
+INTENSITY_METER, INTENSITY_QUANTITY = "grid-carbon-intensity", "carbon_intensity"
+MAX_PERIODS = 100_000
+YEAR_S = 365.25 * 86400
+
+
+class QueryError(ValueError):
+    """The request is well-formed but cannot be answered as asked."""
+
+
+def bounds_of(site: Site, start: datetime, end: datetime, step: Step) -> list[datetime]:
+    try:
+        bounds = period_bounds(start, end, step, site.tz)
+    except ValueError as exc:
+        raise QueryError(str(exc)) from None
+    if len(bounds) - 1 > MAX_PERIODS:
+        raise QueryError(
+            f"{len(bounds) - 1} periods asked; at most {MAX_PERIODS}: use a larger step"
+        )
+    return bounds
+
+
+def meter_energies(
+    site: Site, store: ReadingStore, meters: list[Meter], bounds: list[datetime]
+) -> dict[str, MeterEnergy]:
+    """Energy (or mass, volume) of each meter per period, aggregated in the store."""
+    slot = common_slot(bounds)
+    by_quantity: dict[str, list[Meter]] = defaultdict(list)
+    for m in meters:
+        by_quantity[m.dimension].append(m)
+    out: dict[str, MeterEnergy] = {}
+    for quantity, group in by_quantity.items():
+        series = store.index_slots(
+            site.id, [m.id for m in group], quantity, bounds[0], bounds[-1], slot
+        )
+        for m in group:
+            out[m.id] = energy_per_period(series[m.id], bounds, slot, m.quality)
+    return out
+
+
+def _durations(bounds: list[datetime]) -> list[float]:
+    return [b.timestamp() - a.timestamp() for a, b in itertools.pairwise(bounds)]
+
+
+def weighted_coverage(energy: MeterEnergy, bounds: list[datetime]) -> float:
+    durations = _durations(bounds)
+    return sum(c * d for c, d in zip(energy.coverage, durations, strict=True)) / sum(durations)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What a figure stands on: the lowest coverage of its meters, the estimated share."""
+
+    coverage: float
+    estimated_wh: float
+
+
+def evidence(energies: list[MeterEnergy], k: int | None, bounds: list[datetime]) -> Evidence:
+    if not energies:
+        return Evidence(coverage=0.0, estimated_wh=0.0)
+    if k is None:
+        coverage = min(weighted_coverage(e, bounds) for e in energies)
+        estimated = sum(sum(e.estimated_wh) for e in energies)
+    else:
+        coverage = min(e.coverage[k] for e in energies)
+        estimated = sum(e.estimated_wh[k] for e in energies)
+    return Evidence(coverage, estimated)
+
+
+# --- energy -------------------------------------------------------------------------------
+
+BALANCE_ROLES = (Role.PRODUCTION, Role.GRID_IMPORT, Role.GRID_EXPORT)
+
+
+@dataclass(frozen=True)
+class EnergyPeriod:
+    start: datetime
+    end: datetime
+    carriers: dict[Carrier, CarrierEnergy]
+    balance: EnergyBalance
+    uses_wh: UsesBreakdown | None
+    evidence: Evidence
+
+
+@dataclass(frozen=True)
+class EnergyReport:
+    site: Site
+    periods: list[EnergyPeriod]
+    total: EnergyPeriod
+    primary_factors: dict[Carrier, Factor]
+    missing_factors: list[Carrier]
+    meters: dict[str, MeterEnergy]
+
+
+def _carrier_energy(
+    meters: list[Meter], energies: dict[str, MeterEnergy], k: int | None
+) -> dict[Carrier, CarrierEnergy]:
+    def total(m: Meter) -> float:
+        e = energies[m.id].energy_wh
+        return sum(e) if k is None else e[k]
+
+    sums: dict[Carrier, dict[Role, float]] = defaultdict(lambda: defaultdict(float))
+    for m in meters:
+        sums[m.carrier][m.role] += total(m)
+    return {
+        c: CarrierEnergy(
+            import_wh=r[Role.GRID_IMPORT],
+            export_wh=r[Role.GRID_EXPORT],
+            production_wh=r[Role.PRODUCTION],
+        )
+        for c, r in sums.items()
+    }
+
+
+def energy_report(
+    site: Site, store: ReadingStore, start: datetime, end: datetime, step: Step
+) -> EnergyReport:
+    bounds = bounds_of(site, start, end, step)
+    balance_meters = [m for m in site.meters if m.role in BALANCE_ROLES and m.dimension == "energy"]
+    submeters = [m for m in site.meters if m.role is Role.SUBMETER and m.dimension == "energy"]
+    energies = meter_energies(site, store, balance_meters + submeters, bounds)
+    carriers = {m.carrier for m in balance_meters}
+    factors = {c: f for c in carriers if (f := primary_factor(site, c)) is not None}
+    missing = sorted(carriers - factors.keys())
+    values = {c: f.value for c, f in factors.items()}
+
+    def period(k: int | None) -> EnergyPeriod:
+        per_carrier = _carrier_energy(balance_meters, energies, k)
+        figures = energy_balance(per_carrier, values, site.floor_area_m2)
+        # Carriers that exchanged energy without a factor make the primary figure None.
+        by_use: dict[Use, float] = defaultdict(float)
+        for m in submeters:
+            e = energies[m.id].energy_wh
+            by_use[m.use or Use.OTHER] += sum(e) if k is None else e[k]
+        electricity = per_carrier.get(Carrier.ELECTRICITY)
+        consumption = (
+            electricity.import_wh + electricity.production_wh - electricity.export_wh
+            if electricity
+            else 0.0
+        )
+        a, b = (bounds[0], bounds[-1]) if k is None else (bounds[k], bounds[k + 1])
+        return EnergyPeriod(
+            a,
+            b,
+            per_carrier,
+            figures,
+            uses_breakdown(consumption, by_use) if submeters else None,
+            evidence([energies[m.id] for m in balance_meters], k, bounds),
+        )
+
+    return EnergyReport(
+        site, [period(k) for k in range(len(bounds) - 1)], period(None), factors, missing, energies
+    )
+
+
+# --- carbon -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CarbonPeriod:
+    start: datetime
+    end: datetime
+    figures: NetCarbon
+    evidence: Evidence
+    intensity_hours: int  # hours priced with the imported grid intensity series
+    hours: int
+
+
+@dataclass(frozen=True)
+class CarbonReport:
+    site: Site
+    periods: list[CarbonPeriod]
+    total: CarbonPeriod
+    factors: dict[Carrier, Factor]
+    missing_factors: list[Carrier]
+    embodied: Embodied
+
+
+def carbon_report(
+    site: Site, store: ReadingStore, ledger: Ledger, start: datetime, end: datetime, step: Step
+) -> CarbonReport:
+    """Operational (imports × factor, hour by hour), avoided (exports × the same factor at
+    the same hour), embodied amortised over the study period; net = op + emb − avoided."""
+    bounds = bounds_of(site, start, end, step)
+    hours = period_bounds(bounds[0], bounds[-1], Step.HOUR, site.tz)
+    flows = [
+        m
+        for m in site.meters
+        if m.role in (Role.GRID_IMPORT, Role.GRID_EXPORT) and m.dimension == "energy"
+    ]
+    energies = meter_energies(site, store, flows, hours)
+    carriers = {m.carrier for m in flows}
+    factors = {c: f for c in carriers if (f := carbon_factor(site, c)) is not None}
+    missing = sorted(carriers - factors.keys())
+    # The grid's hourly intensity where it was imported, the constant factor elsewhere.
+    series = dict(
+        store.hourly_means(site.id, INTENSITY_METER, INTENSITY_QUANTITY, bounds[0], bounds[-1])
+    )
+    n_hours = len(hours) - 1
+    operational, avoided, priced = [0.0] * n_hours, [0.0] * n_hours, [False] * n_hours
+    for h in range(n_hours):
+        for m in flows:
+            f = factors.get(m.carrier)
+            if f is None:
+                continue
+            kg_per_kwh = f.value
+            # Aware datetimes hash by instant: a UTC key matches a local hour.
+            if m.carrier is Carrier.ELECTRICITY and hours[h] in series:
+                kg_per_kwh = series[hours[h]]
+                priced[h] = True
+            co2_kg = energies[m.id].energy_wh[h] / 1000 * kg_per_kwh
+            if m.role is Role.GRID_IMPORT:
+                operational[h] += co2_kg
+            else:
+                avoided[h] += co2_kg
+    materials = [mat for _, mat in ledger.materials(site.id)]
+    total_years = (bounds[-1].timestamp() - bounds[0].timestamp()) / YEAR_S
+    embodied_total = embodied(materials, site.study_period_years, total_years)
+
+    def period(a: datetime, b: datetime) -> CarbonPeriod:
+        idx = [h for h in range(n_hours) if a <= hours[h] < b]
+        years = (b.timestamp() - a.timestamp()) / YEAR_S
+        amortised = embodied(materials, site.study_period_years, years).amortised_kg
+        figures = net_carbon(
+            sum(operational[h] for h in idx), amortised, sum(avoided[h] for h in idx)
+        )
+        return CarbonPeriod(
+            a, b, figures, hourlyevidence(flows, idx), sum(priced[h] for h in idx), len(idx)
+        )
+
+    def hourlyevidence(meters: list[Meter], idx: list[int]) -> Evidence:
+        if not meters or not idx:
+            return Evidence(0.0, 0.0)
+        coverage = min(sum(energies[m.id].coverage[h] for h in idx) / len(idx) for m in meters)
+        estimated = sum(energies[m.id].estimated_wh[h] for m in meters for h in idx)
+        return Evidence(coverage, estimated)
+
+    periods = [period(a, b) for a, b in itertools.pairwise(bounds)]
+    return CarbonReport(
+        site, periods, period(bounds[0], bounds[-1]), factors, missing, embodied_total
+    )
+
+
+# --- waste --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WasteReport:
+    site: Site
+    start: datetime
+    end: datetime
+    mass_kg: dict[WasteStream, float]
+    indicators: WasteIndicators
+    renovation_kg: dict[WasteStream, float]
+    renovation: WasteIndicators
+    coverage: float
+    sources: dict[str, int] = field(default_factory=dict)
+
+
+def waste_report(
+    site: Site, store: ReadingStore, ledger: Ledger, start: datetime, end: datetime
+) -> WasteReport:
+    """Operational waste per stream from the scales (waste meters) and the entries; the
+    renovation ledger apart. Coverage: the scales' coverage, or for entries alone 1 when
+    the period has entries and 0 when it has none."""
+    bounds = bounds_of(site, start, end, Step.YEAR)
+    scales = [m for m in site.meters if m.role is Role.WASTE]
+    energies = meter_energies(site, store, scales, bounds) if scales else {}
+    operation: dict[WasteStream, float] = defaultdict(float)
+    renovation: dict[WasteStream, float] = defaultdict(float)
+    for m in scales:
+        assert m.stream is not None
+        operation[m.stream] += sum(energies[m.id].energy_wh)  # kg: the meter's base unit
+    entries = ledger.waste_entries(site.id, bounds[0], bounds[-1])
+    for _, e in entries:
+        (renovation if e.phase is Phase.RENOVATION else operation)[e.stream] += e.mass_kg
+    operational_entries = sum(1 for _, e in entries if e.phase is Phase.OPERATION)
+    if scales:
+        coverage = min(weighted_coverage(energies[m.id], bounds) for m in scales)
+    else:
+        coverage = 1.0 if operational_entries else 0.0
+    return WasteReport(
+        site,
+        bounds[0],
+        bounds[-1],
+        dict(operation),
+        waste_indicators(operation, site.floor_area_m2, site.occupants),
+        dict(renovation),
+        waste_indicators(renovation, site.floor_area_m2, site.occupants),
+        coverage,
+        {"scales": len(scales), "entries": operational_entries},
+    )
+
+
+# --- targets ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Judgement:
+    target: str
+    verdict: Verdict
+    criteria: list[dict[str, object]]
+    coverage: float
+
+
+@dataclass(frozen=True)
+class TargetsReport:
+    site: Site
+    start: datetime
+    end: datetime
+    judgements: list[Judgement]
+    energy: EnergyReport
+    carbon: CarbonReport
+    waste: WasteReport
+
+
+def _combine(verdicts: list[Verdict]) -> Verdict:
+    if any(v is Verdict.NOT_PROVABLE for v in verdicts):
+        return Verdict.NOT_PROVABLE
+    return Verdict.MET if all(v is Verdict.MET for v in verdicts) else Verdict.NOT_MET
+
+
+def targets_report(
+    site: Site, store: ReadingStore, ledger: Ledger, start: datetime, end: datetime
+) -> TargetsReport:
+    t = site.targets
+    energy = energy_report(site, store, start, end, Step.YEAR)
+    carbon = carbon_report(site, store, ledger, start, end, Step.YEAR)
+    waste = waste_report(site, store, ledger, start, end)
+    judgements = []
+    if t.primary_energy_balance_min_kwh is not None:
+        primary_whep = energy.total.balance.primary_net_whep
+        value = primary_whep / 1000 if primary_whep is not None else None
+        cov = energy.total.evidence.coverage
+        v = judge(value, t.primary_energy_balance_min_kwh, "min", cov, t.min_coverage)
+        judgements.append(
+            Judgement(
+                "positive_energy",
+                v,
+                [
+                    {
+                        "figure": "primary_energy_balance_kwh",
+                        "value": value,
+                        "threshold": t.primary_energy_balance_min_kwh,
+                        "direction": "min",
+                        "verdict": v,
+                    }
+                ],
+                cov,
+            )
+        )
+    if t.net_carbon_max_kg is not None:
+        value = carbon.total.figures.net_kg if not carbon.missing_factors else None
+        cov = carbon.total.evidence.coverage
+        v = judge(value, t.net_carbon_max_kg, "max", cov, t.min_coverage)
+        judgements.append(
+            Judgement(
+                "zero_carbon",
+                v,
+                [
+                    {
+                        "figure": "net_carbon_kg",
+                        "value": value,
+                        "threshold": t.net_carbon_max_kg,
+                        "direction": "max",
+                        "verdict": v,
+                    }
+                ],
+                cov,
+            )
+        )
+    criteria = []
+    if t.residual_waste_max_kg is not None:
+        v = judge(
+            waste.indicators.residual_kg,
+            t.residual_waste_max_kg,
+            "max",
+            waste.coverage,
+            t.min_coverage,
+        )
+        criteria.append(
+            {
+                "figure": "residual_kg",
+                "value": waste.indicators.residual_kg,
+                "threshold": t.residual_waste_max_kg,
+                "direction": "max",
+                "verdict": v,
+            }
+        )
+    if t.diversion_rate_min is not None:
+        v = judge(
+            waste.indicators.diversion_rate,
+            t.diversion_rate_min,
+            "min",
+            waste.coverage,
+            t.min_coverage,
+        )
+        criteria.append(
+            {
+                "figure": "diversion_rate",
+                "value": waste.indicators.diversion_rate,
+                "threshold": t.diversion_rate_min,
+                "direction": "min",
+                "verdict": v,
+            }
+        )
+    if criteria:
+        verdict = _combine([c["verdict"] for c in criteria])  # type: ignore[misc]
+        judgements.append(Judgement("zero_waste", verdict, criteria, waste.coverage))
+    return TargetsReport(
+        site, energy.total.start, energy.total.end, judgements, energy, carbon, waste
+    )

@@ -1,0 +1,281 @@
+"""Response and request schemas of the proof endpoints: energy, carbon, waste, ledger,
+targets. kWh and kg; rates in [0, 1]; every figure with its coverage."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, Field
+
+from microville.domain.factors import Factor
+from microville.domain.materials import Material
+from microville.domain.records import WasteEntry
+from microville.domain.site import Carrier
+from microville.domain.waste import WasteIndicators, WasteStream
+from microville.service.indicators import (
+    CarbonPeriod,
+    CarbonReport,
+    EnergyPeriod,
+    EnergyReport,
+    Judgement,
+    TargetsReport,
+    WasteReport,
+)
+
+KWH = 1000.0
+
+
+class FactorOut(BaseModel):
+    carrier: Carrier
+    value: float
+    unit: str
+    source: str
+
+    @classmethod
+    def table(cls, factors: dict[Carrier, Factor]) -> list[FactorOut]:
+        return [
+            cls(carrier=c, value=f.value, unit=f.unit, source=f.source) for c, f in factors.items()
+        ]
+
+
+class EvidenceOut(BaseModel):
+    coverage: float = Field(description="lowest share of the period backed by readings, [0, 1]")
+    estimated_kwh: float = Field(description="energy spread over data gaps (estimated)")
+
+
+class CarrierOut(BaseModel):
+    import_kwh: float
+    export_kwh: float
+    production_kwh: float
+    consumption_kwh: float = Field(description="import + production − export")
+
+
+class EnergyPeriodOut(BaseModel):
+    start: datetime
+    end: datetime
+    carriers: dict[Carrier, CarrierOut]
+    final_net_kwh: float = Field(description="Σ production − Σ consumption, all carriers")
+    final_net_kwh_per_m2: float
+    primary_net_kwhep: float | None = Field(
+        description="Σ factor × (export − import): the positive-energy (BEPOS) balance; null "
+        "when a carrier lacks a primary-energy factor"
+    )
+    primary_net_kwhep_per_m2: float | None
+    uses_kwh: dict[str, float] | None = Field(description="sub-metered consumption by use")
+    evidence: EvidenceOut
+
+    @classmethod
+    def of(cls, p: EnergyPeriod) -> EnergyPeriodOut:
+        b = p.balance
+        # consumption per carrier comes from the balance; flows from the report input
+        return cls(
+            start=p.start,
+            end=p.end,
+            carriers={
+                c: CarrierOut(
+                    import_kwh=e.import_wh / KWH,
+                    export_kwh=e.export_wh / KWH,
+                    production_kwh=e.production_wh / KWH,
+                    consumption_kwh=e.consumption_wh / KWH,
+                )
+                for c, e in p.carriers.items()
+            },
+            final_net_kwh=b.final_net_wh / KWH,
+            final_net_kwh_per_m2=b.final_net_wh_per_m2 / KWH,
+            primary_net_kwhep=None if b.primary_net_whep is None else b.primary_net_whep / KWH,
+            primary_net_kwhep_per_m2=None
+            if b.primary_net_whep_per_m2 is None
+            else b.primary_net_whep_per_m2 / KWH,
+            uses_kwh=None if p.uses_wh is None else {k: v / KWH for k, v in p.uses_wh.items()},
+            evidence=EvidenceOut(
+                coverage=p.evidence.coverage, estimated_kwh=p.evidence.estimated_wh / KWH
+            ),
+        )
+
+
+class EnergyOut(BaseModel):
+    site: str
+    primary_energy_factors: list[FactorOut]
+    missing_factors: list[Carrier]
+    total: EnergyPeriodOut
+    periods: list[EnergyPeriodOut]
+
+    @classmethod
+    def of(cls, r: EnergyReport) -> EnergyOut:
+        return cls(
+            site=r.site.id,
+            primary_energy_factors=FactorOut.table(r.primary_factors),
+            missing_factors=r.missing_factors,
+            total=EnergyPeriodOut.of(r.total),
+            periods=[EnergyPeriodOut.of(p) for p in r.periods],
+        )
+
+
+class CarbonPeriodOut(BaseModel):
+    start: datetime
+    end: datetime
+    operational_kg: float = Field(description="imports × emission factor, hour by hour [kgCO2e]")
+    embodied_amortised_kg: float = Field(description="embodied × period / study period [kgCO2e]")
+    avoided_kg: float = Field(description="exports × the same factor at the same hour [kgCO2e]")
+    net_kg: float = Field(description="operational + embodied amortised − avoided [kgCO2e]")
+    intensity_series_hours: int = Field(description="hours priced with the imported grid intensity")
+    hours: int
+    evidence: EvidenceOut
+
+    @classmethod
+    def of(cls, p: CarbonPeriod) -> CarbonPeriodOut:
+        f = p.figures
+        return cls(
+            start=p.start,
+            end=p.end,
+            operational_kg=f.operational_kg,
+            embodied_amortised_kg=f.embodied_amortised_kg,
+            avoided_kg=f.avoided_kg,
+            net_kg=f.net_kg,
+            intensity_series_hours=p.intensity_hours,
+            hours=p.hours,
+            evidence=EvidenceOut(
+                coverage=p.evidence.coverage, estimated_kwh=p.evidence.estimated_wh / KWH
+            ),
+        )
+
+
+class EmbodiedOut(BaseModel):
+    total_kg: float
+    biogenic_stored_kg: float = Field(description="carbon stored in bio-sourced materials, apart")
+    if_new_kg: float = Field(description="the same quantities bought new")
+    avoided_by_reuse_kg: float
+    study_period_years: int
+
+
+class CarbonOut(BaseModel):
+    site: str
+    carbon_factors: list[FactorOut]
+    missing_factors: list[Carrier]
+    embodied: EmbodiedOut
+    total: CarbonPeriodOut
+    periods: list[CarbonPeriodOut]
+
+    @classmethod
+    def of(cls, r: CarbonReport) -> CarbonOut:
+        e = r.embodied
+        return cls(
+            site=r.site.id,
+            carbon_factors=FactorOut.table(r.factors),
+            missing_factors=r.missing_factors,
+            embodied=EmbodiedOut(
+                total_kg=e.total_kg,
+                biogenic_stored_kg=e.biogenic_stored_kg,
+                if_new_kg=e.if_new_kg,
+                avoided_by_reuse_kg=e.avoided_by_reuse_kg,
+                study_period_years=r.site.study_period_years,
+            ),
+            total=CarbonPeriodOut.of(r.total),
+            periods=[CarbonPeriodOut.of(p) for p in r.periods],
+        )
+
+
+class WasteIndicatorsOut(BaseModel):
+    mass_kg: dict[WasteStream, float]
+    generated_kg: float = Field(description="all streams but reuse (reuse is prevention)")
+    reused_kg: float
+    residual_kg: float = Field(description="landfill")
+    material_recovery_rate: float | None = Field(
+        description="(recycling + composting + backfill) / generated"
+    )
+    diversion_rate: float | None = Field(description="1 − landfill / generated")
+    reuse_rate: float | None = Field(description="reuse / (reuse + generated)")
+    generated_kg_per_m2: float
+    residual_kg_per_m2: float
+    generated_kg_per_occupant: float | None
+    residual_kg_per_occupant: float | None
+
+    @classmethod
+    def of(cls, mass: dict[WasteStream, float], w: WasteIndicators) -> WasteIndicatorsOut:
+        return cls(mass_kg=mass, **{k: getattr(w, k) for k in cls.model_fields if k != "mass_kg"})
+
+
+class WasteOut(BaseModel):
+    site: str
+    start: datetime
+    end: datetime
+    operation: WasteIndicatorsOut
+    renovation: WasteIndicatorsOut = Field(description="the works' ledger (PEMD récolement)")
+    coverage: float = Field(description="the scales' coverage; for entries alone 1 if any, else 0")
+    sources: dict[str, int]
+
+    @classmethod
+    def of(cls, r: WasteReport) -> WasteOut:
+        return cls(
+            site=r.site.id,
+            start=r.start,
+            end=r.end,
+            operation=WasteIndicatorsOut.of(r.mass_kg, r.indicators),
+            renovation=WasteIndicatorsOut.of(r.renovation_kg, r.renovation),
+            coverage=r.coverage,
+            sources=r.sources,
+        )
+
+
+class JudgementOut(BaseModel):
+    target: str
+    verdict: str = Field(description="met, not_met or not_provable (coverage below the threshold)")
+    coverage: float
+    min_coverage: float
+    criteria: list[dict[str, Any]]
+
+    @classmethod
+    def of(cls, j: Judgement, min_coverage: float) -> JudgementOut:
+        return cls(
+            target=j.target,
+            verdict=j.verdict.value,
+            coverage=j.coverage,
+            min_coverage=min_coverage,
+            criteria=j.criteria,
+        )
+
+
+class TargetsOut(BaseModel):
+    site: str
+    start: datetime
+    end: datetime
+    verdicts: list[JudgementOut]
+    energy: EnergyPeriodOut
+    primary_energy_factors: list[FactorOut]
+    carbon: CarbonPeriodOut
+    carbon_factors: list[FactorOut]
+    embodied: EmbodiedOut
+    waste: WasteOut
+
+    @classmethod
+    def of(cls, r: TargetsReport) -> TargetsOut:
+        carbon = CarbonOut.of(r.carbon)
+        return cls(
+            site=r.site.id,
+            start=r.start,
+            end=r.end,
+            verdicts=[JudgementOut.of(j, r.site.targets.min_coverage) for j in r.judgements],
+            energy=EnergyPeriodOut.of(r.energy.total),
+            primary_energy_factors=FactorOut.table(r.energy.primary_factors),
+            carbon=carbon.total,
+            carbon_factors=carbon.carbon_factors,
+            embodied=carbon.embodied,
+            waste=WasteOut.of(r.waste),
+        )
+
+
+class MaterialOut(BaseModel):
+    id: int
+    material: Material
+
+
+class WasteEntryIn(WasteEntry):
+    """A weighing or collection; ``time`` must carry its UTC offset."""
+
+    time: AwareDatetime
+
+
+class WasteEntryOut(BaseModel):
+    id: int
+    entry: WasteEntry

@@ -1,0 +1,231 @@
+"""The proof endpoints (energy, carbon, waste, ledger, targets) on both stores, on a
+hand-computed year."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from support import SITE_S1
+
+from microville.domain.readings import Reading
+from microville.domain.store import ReadingStore
+from microville.service.app import create_app
+from microville.service.indicators import INTENSITY_METER, INTENSITY_QUANTITY
+from microville.settings import Settings
+from microville.stores.ledger import Ledger
+
+CONFIG = (
+    SITE_S1
+    + """
+occupants = 20
+
+[[sites.meters]]
+id = "pv"
+role = "production"
+source = { topic = "s1/pv", format = "number" }
+
+[[sites.meters]]
+id = "in"
+role = "grid_import"
+source = { topic = "s1/in", format = "number" }
+
+[[sites.meters]]
+id = "out"
+role = "grid_export"
+source = { topic = "s1/out", format = "number" }
+"""
+)
+
+# Local year 2026 in Paris: 2025-12-31T23:00Z → 2026-12-31T23:00Z, 8760 hours.
+YEAR_START = datetime(2025, 12, 31, 23, tzinfo=UTC)
+HOURS = 8760
+# Per hour: PV +3 kWh, import +1 kWh, export +2 kWh → consumption 2 kWh.
+PER_HOUR_WH = {"pv": 3000.0, "in": 1000.0, "out": 2000.0}
+SILENT = (datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 22, tzinfo=UTC))  # 3 weeks
+
+
+def _seed_year(store: ReadingStore, silent_meter: str | None = None) -> None:
+    readings = []
+    for h in range(HOURS + 1):
+        t = YEAR_START + timedelta(hours=h)
+        for meter, wh in PER_HOUR_WH.items():
+            if meter == silent_meter and SILENT[0] < t < SILENT[1]:
+                continue
+            readings.append(Reading("s1", meter, "energy", wh * h, t))
+    for i in range(0, len(readings), 5000):
+        store.write(readings[i : i + 5000])
+
+
+@pytest.fixture
+def client(tmp_path: Path, store: ReadingStore) -> Iterator[TestClient]:
+    config = tmp_path / "sites.toml"
+    config.write_text(CONFIG)
+    ledger = Ledger(tmp_path / "ledger.db")
+    app = create_app(Settings(config=str(config)), store=store, ledger=ledger)
+    with TestClient(app) as c:
+        yield c
+    ledger.close()
+
+
+MATERIALS = [
+    {"name": "reused steel beams", "category": "structure", "quantity": 1000, "unit": "kg",
+     "factor_kgco2e_per_unit": 0.5, "new_factor_kgco2e_per_unit": 2.0, "reused": True,
+     "biogenic_kgco2e_per_unit": 0, "source": "FDES réemploi"},
+    {"name": "wood fibre insulation", "category": "envelope", "quantity": 100, "unit": "m3",
+     "factor_kgco2e_per_unit": 95, "reused": False, "biogenic_kgco2e_per_unit": 40,
+     "source": "INIES FDES"},
+]  # fmt: skip
+WASTE = [
+    {"time": "2026-04-01T10:00:00+02:00", "stream": "recycling", "mass_kg": 800},
+    {"time": "2026-05-01T10:00:00+02:00", "stream": "composting", "mass_kg": 100},
+    {"time": "2026-06-01T10:00:00+02:00", "stream": "landfill", "mass_kg": 100},
+    {"time": "2026-02-01T10:00:00+01:00", "stream": "reuse", "mass_kg": 5000,
+     "phase": "renovation", "material": "doors"},
+]  # fmt: skip
+
+
+def _ledger(client: TestClient) -> None:
+    assert client.post("/api/v1/sites/s1/materials", json=MATERIALS).status_code == 201
+    assert client.post("/api/v1/sites/s1/waste-entries", json=WASTE).status_code == 201
+
+
+def test_year_targets_give_three_verdicts_with_their_evidence(
+    client: TestClient, store: ReadingStore
+) -> None:
+    _seed_year(store)
+    _ledger(client)
+    resp = client.get("/api/v1/sites/s1/targets", params={"period": "2026"})
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    verdicts = {v["target"]: v for v in body["verdicts"]}
+    assert {t: v["verdict"] for t, v in verdicts.items()} == {
+        "positive_energy": "met", "zero_carbon": "met", "zero_waste": "met",
+    }  # fmt: skip
+    energy = body["energy"]
+    assert energy["carriers"]["electricity"]["production_kwh"] == pytest.approx(26_280)
+    assert energy["final_net_kwh"] == pytest.approx(8_760)  # 26 280 − 17 520
+    # BEPOS: 2.3 × (export − import) = 2.3 × (17 520 − 8 760) = 20 148 kWhep.
+    assert energy["primary_net_kwhep"] == pytest.approx(20_148)
+    assert energy["primary_net_kwhep_per_m2"] == pytest.approx(201.48)
+    assert energy["evidence"] == {"coverage": 1.0, "estimated_kwh": 0.0}
+    carbon = body["carbon"]
+    assert carbon["operational_kg"] == pytest.approx(8_760 * 0.079)  # 692.04
+    assert carbon["avoided_kg"] == pytest.approx(17_520 * 0.079)  # 1 384.08
+    # Embodied 1000 × 0.5 + 100 × 95 = 10 000 kg over 50 years; 2026 is 365 of 365.25 days.
+    assert body["embodied"]["total_kg"] == pytest.approx(10_000)
+    assert body["embodied"]["if_new_kg"] == pytest.approx(1000 * 2.0 + 100 * 95)
+    assert body["embodied"]["biogenic_stored_kg"] == pytest.approx(4_000)
+    amortised = 10_000 / 50 * 365 / 365.25
+    assert carbon["embodied_amortised_kg"] == pytest.approx(amortised)
+    assert carbon["net_kg"] == pytest.approx(692.04 + amortised - 1_384.08)
+    assert {f["carrier"]: f["value"] for f in body["carbon_factors"]} == {"electricity": 0.079}
+    assert "RE2020" in body["carbon_factors"][0]["source"]
+    waste = body["waste"]["operation"]
+    assert waste["generated_kg"] == pytest.approx(1_000)
+    assert waste["diversion_rate"] == pytest.approx(0.9)  # 1 − 100 / 1000
+    assert waste["generated_kg_per_occupant"] == pytest.approx(50)
+    assert body["waste"]["renovation"]["reused_kg"] == pytest.approx(5_000)
+    assert verdicts["zero_waste"]["criteria"][0]["figure"] == "diversion_rate"
+
+
+def test_positive_year_is_not_provable_when_a_meter_was_silent_three_weeks(
+    client: TestClient, store: ReadingStore
+) -> None:
+    _seed_year(store, silent_meter="in")
+    _ledger(client)
+    body = client.get("/api/v1/sites/s1/targets", params={"period": "2026"}).json()
+    verdicts = {v["target"]: v for v in body["verdicts"]}
+    assert verdicts["positive_energy"]["verdict"] == "not_provable"
+    assert verdicts["zero_carbon"]["verdict"] == "not_provable"
+    assert verdicts["zero_waste"]["verdict"] == "met"
+    # 3 weeks = 504 hourly slots without an import reading, out of 8 760.
+    assert verdicts["positive_energy"]["coverage"] == pytest.approx(1 - 504 / 8760, abs=1e-3)
+    energy = body["energy"]
+    # The energy across the silence is known from the index on each side, but estimated.
+    assert energy["carriers"]["electricity"]["import_kwh"] == pytest.approx(8_760)
+    assert energy["evidence"]["estimated_kwh"] == pytest.approx(505, abs=2)
+    assert energy["primary_net_kwhep"] == pytest.approx(20_148)
+
+
+def test_carbon_uses_the_imported_grid_intensity_hour_by_hour(
+    client: TestClient, store: ReadingStore
+) -> None:
+    _seed_year(store)
+    # 100 g/kWh for the first two hours of the year (15-min samples), nothing after.
+    quarter_hours = [YEAR_START + timedelta(minutes=15 * i) for i in range(8)]
+    store.write([Reading("s1", INTENSITY_METER, INTENSITY_QUANTITY, 0.1, t) for t in quarter_hours])
+    body = client.get(
+        "/api/v1/sites/s1/carbon",
+        params={"start": "2026-01-01", "end": "2026-01-02", "step": "day"},
+    ).json()
+    (day,) = body["periods"]
+    assert day["intensity_series_hours"] == 2 and day["hours"] == 24
+    # 2 h × 1 kWh × 0.1 + 22 h × 1 kWh × 0.079 = 1.938 kg; exports likewise × 2 kWh.
+    assert day["operational_kg"] == pytest.approx(0.2 + 22 * 0.079)
+    assert day["avoided_kg"] == pytest.approx(0.4 + 44 * 0.079)
+
+
+@pytest.mark.parametrize(
+    "path, body, message",
+    [
+        ("materials", [{**MATERIALS[1], "unit": "furlong"}], "unit"),
+        ("materials", [MATERIALS[1], {**MATERIALS[1], "quantity": -3}], "quantity"),
+        ("waste-entries", [WASTE[0], {**WASTE[1], "mass_kg": -5}], "mass_kg"),
+        ("waste-entries", [{**WASTE[0], "time": "2026-04-01T10:00:00"}], "time"),
+        ("waste-entries", [{**WASTE[0], "stream": "ocean"}], "stream"),
+    ],
+)
+def test_bad_ledger_input_is_refused_and_nothing_is_written(
+    client: TestClient, path: str, body: list[dict[str, object]], message: str
+) -> None:
+    resp = client.post(f"/api/v1/sites/s1/{path}", json=body)
+    assert resp.status_code == 422
+    assert message in resp.text
+    listed = client.get(
+        f"/api/v1/sites/s1/{path}", params={"start": "2000-01-01", "end": "2100-01-01"}
+    )
+    assert listed.json() == []
+
+
+def test_materials_csv_import_reports_every_bad_row(client: TestClient) -> None:
+    header = (
+        "name,category,quantity,unit,factor_kgco2e_per_unit,new_factor_kgco2e_per_unit,"
+        "reused,biogenic_kgco2e_per_unit,source\n"
+    )
+    good = "straw bales,envelope,12,t,30,,no,1200,FDES\n"
+    bad = "door,joinery,-1,unit,0,,yes,0,réemploi\nbeam,structure,3,parsec,1,,no,0,x\n"
+    resp = client.post(
+        "/api/v1/sites/s1/materials/csv",
+        content=header + good + bad,
+        headers={"content-type": "text/csv"},
+    )
+    assert resp.status_code == 422
+    assert "line 3" in resp.text and "line 4" in resp.text
+    assert client.get("/api/v1/sites/s1/materials").json() == []
+    ok = client.post(
+        "/api/v1/sites/s1/materials/csv",
+        content=header + good,
+        headers={"content-type": "text/csv"},
+    )
+    assert ok.status_code == 201 and ok.json()[0]["material"]["name"] == "straw bales"
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"period": "2026-13"}, "not a year (2026) or a month"),
+        ({"period": "2026", "start": "2026-01-01"}, "either period or start/end"),
+        ({"start": "2026-02-01", "end": "2026-01-01"}, "end must be after start"),
+    ],
+)
+def test_bad_periods_are_refused_with_a_message(
+    client: TestClient, params: dict[str, str], message: str
+) -> None:
+    for endpoint in ("targets", "energy", "carbon", "waste"):
+        resp = client.get(f"/api/v1/sites/s1/{endpoint}", params=params)
+        assert resp.status_code == 422, (endpoint, resp.text)
+        assert message in resp.text

@@ -1,0 +1,367 @@
+"""Data quality in energy_per_period: resets, rollovers, glitches, gaps, silences, DST."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from microville.domain.balance import MeterEnergy, energy_per_period
+from microville.domain.periods import Step, period_bounds
+from microville.domain.quality import IndexRules
+from microville.domain.store import IndexSeries, IndexSlot
+
+PARIS = ZoneInfo("Europe/Paris")
+H = timedelta(hours=1)
+
+# 10 Jan 2026 00:00+01:00 = 9 Jan 23:00Z: the first hour of a winter day in Paris.
+T0 = datetime(2026, 1, 9, 23, tzinfo=UTC)
+ONE_DAY = period_bounds(datetime(2026, 1, 10), datetime(2026, 1, 11), Step.DAY, PARIS)
+FIRST_HOURS = [T0 + i * H for i in range(5)]  # hours 0–3 of 10 Jan, one period each
+TWO_DAYS = period_bounds(datetime(2026, 1, 10), datetime(2026, 1, 12), Step.DAY, PARIS)
+
+
+def _hourly(start_utc: datetime, values: dict[int, float]) -> list[IndexSlot]:
+    """Slots ending at ``start_utc + (i + 1) h`` for each ``i`` in ``values``."""
+    return [
+        IndexSlot(end=start_utc + (i + 1) * H, last_value=v, count=1)
+        for i, v in sorted(values.items())
+    ]
+
+
+def _counts(result: MeterEnergy) -> tuple[int, int, int]:
+    return result.resets, result.rollovers, result.glitches
+
+
+# ---------------------------------------------------------------- backward jumps
+
+
+def test_reset_counts_the_new_value_from_zero() -> None:
+    series = IndexSeries(baseline=5000.0, slots=_hourly(T0, {0: 20.0, 1: 120.0}))
+    result = energy_per_period(series, ONE_DAY, H)
+    # 20 < 0.1 × 5000 = 500: reset, worth 20 (0 → 20); then 120 − 20 = 100. Total 120.
+    assert result.energy_wh == pytest.approx([120.0])
+    assert result.estimated_wh == [0.0]  # adjacent slots: measured
+    assert _counts(result) == (1, 0, 0)
+
+
+def test_reset_ratio_is_a_rule() -> None:
+    series = IndexSeries(baseline=5000.0, slots=_hourly(T0, {0: 20.0, 1: 5100.0}))
+    # reset_ratio 0: no drop is a reset, 20 is a glitch; energy resumes above 5000: 100.
+    result = energy_per_period(series, ONE_DAY, H, IndexRules(reset_ratio=0.0))
+    assert result.energy_wh == pytest.approx([100.0])
+    assert _counts(result) == (0, 0, 1)
+
+
+def test_glitch_is_ignored_without_a_spike() -> None:
+    # 1000 (baseline) → 1100 → 900 → 1150 → 1200, one hour each.
+    series = IndexSeries(baseline=1000.0, slots=_hourly(T0, {0: 1100, 1: 900, 2: 1150, 3: 1200}))
+    result = energy_per_period(series, FIRST_HOURS, H)
+    # 900 ≥ 0.1 × 1100 = 110: a glitch; the reference stays 1100 (end of hour 0).
+    # 1150 − 1100 = 50 over hours 1–2 (two slots, the glitch hour being no information):
+    # 25 + 25, estimated. Hour 3: 1200 − 1150 = 50, measured. No 250 (1150 − 900) spike.
+    assert result.energy_wh == pytest.approx([100.0, 25.0, 25.0, 50.0])
+    assert result.estimated_wh == pytest.approx([0.0, 25.0, 25.0, 0.0])
+    assert sum(result.energy_wh) == pytest.approx(200.0)  # 1200 − 1000, the true increase
+    assert _counts(result) == (0, 0, 1)
+
+
+def test_a_run_of_low_readings_is_one_glitch_until_the_index_climbs_back() -> None:
+    # 1100 → 900 → 950 → 1000 (still below 1100) → 1150.
+    values = {0: 1100.0, 1: 900.0, 2: 950.0, 3: 1000.0, 4: 1150.0}
+    series = IndexSeries(baseline=1000.0, slots=_hourly(T0, values))
+    result = energy_per_period(series, ONE_DAY, H)
+    # 100, then nothing until 1150: 1150 − 1100 = 50. Total 150 = 1150 − 1000.
+    assert result.energy_wh == pytest.approx([150.0])
+    assert result.estimated_wh == pytest.approx([50.0])  # spread over hours 1–4
+    assert _counts(result) == (0, 0, 1)
+
+
+def test_glitch_at_the_end_is_not_energy() -> None:
+    series = IndexSeries(baseline=1000.0, slots=_hourly(T0, {0: 1100.0, 1: 1050.0}))
+    result = energy_per_period(series, ONE_DAY, H)
+    assert result.energy_wh == pytest.approx([100.0])  # 1100 − 1000; 1050 ignored
+    assert _counts(result) == (0, 0, 1)
+
+
+def test_rollover_at_capacity() -> None:
+    rules = IndexRules(rollover_at=1e9)
+    series = IndexSeries(baseline=999_999_900.0, slots=_hourly(T0, {0: 150.0, 1: 400.0}))
+    result = energy_per_period(series, FIRST_HOURS[:3], H, rules)
+    # 999 999 900 ≥ 1e9 × (1 − 0.1): rollover, 1e9 − 999 999 900 + 150 = 250; then 250.
+    assert result.energy_wh == pytest.approx([250.0, 250.0])
+    assert result.estimated_wh == [0.0, 0.0]
+    assert _counts(result) == (0, 1, 0)
+
+
+def test_small_drop_near_capacity_is_a_glitch_not_a_rollover() -> None:
+    rules = IndexRules(rollover_at=1e9)
+    series = IndexSeries(
+        baseline=999_999_900.0, slots=_hourly(T0, {0: 999_999_850.0, 1: 999_999_950.0})
+    )
+    result = energy_per_period(series, FIRST_HOURS[:3], H, rules)
+    # 999 999 850 is not near zero: a glitch, ignored; then 999 999 950 − 999 999 900 = 50,
+    # spread over the two hours since the last good value (25 + 25, estimated).
+    assert sum(result.energy_wh) == pytest.approx(50.0)
+    assert _counts(result) == (0, 0, 1)
+
+
+def test_meter_installed_inside_the_window_spreads_nothing_before_its_first_reading() -> None:
+    # First reading in hour 2 (slot ending 02:00), none before the window: its first
+    # value is the baseline, made within that slot, not at the window's start.
+    series = IndexSeries(
+        baseline=100.0, slots=_hourly(T0, {2: 100.0, 3: 160.0}), starts_inside=True
+    )
+    result = energy_per_period(series, FIRST_HOURS, H)
+    assert result.energy_wh == pytest.approx([0.0, 0.0, 0.0, 60.0])
+    assert result.estimated_wh == [0.0, 0.0, 0.0, 0.0]
+
+
+def test_same_drop_without_a_capacity_is_a_reset() -> None:
+    series = IndexSeries(baseline=999_999_900.0, slots=_hourly(T0, {0: 150.0}))
+    result = energy_per_period(series, ONE_DAY, H)
+    assert result.energy_wh == pytest.approx([150.0])  # 150 < 0.1 × 999 999 900: from 0
+    assert _counts(result) == (1, 0, 0)
+
+
+def test_drop_far_from_capacity_is_not_a_rollover() -> None:
+    rules = IndexRules(rollover_at=1e9)
+    series = IndexSeries(baseline=500_000_000.0, slots=_hourly(T0, {0: 150.0}))
+    result = energy_per_period(series, ONE_DAY, H, rules)
+    # 5e8 < 1e9 × 0.9: not near the capacity; 150 < 0.1 × 5e8: a reset, worth 150.
+    assert result.energy_wh == pytest.approx([150.0])
+    assert _counts(result) == (1, 0, 0)
+
+
+# ---------------------------------------------------------------- gaps
+
+
+def test_gap_of_five_slots_across_midnight_is_spread_pro_rata() -> None:
+    # Day 1: 10 Wh per hour, readings for hours 0–20 (hour 20 ends 21:00 at 1210).
+    # Day 2: 20 Wh per hour from 1240, readings from hour 25 (01:00–02:00, 1280) to 47.
+    values = {i: 1000.0 + 10 * (i + 1) for i in range(21)}
+    values |= {i: 1240.0 + 20 * (i - 23) for i in range(25, 48)}
+    result = energy_per_period(IndexSeries(1000.0, _hourly(T0, values)), TWO_DAYS, H)
+    # Gap 21:00 → 02:00 = 5 h, 1280 − 1210 = 70 Wh, 14 Wh/h: 3 h (42) to day 1, 2 h (28)
+    # to day 2, all estimated (the truth was 30 + 40; only the total is known).
+    # Day 1: 1210 − 1000 + 42 = 252; day 2: 28 + (1720 − 1280) = 468.
+    assert result.energy_wh == pytest.approx([252.0, 468.0])
+    assert result.estimated_wh == pytest.approx([42.0, 28.0])
+    assert sum(result.energy_wh) == pytest.approx(1720.0 - 1000.0)  # total preserved
+    assert result.coverage == pytest.approx([21 / 24, 23 / 24])  # hours 25–47: 23 slots
+
+
+def test_gap_from_the_baseline_is_estimated() -> None:
+    # Baseline at 00:00 (100), first reading at the end of hour 3 (140): 40 over 4 h.
+    series = IndexSeries(baseline=100.0, slots=_hourly(T0, {3: 140.0}))
+    result = energy_per_period(series, FIRST_HOURS, H)
+    assert result.energy_wh == pytest.approx([10.0, 10.0, 10.0, 10.0])
+    assert result.estimated_wh == pytest.approx([10.0, 10.0, 10.0, 10.0])
+
+
+def test_no_baseline_energy_before_the_first_reading_is_unknown() -> None:
+    series = IndexSeries(baseline=None, slots=_hourly(T0, {3: 140.0, 4: 150.0}))
+    result = energy_per_period(series, ONE_DAY, H)
+    assert result.energy_wh == pytest.approx([10.0])  # 150 − 140; nothing before 140
+    assert result.estimated_wh == [0.0]
+
+
+def test_three_weeks_of_silence_in_a_year() -> None:
+    # 2025 by month, hourly slots, 100 Wh every hour; silent from 20 Feb 00:00 to
+    # 13 Mar 00:00 (21 days): no slot ends in (silence_start, silence_end].
+    bounds = period_bounds(datetime(2025, 1, 1), datetime(2026, 1, 1), Step.MONTH, PARIS)
+    start, end = bounds[0].astimezone(UTC), bounds[-1].astimezone(UTC)  # real hours
+    silence_start = datetime(2025, 2, 20, tzinfo=PARIS).astimezone(UTC)
+    silence_end = datetime(2025, 3, 13, tzinfo=PARIS).astimezone(UTC)
+    hours = round((end - start) / H)
+    assert hours == 8760  # 365 × 24; the DST hours cancel out
+    slots = [
+        IndexSlot(t, 100.0 * i, 1)
+        for i in range(1, hours + 1)
+        if not silence_start < (t := start + i * H) <= silence_end
+    ]
+    result = energy_per_period(IndexSeries(0.0, slots), bounds, H)
+    # Gap from 20 Feb 00:00 to the next slot end, 13 Mar 01:00: 21 days + 1 h = 505 h,
+    # 50 500 Wh. February gets 9 days = 216 h (21 600 Wh), March 289 h (28 900 Wh);
+    # at a steady rate the spread equals the truth: Feb 28 × 24 × 100 = 67 200,
+    # March (31 × 24 − 1 DST hour) × 100 = 74 300.
+    assert result.energy_wh[1] == pytest.approx(67_200.0)
+    assert result.energy_wh[2] == pytest.approx(74_300.0)
+    assert result.estimated_wh[1] == pytest.approx(21_600.0)
+    assert result.estimated_wh[2] == pytest.approx(28_900.0)
+    assert [e for k, e in enumerate(result.estimated_wh) if k not in (1, 2)] == [0.0] * 10
+    assert sum(result.energy_wh) == pytest.approx(876_000.0)  # 8760 × 100
+    # Coverage: Feb misses 9 × 24 = 216 of 672 slots; March 12 × 24 = 288 of 743.
+    assert result.coverage[1] == pytest.approx(456 / 672)
+    assert result.coverage[2] == pytest.approx(455 / 743)
+    assert [c for k, c in enumerate(result.coverage) if k not in (1, 2)] == [1.0] * 10
+    assert _counts(result) == (0, 0, 0)
+
+
+# ---------------------------------------------------------------- DST
+
+
+@pytest.mark.parametrize(
+    ("first_day", "day_hours"),
+    [(datetime(2026, 3, 28), 23), (datetime(2026, 10, 24), 25)],
+    ids=["spring-forward", "fall-back"],
+)
+def test_gap_over_a_dst_day_is_spread_by_real_hours(first_day: datetime, day_hours: int) -> None:
+    # Three Paris days, the middle one 23 h or 25 h long; 10 Wh every real hour.
+    # Readings until 20:00 on day 1, then silence until 04:00 on day 3.
+    bounds = period_bounds(first_day, first_day + timedelta(days=3), Step.DAY, PARIS)
+    start, end = bounds[0].astimezone(UTC), bounds[-1].astimezone(UTC)  # real hours
+    hours = round((end - start) / H)
+    assert hours == 24 + day_hours + 24
+    silent = range(20 + 1, 24 + day_hours + 4)  # slot ends 21:00 day 1 … 03:00 day 3
+    slots = [IndexSlot(start + i * H, 10.0 * i, 1) for i in range(1, hours + 1) if i not in silent]
+    result = energy_per_period(IndexSeries(0.0, slots), bounds, H)
+    # Gap 20:00 day 1 → 04:00 day 3 = 4 + day_hours + 4 real hours, 10 Wh each.
+    # Day 1: 200 + 40; day 2: all of it spread, 10 × day_hours; day 3: 40 + 200.
+    assert result.energy_wh == pytest.approx([240.0, 10.0 * day_hours, 240.0])
+    assert result.estimated_wh == pytest.approx([40.0, 10.0 * day_hours, 40.0])
+    # Slots ending 01:00–20:00 on day 1 (20 of 24), 04:00–24:00 on day 3 (21 of 24).
+    assert result.coverage == pytest.approx([20 / 24, 0.0, 21 / 24])
+
+
+def test_repeated_hour_with_local_slot_ends_is_a_gap_of_two_slots() -> None:
+    # 02:00+02:00 and 03:00+01:00 read one hour apart on the wall, two in real time.
+    bounds = period_bounds(datetime(2026, 10, 25), datetime(2026, 10, 26), Step.DAY, PARIS)
+    slots = [
+        IndexSlot(datetime(2026, 10, 25, 2, tzinfo=PARIS), 100.0, 1),  # fold 0: +02:00
+        IndexSlot(datetime(2026, 10, 25, 3, tzinfo=PARIS), 120.0, 1),  # +01:00
+    ]
+    assert slots[1].end - slots[0].end == H  # the wall-clock trap
+    result = energy_per_period(IndexSeries(None, slots), bounds, H)
+    assert result.energy_wh == pytest.approx([20.0])
+    assert result.estimated_wh == pytest.approx([20.0])  # 2 real hours: estimated
+
+
+# ---------------------------------------------------------------- properties
+
+
+@st.composite
+def clean_series(
+    draw: st.DrawFn,
+) -> tuple[float | None, list[tuple[int, float]], list[datetime], timedelta]:
+    """A non-decreasing index on random slots (random gaps), split at random slot ends.
+
+    Returns the baseline, ``(slot number, value)`` pairs, the bounds and the slot width.
+    """
+    slot = draw(st.sampled_from([timedelta(minutes=15), timedelta(minutes=30), H]))
+    n_slots = draw(st.integers(min_value=1, max_value=200))
+    t0 = datetime(2026, 3, 1, tzinfo=UTC)  # aligned on the epoch for every slot width
+    cuts = draw(st.sets(st.integers(min_value=1, max_value=max(1, n_slots - 1)), max_size=20))
+    bounds = [t0 + k * slot for k in [0, *sorted(c for c in cuts if c < n_slots), n_slots]]
+    filled = sorted(draw(st.sets(st.integers(min_value=1, max_value=n_slots))))
+    baseline = draw(
+        st.none() | st.floats(min_value=0, max_value=1e9, allow_nan=False, allow_infinity=False)
+    )
+    value = baseline if baseline is not None else 0.0
+    readings = []
+    for k in filled:
+        value += draw(st.floats(min_value=0, max_value=1e6, allow_nan=False, allow_infinity=False))
+        readings.append((k, value))
+    return baseline, readings, bounds, slot
+
+
+def _series(
+    baseline: float | None, readings: list[tuple[int, float]], t0: datetime, slot: timedelta
+) -> IndexSeries:
+    return IndexSeries(baseline, [IndexSlot(t0 + k * slot, v, 1) for k, v in readings])
+
+
+def _check_invariants(result: MeterEnergy, n_periods: int) -> None:
+    assert len(result.energy_wh) == len(result.estimated_wh) == n_periods
+    assert all(e >= 0 for e in result.energy_wh)
+    assert all(
+        0 <= s <= e + 1e-9 for s, e in zip(result.estimated_wh, result.energy_wh, strict=True)
+    )
+
+
+@given(clean_series())
+def test_non_decreasing_index_telescopes(
+    scenario: tuple[float | None, list[tuple[int, float]], list[datetime], timedelta],
+) -> None:
+    baseline, readings, bounds, slot = scenario
+    result = energy_per_period(_series(baseline, readings, bounds[0], slot), bounds, slot)
+    _check_invariants(result, len(bounds) - 1)
+    known = ([(0, baseline)] if baseline is not None else []) + readings
+    expected = known[-1][1] - known[0][1] if known else 0.0
+    assert sum(result.energy_wh) == pytest.approx(expected, rel=1e-9, abs=1e-3)
+    # What is not estimated is exactly the increases between adjacent slots.
+    measured = sum(v - u for (i, u), (j, v) in pairwise(known) if j - i == 1)
+    assert sum(result.energy_wh) - sum(result.estimated_wh) == pytest.approx(
+        measured, rel=1e-9, abs=1e-3
+    )
+    assert _counts(result) == (0, 0, 0)
+
+
+@given(clean_series(), st.data())
+def test_glitches_change_nothing_but_coverage(
+    scenario: tuple[float | None, list[tuple[int, float]], list[datetime], timedelta],
+    data: st.DataObject,
+) -> None:
+    baseline, readings, bounds, slot = scenario
+    n_slots = round((bounds[-1] - bounds[0]) / slot)
+    taken = {k for k, _ in readings}
+    first = 0 if baseline is not None else (readings[0][0] if readings else n_slots)
+    # Bad readings in empty slots after the first known value, below the last good value
+    # (the running maximum) but at or above reset_ratio × it: glitches, not resets.
+    free = [k for k in range(first + 1, n_slots + 1) if k not in taken]
+    bad = data.draw(st.sets(st.sampled_from(free)) if free else st.just(set[int]()))
+    merged: list[tuple[int, float]] = []
+    reference = baseline
+    glitches, in_run = 0, False
+    clean = dict(readings)
+    for k in range(1, n_slots + 1):
+        if k in clean:
+            merged.append((k, clean[k]))
+            reference, in_run = clean[k], False
+        elif k in bad and reference is not None and reference >= 1:
+            share = data.draw(
+                st.floats(min_value=0.1, max_value=0.99, allow_nan=False, allow_infinity=False)
+            )
+            merged.append((k, reference * share))
+            glitches += 0 if in_run else 1
+            in_run = True
+    without = energy_per_period(_series(baseline, readings, bounds[0], slot), bounds, slot)
+    with_ = energy_per_period(_series(baseline, merged, bounds[0], slot), bounds, slot)
+    _check_invariants(with_, len(bounds) - 1)
+    # A glitch moves neither the reference value nor its time: same split, same estimate.
+    assert with_.energy_wh == pytest.approx(without.energy_wh, rel=1e-12, abs=1e-6)
+    assert with_.estimated_wh == pytest.approx(without.estimated_wh, rel=1e-12, abs=1e-6)
+    assert _counts(with_) == (0, 0, glitches)
+
+
+@given(clean_series(), st.data())
+def test_resets_add_the_new_value(
+    scenario: tuple[float | None, list[tuple[int, float]], list[datetime], timedelta],
+    data: st.DataObject,
+) -> None:
+    baseline, readings, bounds, slot = scenario
+    # Replay the same consumption, the counter restarting from 0 before some readings.
+    known = ([(0, baseline)] if baseline is not None else []) + readings
+    consumed = sum(v - u for (_, u), (_, v) in pairwise(known))
+    index = known[0][1] if known else 0.0
+    replayed: list[tuple[int, float]] = []
+    resets = 0
+    for (_, u), (k, v) in pairwise(known):
+        step = v - u
+        # A reset is told apart when the new value is below 0.1 × the previous one.
+        if index > 0 and step < 0.1 * index and data.draw(st.booleans()):
+            index = step
+            resets += 1
+        else:
+            index += step
+        replayed.append((k, index))
+    if baseline is None and readings:
+        replayed.insert(0, readings[0])
+    result = energy_per_period(_series(baseline, replayed, bounds[0], slot), bounds, slot)
+    _check_invariants(result, len(bounds) - 1)
+    assert sum(result.energy_wh) == pytest.approx(consumed, rel=1e-9, abs=1e-3)
+    assert _counts(result) == (resets, 0, 0)
