@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from microville.domain.materials import parse_materials_csv
 from microville.domain.periods import localize
 from microville.domain.site import read_sites
 from microville.embedded_broker import EmbeddedBroker
@@ -25,10 +26,12 @@ from microville.gateway.sources import SourceOptions
 from microville.mqtt import MqttSettings
 from microville.service.app import create_app
 from microville.settings import Settings
+from microville.stores.ledger import Ledger
 from microville.stores.sqlite import SqliteStore
 
 #: Simulation step and seed of the demo (the ground truth depends on both).
 STEP = timedelta(minutes=15)
+SAMPLE_MATERIALS = Path(__file__).parent / "sites" / "microville112-materials.csv"
 SEED = 112
 
 
@@ -140,12 +143,13 @@ def run_demo(
         f"written to {store.path}, {gateway.dead_letters.total} rejected"
     )
 
+    # The sample renovation's materials (illustrative factors), for the carbon figures.
+    ledger = Ledger(data_dir / "ledger.db")
+    if not ledger.materials(site.id) and SAMPLE_MATERIALS.is_file():
+        ledger.add_materials(site.id, parse_materials_csv(SAMPLE_MATERIALS.read_text("utf-8")))
     settings = Settings(config=str(config), store_url=f"sqlite:///{store.path}", mqtt_url=mqtt_url)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings, store=store), host="127.0.0.1", port=port, log_level="warning"
-        )
-    )
+    app = create_app(settings, store=store, sites=sites, ledger=ledger)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:
@@ -160,6 +164,10 @@ def run_demo(
     console.print(_table(body, truth[site.id]))
     console.print(f"API docs:  {base}/docs")
     console.print(f"balance:   {base}/api/v1/sites/{site.id}/balance?{query}")
+    console.print(
+        f"targets:   {base}/api/v1/sites/{site.id}/targets?{query.removesuffix('&step=day')}"
+    )
+    console.print(f"carbon:    {base}/api/v1/sites/{site.id}/carbon?{query}")
     console.print(f"health:    {base}/health")
     try:
         if keep_serving:
@@ -171,5 +179,6 @@ def run_demo(
         server.should_exit = True
         thread.join(5)
         store.close()
+        ledger.close()
         if broker is not None:
             broker.stop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,48 @@ def test_demo_runs_the_whole_chain_on_embedded_defaults(
         api, truth = rows[figure]
         # The table shows one decimal: the API's figure and the truth print the same.
         assert api == truth and truth > 0, (figure, api, truth)
+
+
+def test_import_commands_load_intensity_and_materials(tmp_path: Path) -> None:
+    import os
+
+    from microville.stores.ledger import Ledger
+    from microville.stores.sqlite import SqliteStore
+
+    eco2mix = tmp_path / "eco2mix.csv"
+    eco2mix.write_text(
+        "date_heure;taux_co2\n2026-01-01T00:00:00+01:00;40\n2026-01-01T00:15:00+01:00;44\n"
+    )
+    db = tmp_path / "readings.db"
+    ledger_path = tmp_path / "ledger.db"
+    env = {**os.environ, "MICROVILLE_LEDGER_PATH": str(ledger_path)}
+    ok = subprocess.run(
+        [sys.executable, "-m", "microville", "import", "carbon-intensity", str(eco2mix),
+         "--site", "microville112", "-c", str(SAMPLE_CONFIG), "--store", f"sqlite:///{db}"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "imported 2 carbon-intensity values" in ok.stdout
+    store = SqliteStore(db)
+    start = datetime(2025, 12, 31, 23, tzinfo=UTC)
+    means = store.hourly_means("microville112", "grid-carbon-intensity", "carbon_intensity",
+                               start, start + timedelta(hours=1))  # fmt: skip
+    store.close()
+    assert means == [(start, pytest.approx(0.042))]  # (40 + 44) / 2 g/kWh in kg/kWh
+
+    materials = SAMPLE_CONFIG.parent / "microville112-materials.csv"
+    done = subprocess.run(
+        [sys.executable, "-m", "microville", "import", "materials", str(materials),
+         "--site", "microville112", "-c", str(SAMPLE_CONFIG)],
+        capture_output=True, text=True, timeout=60, check=False, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    ledger = Ledger(ledger_path)
+    assert len(ledger.materials("microville112")) == 7
+    ledger.close()
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("date_heure;taux_co2\nyesterday;40\n")
+    refused = _run("import", "carbon-intensity", str(bad), "--site", "microville112",
+                   "-c", str(SAMPLE_CONFIG), "--store", f"sqlite:///{db}")  # fmt: skip
+    assert refused.returncode == 2 and "line 2" in refused.stdout
