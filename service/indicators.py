@@ -123,6 +123,7 @@ class EnergyReport:
     primary_factors: dict[Carrier, Factor]
     missing_factors: list[Carrier]
     meters: dict[str, MeterEnergy]
+    bounds: list[datetime]
 
 
 def _carrier_energy(
@@ -181,9 +182,8 @@ def energy_report(
             evidence([energies[m.id] for m in balance_meters], k, bounds),
         )
 
-    return EnergyReport(
-        site, [period(k) for k in range(len(bounds) - 1)], period(None), factors, missing, energies
-    )
+    periods = [period(k) for k in range(len(bounds) - 1)]
+    return EnergyReport(site, periods, period(None), factors, missing, energies, bounds)
 
 
 # --- carbon -------------------------------------------------------------------------------

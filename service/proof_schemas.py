@@ -21,6 +21,7 @@ from microville.service.indicators import (
     Judgement,
     TargetsReport,
     WasteReport,
+    weighted_coverage,
 )
 
 KWH = 1000.0
@@ -94,12 +95,23 @@ class EnergyPeriodOut(BaseModel):
         )
 
 
+class MeterQualityOut(BaseModel):
+    id: str
+    energy_kwh: float
+    estimated_kwh: float = Field(description="spread over data gaps")
+    coverage: float
+    resets: int = Field(description="index restarted from about zero: the new value counted")
+    rollovers: int = Field(description="index wrapped past its capacity")
+    glitches: int = Field(description="index went down then back: ignored")
+
+
 class EnergyOut(BaseModel):
     site: str
     primary_energy_factors: list[FactorOut]
     missing_factors: list[Carrier]
     total: EnergyPeriodOut
     periods: list[EnergyPeriodOut]
+    meters: list[MeterQualityOut] = Field(description="each meter's data quality over the query")
 
     @classmethod
     def of(cls, r: EnergyReport) -> EnergyOut:
@@ -109,6 +121,18 @@ class EnergyOut(BaseModel):
             missing_factors=r.missing_factors,
             total=EnergyPeriodOut.of(r.total),
             periods=[EnergyPeriodOut.of(p) for p in r.periods],
+            meters=[
+                MeterQualityOut(
+                    id=meter_id,
+                    energy_kwh=sum(e.energy_wh) / KWH,
+                    estimated_kwh=sum(e.estimated_wh) / KWH,
+                    coverage=weighted_coverage(e, r.bounds),
+                    resets=e.resets,
+                    rollovers=e.rollovers,
+                    glitches=e.glitches,
+                )
+                for meter_id, e in r.meters.items()
+            ],
         )
 
 

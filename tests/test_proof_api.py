@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from support import SITE_S1
 
 from microville.domain.readings import Reading
+from microville.domain.records import WasteEntry
 from microville.domain.store import ReadingStore
 from microville.service.app import create_app
 from microville.service.indicators import INTENSITY_METER, INTENSITY_QUANTITY
@@ -229,3 +230,70 @@ def test_bad_periods_are_refused_with_a_message(
         resp = client.get(f"/api/v1/sites/s1/{endpoint}", params=params)
         assert resp.status_code == 422, (endpoint, resp.text)
         assert message in resp.text
+
+
+def test_energy_reports_each_meters_quality(client: TestClient, store: ReadingStore) -> None:
+    t0 = datetime(2026, 1, 4, 23, tzinfo=UTC)  # 2026-01-05 00:00 local
+    # The import meter is replaced at 03:00 (reset to 0) and glitches at 06:00.
+    index = [0, 1000, 2000, 3000, 200, 1200, 1000, 2200, 3200]
+    store.write(
+        [
+            Reading("s1", "in", "energy", float(v), t0 + timedelta(hours=h))
+            for h, v in enumerate(index)
+        ]
+    )
+    body = client.get(
+        "/api/v1/sites/s1/energy",
+        params={"start": "2026-01-05", "end": "2026-01-06", "step": "day"},
+    ).json()
+    meters = {m["id"]: m for m in body["meters"]}
+    # 3000 Wh; 200 < 0.1 × 3000: a reset, +200; +1000; 1000 is a glitch (ignored);
+    # 1200 → 2200 +1000; +1000. Total 6200 Wh.
+    assert meters["in"]["energy_kwh"] == pytest.approx(6.2)
+    assert (meters["in"]["resets"], meters["in"]["glitches"], meters["in"]["rollovers"]) == (
+        1,
+        1,
+        0,
+    )
+    assert body["total"]["carriers"]["electricity"]["import_kwh"] == pytest.approx(6.2)
+
+
+def test_waste_scales_count_with_the_entries(tmp_path: Path, store: ReadingStore) -> None:
+    config = tmp_path / "sites.toml"
+    config.write_text(
+        SITE_S1
+        + """
+[[sites.meters]]
+id = "compost-scale"
+role = "waste"
+carrier = "waste"
+stream = "composting"
+unit = "kg"
+source = { topic = "s1/compost", format = "number" }
+"""
+    )
+    t0 = datetime(2026, 2, 28, 23, tzinfo=UTC)  # March, local
+    # A mass counter read hourly through March: +2 kg an hour.
+    hours = 31 * 24
+    store.write(
+        [
+            Reading("s1", "compost-scale", "mass", 2.0 * h, t0 + timedelta(hours=h))
+            for h in range(hours + 1)
+        ]
+    )
+    ledger = Ledger(tmp_path / "ledger.db")
+    ledger.add_waste_entries("s1", [WasteEntry.model_validate(WASTE[2])])  # landfill, June
+    app = create_app(Settings(config=str(config)), store=store, ledger=ledger)
+    with TestClient(app) as client:
+        march = client.get("/api/v1/sites/s1/waste", params={"period": "2026-03"}).json()
+        year = client.get("/api/v1/sites/s1/waste", params={"period": "2026"}).json()
+    ledger.close()
+    # March 2026 lasts 743 local hours (clocks go forward on the 29th): 2 × 743 kg.
+    assert march["operation"]["mass_kg"] == {"composting": pytest.approx(2.0 * 743)}
+    assert march["coverage"] == pytest.approx(1.0)
+    assert march["operation"]["diversion_rate"] == 1.0
+    # Over the year the scale reported for 745 hourly slots only (its 744 h of readings
+    # and the first one); the 100 kg landfilled in June count too.
+    assert year["operation"]["residual_kg"] == pytest.approx(100)
+    assert year["operation"]["diversion_rate"] == pytest.approx(1 - 100 / (2.0 * hours + 100))
+    assert year["coverage"] == pytest.approx(745 / 8760)
