@@ -10,6 +10,7 @@ import itertools
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 from microville.domain.balance import MeterEnergy, energy_per_period
 from microville.domain.carbon import NetCarbon, net_carbon
@@ -329,10 +330,21 @@ def waste_report(
 
 
 @dataclass(frozen=True)
+class Criterion:
+    """One figure judged against one threshold."""
+
+    figure: str
+    value: float | None
+    threshold: float
+    direction: Literal["min", "max"]
+    verdict: Verdict
+
+
+@dataclass(frozen=True)
 class Judgement:
     target: str
     verdict: Verdict
-    criteria: list[dict[str, object]]
+    criteria: list[Criterion]
     coverage: float
 
 
@@ -345,6 +357,24 @@ class TargetsReport:
     energy: EnergyReport
     carbon: CarbonReport
     waste: WasteReport
+
+
+def _judge(
+    target: str,
+    figures: list[tuple[str, float | None, float | None, Literal["min", "max"]]],
+    coverage: float,
+    min_coverage: float,
+) -> Judgement | None:
+    """The target's verdict from its configured criteria (those with a threshold)."""
+    criteria = [
+        Criterion(name, value, threshold, direction,
+                  judge(value, threshold, direction, coverage, min_coverage))
+        for name, value, threshold, direction in figures
+        if threshold is not None
+    ]  # fmt: skip
+    if not criteria:
+        return None
+    return Judgement(target, _combine([c.verdict for c in criteria]), criteria, coverage)
 
 
 def _combine(verdicts: list[Verdict]) -> Verdict:
@@ -360,86 +390,21 @@ def targets_report(
     energy = energy_report(site, store, start, end, Step.YEAR)
     carbon = carbon_report(site, store, ledger, start, end, Step.YEAR)
     waste = waste_report(site, store, ledger, start, end)
-    judgements = []
-    if t.primary_energy_balance_min_kwh is not None:
-        primary_whep = energy.total.balance.primary_net_whep
-        value = primary_whep / 1000 if primary_whep is not None else None
-        cov = energy.total.evidence.coverage
-        v = judge(value, t.primary_energy_balance_min_kwh, "min", cov, t.min_coverage)
-        judgements.append(
-            Judgement(
-                "positive_energy",
-                v,
-                [
-                    {
-                        "figure": "primary_energy_balance_kwh",
-                        "value": value,
-                        "threshold": t.primary_energy_balance_min_kwh,
-                        "direction": "min",
-                        "verdict": v,
-                    }
-                ],
-                cov,
-            )
-        )
-    if t.net_carbon_max_kg is not None:
-        value = carbon.total.figures.net_kg if not carbon.missing_factors else None
-        cov = carbon.total.evidence.coverage
-        v = judge(value, t.net_carbon_max_kg, "max", cov, t.min_coverage)
-        judgements.append(
-            Judgement(
-                "zero_carbon",
-                v,
-                [
-                    {
-                        "figure": "net_carbon_kg",
-                        "value": value,
-                        "threshold": t.net_carbon_max_kg,
-                        "direction": "max",
-                        "verdict": v,
-                    }
-                ],
-                cov,
-            )
-        )
-    criteria = []
-    if t.residual_waste_max_kg is not None:
-        v = judge(
-            waste.indicators.residual_kg,
-            t.residual_waste_max_kg,
-            "max",
-            waste.coverage,
-            t.min_coverage,
-        )
-        criteria.append(
-            {
-                "figure": "residual_kg",
-                "value": waste.indicators.residual_kg,
-                "threshold": t.residual_waste_max_kg,
-                "direction": "max",
-                "verdict": v,
-            }
-        )
-    if t.diversion_rate_min is not None:
-        v = judge(
-            waste.indicators.diversion_rate,
-            t.diversion_rate_min,
-            "min",
-            waste.coverage,
-            t.min_coverage,
-        )
-        criteria.append(
-            {
-                "figure": "diversion_rate",
-                "value": waste.indicators.diversion_rate,
-                "threshold": t.diversion_rate_min,
-                "direction": "min",
-                "verdict": v,
-            }
-        )
-    if criteria:
-        verdict = _combine([c["verdict"] for c in criteria])  # type: ignore[misc]
-        judgements.append(Judgement("zero_waste", verdict, criteria, waste.coverage))
+    primary_whep = energy.total.balance.primary_net_whep
+    primary_kwh = primary_whep / 1000 if primary_whep is not None else None
+    net_carbon_kg = carbon.total.figures.net_kg if not carbon.missing_factors else None
+    w = waste.indicators
+    positive = ("primary_energy_balance_kwh", primary_kwh, t.primary_energy_balance_min_kwh, "min")
+    candidates = [
+        _judge("positive_energy", [positive], energy.total.evidence.coverage, t.min_coverage),
+        _judge("zero_carbon", [("net_carbon_kg", net_carbon_kg, t.net_carbon_max_kg, "max")],
+               carbon.total.evidence.coverage, t.min_coverage),
+        _judge("zero_waste",
+               [("residual_kg", w.residual_kg, t.residual_waste_max_kg, "max"),
+                ("diversion_rate", w.diversion_rate, t.diversion_rate_min, "min")],
+               waste.coverage, t.min_coverage),
+    ]  # fmt: skip
+    judgements = [j for j in candidates if j is not None]
     return TargetsReport(
         site, energy.total.start, energy.total.end, judgements, energy, carbon, waste
     )

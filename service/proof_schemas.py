@@ -3,8 +3,9 @@ targets. kWh and kg; rates in [0, 1]; every figure with its coverage."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
-from typing import Any
+from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, Field
 
@@ -242,12 +243,20 @@ class WasteOut(BaseModel):
         )
 
 
+class CriterionOut(BaseModel):
+    figure: str
+    value: float | None
+    threshold: float
+    direction: Literal["min", "max"] = Field(description="min: value ≥ threshold; max: ≤")
+    verdict: str
+
+
 class JudgementOut(BaseModel):
     target: str
     verdict: str = Field(description="met, not_met or not_provable (coverage below the threshold)")
     coverage: float
     min_coverage: float
-    criteria: list[dict[str, Any]]
+    criteria: list[CriterionOut]
 
     @classmethod
     def of(cls, j: Judgement, min_coverage: float) -> JudgementOut:
@@ -256,7 +265,7 @@ class JudgementOut(BaseModel):
             verdict=j.verdict.value,
             coverage=j.coverage,
             min_coverage=min_coverage,
-            criteria=j.criteria,
+            criteria=[CriterionOut(**asdict(c)) for c in j.criteria],
         )
 
 
