@@ -359,9 +359,13 @@ class TargetsReport:
     waste: WasteReport
 
 
+#: (figure, value, threshold or None when the target is not set, direction)
+_Figure = tuple[str, float | None, float | None, Literal["min", "max"]]
+
+
 def _judge(
     target: str,
-    figures: list[tuple[str, float | None, float | None, Literal["min", "max"]]],
+    figures: list[_Figure],
     coverage: float,
     min_coverage: float,
 ) -> Judgement | None:
@@ -394,7 +398,12 @@ def targets_report(
     primary_kwh = primary_whep / 1000 if primary_whep is not None else None
     net_carbon_kg = carbon.total.figures.net_kg if not carbon.missing_factors else None
     w = waste.indicators
-    positive = ("primary_energy_balance_kwh", primary_kwh, t.primary_energy_balance_min_kwh, "min")
+    positive: _Figure = (
+        "primary_energy_balance_kwh",
+        primary_kwh,
+        t.primary_energy_balance_min_kwh,
+        "min",
+    )
     candidates = [
         _judge("positive_energy", [positive], energy.total.evidence.coverage, t.min_coverage),
         _judge("zero_carbon", [("net_carbon_kg", net_carbon_kg, t.net_carbon_max_kg, "max")],
