@@ -27,6 +27,13 @@ class Settings(BaseSettings):
         default="/var/lib/microville/ledger.db",
         description="SQLite file of the materials and waste ledger (whatever the store)",
     )
+    alerts_path: str = Field(
+        default="/var/lib/microville/alerts.db",
+        description="SQLite file of the alerts' state and the notification outbox; empty: off",
+    )
+    alert_interval_s: float = Field(
+        default=300, ge=0, description="evaluate the alert rules every … s; 0: on demand only"
+    )
     influx_token: str | None = Field(default=None, description="InfluxDB 2.x/3.x token")
     mqtt_url: str = Field(default="mqtt://127.0.0.1:1883", description="mqtt:// or mqtts:// URL")
     mqtt_username: str | None = None

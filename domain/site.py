@@ -34,6 +34,7 @@ from pydantic import (
     model_validator,
 )
 
+from microville.domain.alert_config import AlertRules, Channel
 from microville.domain.modbus_maps import RegisterMap, shipped_maps
 from microville.domain.quality import IndexRules
 from microville.domain.targets import Targets
@@ -293,6 +294,7 @@ class Site(_Strict):
     )
     study_period_years: Annotated[int, Field(gt=0, le=200)] = 50
     targets: Targets = Field(default_factory=Targets)
+    alerts: AlertRules = Field(default_factory=AlertRules)
 
     @field_validator("timezone")
     @classmethod
@@ -320,6 +322,14 @@ class Site(_Strict):
 class SitesConfig(_Strict):
     sites: Annotated[list[Site], Field(min_length=1)]
     register_maps: list[RegisterMap] = Field(default_factory=list)
+    #: Where alerts are sent (every site's); each channel once per event.
+    alert_channels: list[Channel] = Field(default_factory=list)
+
+    @field_validator("alert_channels")
+    @classmethod
+    def _unique_channel_names(cls, channels: list[Channel]) -> list[Channel]:
+        _reject_duplicates([c.name for c in channels], "alert channel name")
+        return channels
 
     def register_map(self, name: str) -> RegisterMap | None:
         """A map declared in this file, else a shipped one."""

@@ -82,6 +82,12 @@ class ReadingStore(Protocol):
         left out."""
         ...
 
+    def last_seen(
+        self, site: str, meters: Sequence[str], quantity: str
+    ) -> dict[str, datetime | None]:
+        """Time of each meter's latest reading (``None`` if it never reported)."""
+        ...
+
     def count(self, site: str) -> int:
         """Number of readings stored for ``site`` (all meters and quantities)."""
         ...

@@ -11,6 +11,7 @@ Nomenclature: ``*_w`` powers in W, ``*_wh`` energies in Wh, ``*_c`` temperatures
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -57,6 +58,7 @@ def simulate_building(
     step: timedelta,
     seed: int,
     pv_peak_w: float | None = None,
+    pv_outages: Sequence[tuple[datetime, datetime]] = (),
 ) -> pd.DataFrame:
     """Simulate power and cumulative energy indexes of a site.
 
@@ -72,6 +74,9 @@ def simulate_building(
         Seed of the weather and load noise; same seed, same result.
     pv_peak_w : float, optional
         PV peak power [W]; default ``PV_PEAK_W_PER_M2`` × floor area.
+    pv_outages : sequence of (datetime, datetime)
+        Intervals without any PV production (inverter failure, snow), to play
+        scenarios where the balance turns negative.
 
     Returns
     -------
@@ -98,6 +103,10 @@ def simulate_building(
         pv_peak_w = PV_PEAK_W_PER_M2 * site.floor_area_m2
     poa_w_m2 = _clear_sky_poa(site, times) * _clear_sky_index(rng, local, day, step_s)
     pv_power_w = np.clip(pv_peak_w * PERFORMANCE_RATIO * poa_w_m2 / 1000.0, 0.0, pv_peak_w)
+    for outage_start, outage_end in pv_outages:
+        # The inverter is down (or the panels under snow): no production.
+        down = (times >= outage_start.astimezone(UTC)) & (times < outage_end.astimezone(UTC))
+        pv_power_w = np.where(down, 0.0, pv_power_w)
 
     hour = np.asarray(local.hour + local.minute / 60.0)
     weekday = np.asarray(local.day_of_week < 5)

@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ def run_simulation(
     seed: int,
     speed: float = 0.0,
     progress: bool = False,
+    pv_outages: Sequence[tuple[datetime, datetime]] = (),
 ) -> dict[str, dict[str, float]]:
     """Simulate ``sites`` and publish their meter indexes at every step, QoS 1.
 
@@ -64,6 +66,8 @@ def run_simulation(
         with the receive time.
     progress : bool
         Show a progress bar on the console.
+    pv_outages : sequence of (datetime, datetime)
+        Intervals without PV production (see ``simulate_building``).
 
     Returns
     -------
@@ -74,7 +78,7 @@ def run_simulation(
     truth: dict[str, dict[str, float]] = {}
     streams = []
     for i, site in enumerate(sites):
-        frame = simulate_building(site, start, end, step, site_seed(seed, i))
+        frame = simulate_building(site, start, end, step, site_seed(seed, i), pv_outages=pv_outages)
         truth[site.id] = ground_truth(frame, start, end)
         meters = _published_meters(site, real_time=speed == 1)
         indexes = meter_indexes(meters, frame)

@@ -15,7 +15,10 @@ from microville.domain.periods import Step
 from microville.domain.site import SitesConfig, read_sites
 from microville.domain.store import ReadingStore, StoreError
 from microville.mqtt import MqttSettings
+from microville.service.alerts_api import router as alerts_router
+from microville.service.alerts_engine import AlertEngine
 from microville.service.deps import PeriodDep, SiteDep, SitesDep, StepQuery, StoreDep
+from microville.service.notify import Outbox
 from microville.service.proof_api import router as proof_router
 from microville.service.schemas import BalanceOut, HealthOut, MeterOut, SiteOut
 from microville.service.usecases import QueryError, electricity_balance
@@ -32,22 +35,38 @@ def _broker_reachable(mqtt: MqttSettings, timeout_s: float = 2.0) -> str:
         return f"unreachable: {exc}"
 
 
+def _mqtt_for(settings: Settings) -> MqttSettings:
+    return MqttSettings(
+        url=settings.mqtt_url,
+        username=settings.mqtt_username,
+        password=settings.mqtt_password,
+        ca_file=settings.mqtt_ca_file,
+    )
+
+
 def create_app(
     settings: Settings,
     store: ReadingStore | None = None,
     sites: SitesConfig | None = None,
     ledger: Ledger | None = None,
+    alerts: AlertEngine | None = None,
 ) -> FastAPI:
     """Build the API for ``sites`` (read from ``settings.config`` when not given) over
     ``store`` (opened from ``settings.store_url`` when not given; then closed with the app)."""
     sites = sites if sites is not None else read_sites(settings.config)
     owned = store is None
     owned_ledger = ledger is None
+    owned_alerts = alerts is None
     mqtt = MqttSettings(url=settings.mqtt_url)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if owned_alerts and app.state.alerts is not None and settings.alert_interval_s > 0:
+            app.state.alerts.start(settings.alert_interval_s)
         yield
+        if owned_alerts and app.state.alerts is not None:
+            app.state.alerts.stop()
+            app.state.alerts.outbox.close()
         if owned:
             app.state.store.close()
         if owned_ledger:
@@ -71,9 +90,14 @@ def create_app(
         return JSONResponse(status_code=503, content={"detail": f"store unavailable: {exc}"})
 
     app.include_router(proof_router)
+    app.include_router(alerts_router)
     app.state.store = (
         store if store is not None else open_store(settings.store_url, settings.influx_token)
     )
+    if alerts is None and settings.alerts_path:
+        outbox = Outbox(settings.alerts_path, sites.alert_channels, mqtt=_mqtt_for(settings))
+        alerts = AlertEngine(sites, app.state.store, settings.alerts_path, outbox)
+    app.state.alerts = alerts
 
     @app.get("/api/v1/sites", response_model=list[SiteOut])
     def list_sites(sites: SitesDep) -> list[SiteOut]:

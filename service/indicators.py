@@ -35,6 +35,8 @@ from microville.stores.ledger import Ledger
 #: grid's carbon intensity of a site.
 INTENSITY_METER, INTENSITY_QUANTITY = "grid-carbon-intensity", "carbon_intensity"
 MAX_PERIODS = 100_000
+#: Dimensions of cumulative indexes.
+INDEX_DIMENSIONS = ("energy", "volume", "mass")
 YEAR_S = 365.25 * 86400
 
 

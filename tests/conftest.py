@@ -5,7 +5,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from services import running_influxdb, running_mosquitto
+from aiosmtpd.controller import Controller
+from receivers import Inbox, Receiver
+from services import free_port, running_influxdb, running_mosquitto
 
 from microville.domain.store import ReadingStore
 from microville.stores import open_store
@@ -42,3 +44,47 @@ def store(store_url: str) -> Iterator[ReadingStore]:
     s = open_store(store_url)
     yield s
     s.close()
+
+
+@pytest.fixture(autouse=True)
+def _private_state_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Apps built with default settings keep their ledger and alert state under the
+    test's own directory, not in /var/lib/microville."""
+    monkeypatch.setenv("MICROVILLE_LEDGER_PATH", str(tmp_path / "state" / "ledger.db"))
+    monkeypatch.setenv("MICROVILLE_ALERTS_PATH", str(tmp_path / "state" / "alerts.db"))
+    monkeypatch.setenv("MICROVILLE_ALERT_INTERVAL_S", "0")
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[Inbox, int]]:
+    inbox, port = Inbox(), free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield inbox, port
+    controller.stop()
+
+
+@pytest.fixture
+def smtp_auth_server() -> Iterator[tuple[Inbox, int]]:
+    """Requires AUTH (PLAIN/LOGIN) before MAIL; accepts alerts / s3cret."""
+    inbox, port = Inbox(), free_port()
+    controller = Controller(
+        inbox,
+        hostname="127.0.0.1",
+        port=port,
+        auth_require_tls=False,
+        auth_required=True,
+        authenticator=inbox.authenticate,
+    )
+    controller.start()
+    yield inbox, port
+    controller.stop()
+
+
+@pytest.fixture
+def receivers() -> Iterator[list[Receiver]]:
+    """Register receivers here to have them stopped at the end of the test."""
+    made: list[Receiver] = []
+    yield made
+    for r in made:
+        r.stop()

@@ -104,3 +104,14 @@ def test_unreachable_influxdb_raises_store_error() -> None:
         dead.ping()
     with pytest.raises(StoreError, match="unreachable"):
         dead.write(_index("s1", "pv", [(0, 1.0)]))
+
+
+def test_last_seen_per_meter(store: ReadingStore) -> None:
+    store.write(_index("s1", "pv", [(0, 1.0), (90, 5.0)]))
+    store.write(_index("s1", "grid", [(30, 100.0)]))
+    seen = store.last_seen("s1", ["pv", "grid", "absent"], "energy")
+    assert seen == {
+        "pv": T0 + timedelta(minutes=90),
+        "grid": T0 + timedelta(minutes=30),
+        "absent": None,
+    }

@@ -188,6 +188,22 @@ class InfluxStore:
             for t, mean in series["values"]
         ]
 
+    def last_seen(
+        self, site: str, meters: Sequence[str], quantity: str
+    ) -> dict[str, datetime | None]:
+        out: dict[str, datetime | None] = dict.fromkeys(meters)
+        if not meters:
+            return out
+        measurement = quote_identifier(_safe(quantity, "quantity"))
+        (result,) = self._query(
+            f'SELECT last("value") FROM {measurement} WHERE {self._where(site, meters)}'
+            ' GROUP BY "meter"'
+        )
+        for series in result.get("series", []):
+            t = series["values"][0][0]
+            out[series["tags"]["meter"]] = datetime.fromtimestamp(t / 1e9, UTC)
+        return out
+
     def count(self, site: str) -> int:
         where = f'"site" = {quote_literal(_safe(site, "site id"))}'
         (result,) = self._query(f'SELECT count("value") FROM /.*/ WHERE {where}')

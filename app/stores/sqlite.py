@@ -122,6 +122,22 @@ class SqliteStore:
             raise StoreError(f"SQLite query failed: {exc}") from exc
         return [(datetime.fromtimestamp(h * 3600, UTC), float(mean)) for h, mean in rows]
 
+    def last_seen(
+        self, site: str, meters: Sequence[str], quantity: str
+    ) -> dict[str, datetime | None]:
+        out: dict[str, datetime | None] = {}
+        try:
+            with self._lock:
+                for meter in meters:
+                    (ts,) = self._db.execute(
+                        "SELECT MAX(ts_ms) FROM readings WHERE site=? AND quantity=? AND meter=?",
+                        (site, quantity, meter),
+                    ).fetchone()
+                    out[meter] = None if ts is None else datetime.fromtimestamp(ts / 1000, UTC)
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite query failed: {exc}") from exc
+        return out
+
     def count(self, site: str) -> int:
         try:
             with self._lock:

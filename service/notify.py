@@ -1,0 +1,526 @@
+"""Alert notifications: channels (webhook, e-mail, MQTT) and a persisted outbox.
+
+An alert that fires, resolves or reminds becomes a :class:`Notification`. The
+:class:`Outbox` writes it once per channel into an SQLite file (so nothing is lost if
+the service restarts) and :meth:`Outbox.deliver_due` sends what is due, each channel on
+its own: a channel that is down is retried with exponential backoff and never holds the
+others back. Delivery is *at least once*: a crash between a successful send and its
+bookkeeping sends it again on the next pass.
+
+Secrets stay out of the configuration: an e-mail channel names the environment variable
+that holds its SMTP password (``password_env``), never the password.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import smtplib
+import sqlite3
+import ssl
+import threading
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from functools import partial
+from pathlib import Path
+from typing import Any, Literal, Self, get_args
+
+import httpx
+from paho.mqtt.client import Client, ConnectFlags
+from paho.mqtt.reasoncodes import ReasonCode
+from pydantic import TypeAdapter
+
+from microville.domain.alert_config import (
+    Channel,
+    EmailChannel,
+    MqttChannel,
+    WebhookChannel,
+)
+from microville.mqtt import MqttSettings, make_client
+
+__all__ = [
+    "CHANNELS",
+    "Channel",
+    "Delivery",
+    "DeliveryError",
+    "EmailChannel",
+    "Event",
+    "MqttChannel",
+    "Notification",
+    "Outbox",
+    "Sender",
+    "WebhookChannel",
+    "email_body",
+    "send_email",
+    "send_mqtt",
+    "send_webhook",
+]
+
+log = logging.getLogger(__name__)
+
+Event = Literal["firing", "resolved", "reminder"]
+Figure = float | str | None
+
+
+class DeliveryError(RuntimeError):
+    """A channel could not deliver a notification (the message says why)."""
+
+
+# --------------------------------------------------------------------------------------
+# The notification
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One thing to tell people about an alert.
+
+    ``alert_id`` is the alert's stable identity (``site:rule:variant``, e.g.
+    ``microville112:balance:rolling_7d``): a firing, its reminders and its resolution
+    share it. ``message`` is written for a facility manager; ``figures`` are the numbers
+    behind it (finite floats, strings or ``None``). ``time`` is timezone-aware.
+    """
+
+    alert_id: str
+    site: str
+    rule: str
+    event: Event
+    title: str
+    message: str
+    figures: dict[str, Figure] = field(default_factory=dict)
+    time: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def __post_init__(self) -> None:
+        if self.event not in get_args(Event):
+            raise ValueError(f"event must be one of {get_args(Event)}, got {self.event!r}")
+        if self.time.tzinfo is None or self.time.utcoffset() is None:
+            raise ValueError("Notification.time must be timezone-aware")
+        for key, value in self.figures.items():
+            if isinstance(value, bool) or not isinstance(value, int | float | str | None):
+                raise ValueError(f"figure {key!r}: {value!r} is not a number, text or None")
+            if isinstance(value, float) and not math.isfinite(value):
+                # JSON has no NaN/inf: such a notification could never be delivered.
+                raise ValueError(f"figure {key!r} is not finite ({value})")
+
+    def to_json(self) -> dict[str, Any]:
+        """The wire form (a JSON object); :meth:`from_json` reads it back."""
+        return {
+            "alert_id": self.alert_id,
+            "site": self.site,
+            "rule": self.rule,
+            "event": self.event,
+            "title": self.title,
+            "message": self.message,
+            "figures": dict(self.figures),
+            "time": self.time.isoformat(),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Notification:
+        figures: dict[str, Figure] = {
+            str(k): float(v) if isinstance(v, int) and not isinstance(v, bool) else v
+            for k, v in dict(data.get("figures") or {}).items()
+        }
+        return cls(
+            alert_id=str(data["alert_id"]),
+            site=str(data["site"]),
+            rule=str(data["rule"]),
+            event=data["event"],
+            title=str(data["title"]),
+            message=str(data["message"]),
+            figures=figures,
+            time=datetime.fromisoformat(str(data["time"])),
+        )
+
+
+# --------------------------------------------------------------------------------------
+# Channel configurations
+
+
+#: Validates a list of channel configurations (e.g. from a TOML ``[[channels]]`` table).
+CHANNELS: TypeAdapter[list[Channel]] = TypeAdapter(list[Channel])
+
+
+# --------------------------------------------------------------------------------------
+# Senders: each raises on failure
+
+
+def send_webhook(ch: WebhookChannel, n: Notification) -> None:
+    """POST ``n`` as JSON; raise :class:`DeliveryError` on a non-2xx answer, an
+    ``httpx`` error if the receiver cannot be reached."""
+    response = httpx.post(ch.url, json=n.to_json(), headers=ch.headers, timeout=ch.timeout_s)
+    if not response.is_success:
+        body = response.text[:200].strip()
+        raise DeliveryError(
+            f"webhook answered {response.status_code} {response.reason_phrase}"
+            + (f": {body}" if body else "")
+        )
+
+
+def _figure_text(value: Figure) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return format(value, ".10g")
+    return str(value)
+
+
+def email_body(n: Notification) -> str:
+    """The plain-text body: the message, the figures, then where it comes from."""
+    lines = [n.message.rstrip(), ""]
+    if n.figures:
+        lines.append("Figures:")
+        lines += [f"  {key}: {_figure_text(value)}" for key, value in n.figures.items()]
+        lines.append("")
+    lines += [
+        f"Site: {n.site}",
+        f"Rule: {n.rule}",
+        f"Event: {n.event}",
+        f"Time: {n.time.isoformat()}",
+        f"Alert: {n.alert_id}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def send_email(ch: EmailChannel, n: Notification) -> None:
+    """Send ``n`` by SMTP; raise on any failure (``smtplib``/``OSError``/
+    :class:`DeliveryError`)."""
+    password: str | None = None
+    if ch.username:
+        assert ch.password_env is not None  # checked by EmailChannel
+        password = os.environ.get(ch.password_env)
+        if password is None:
+            raise DeliveryError(f"environment variable {ch.password_env} is not set")
+
+    msg = EmailMessage()
+    msg["Subject"] = n.title
+    msg["From"] = ch.sender
+    msg["To"] = ", ".join(ch.recipients)
+    msg["Date"] = format_datetime(datetime.now(UTC))
+    domain = ch.sender.rpartition("@")[2] or "microville.invalid"
+    msg["Message-ID"] = make_msgid(domain=domain)
+    msg["X-Microville-Alert-Id"] = n.alert_id
+    msg["X-Microville-Event"] = n.event
+    msg.set_content(email_body(n))
+
+    with smtplib.SMTP(ch.host, ch.port, timeout=ch.timeout_s) as smtp:
+        if ch.starttls:
+            smtp.starttls(context=ssl.create_default_context())
+        if ch.username and password is not None:
+            smtp.login(ch.username, password)
+        refused = smtp.send_message(msg, from_addr=ch.sender, to_addrs=ch.recipients)
+    if refused:
+        # Some recipients got it: sending again would duplicate theirs, so only say so.
+        log.warning("channel %s: recipients refused: %s", ch.name, ", ".join(refused))
+
+
+def send_mqtt(ch: MqttChannel, n: Notification, mqtt_settings: MqttSettings) -> None:
+    """Publish ``n`` (QoS 1, not retained); raise unless the broker acknowledged it."""
+    client = make_client(
+        mqtt_settings, client_id=f"microville-notify-{uuid.uuid4().hex[:12]}", persistent=False
+    )
+    client.connect_timeout = ch.timeout_s
+    connected = threading.Event()
+    outcome: list[ReasonCode] = []
+
+    def on_connect(
+        _client: Client, _userdata: Any, _flags: ConnectFlags, reason: ReasonCode, _props: Any
+    ) -> None:
+        outcome.append(reason)
+        connected.set()
+
+    client.on_connect = on_connect
+    client.connect(mqtt_settings.host, mqtt_settings.port, keepalive=mqtt_settings.keepalive_s)
+    client.loop_start()
+    try:
+        if not connected.wait(ch.timeout_s):
+            raise DeliveryError(f"no answer from MQTT broker {mqtt_settings.host}")
+        if outcome[0].is_failure:
+            raise DeliveryError(f"MQTT broker refused the connection: {outcome[0]}")
+        payload = json.dumps(n.to_json(), ensure_ascii=False)
+        info = client.publish(ch.topic(n.site, n.rule), payload, qos=1, retain=False)
+        info.wait_for_publish(ch.timeout_s)
+        if not info.is_published():
+            raise DeliveryError(f"MQTT broker did not acknowledge within {ch.timeout_s} s")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+# --------------------------------------------------------------------------------------
+# The outbox
+
+#: Sends one notification on a channel of the type it is registered for; raises on failure.
+Sender = Callable[[Any, Notification], None]
+
+Status = Literal["pending", "delivered", "failed"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    channel TEXT NOT NULL,              -- channel name
+    alert_id TEXT NOT NULL,
+    notification TEXT NOT NULL,         -- Notification.to_json()
+    status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'failed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created_at_ms INTEGER NOT NULL,
+    next_attempt_at_ms INTEGER,         -- NULL once delivered or given up
+    delivered_at_ms INTEGER,
+    last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, next_attempt_at_ms);
+"""
+
+_COLUMNS = (
+    "id, channel, notification, status, attempts, created_at_ms, next_attempt_at_ms,"
+    " delivered_at_ms, last_error"
+)
+
+
+def _ms(t: datetime) -> int:
+    return round(t.timestamp() * 1000)
+
+
+def _time(ms: int | None) -> datetime | None:
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One notification on one channel, as the outbox holds it."""
+
+    id: int
+    channel: str
+    notification: Notification
+    status: Status
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime | None
+    delivered_at: datetime | None
+    last_error: str | None
+
+    @classmethod
+    def _from_row(cls, row: tuple[Any, ...]) -> Delivery:
+        created = _time(row[5])
+        assert created is not None
+        return cls(
+            id=int(row[0]),
+            channel=str(row[1]),
+            notification=Notification.from_json(json.loads(row[2])),
+            status=row[3],
+            attempts=int(row[4]),
+            created_at=created,
+            next_attempt_at=_time(row[6]),
+            delivered_at=_time(row[7]),
+            last_error=row[8],
+        )
+
+
+class Outbox:
+    """Notifications waiting for delivery, one row per notification × channel, in SQLite.
+
+    Lifecycle: create, use from any thread, ``close()`` once. Call :meth:`deliver_due`
+    periodically (e.g. every few seconds); passes are serialised, and sends run outside
+    the database lock so :meth:`pending`/:meth:`history` stay responsive. One process
+    per file.
+
+    A failed attempt is retried after ``backoff_s * 2**k`` seconds, ``k`` being the
+    number of earlier failed attempts (so ``backoff_s``, then twice, four times …),
+    capped at ``max_backoff_s``; after ``max_attempts`` attempts the row is marked
+    ``failed`` with the last error.
+
+    ``senders`` maps a channel type to the function that sends on it; pass some to
+    replace the defaults.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        channels: Sequence[Channel],
+        mqtt: MqttSettings | None = None,
+        backoff_s: float = 5.0,
+        max_backoff_s: float = 3600.0,
+        max_attempts: int = 20,
+        senders: Mapping[str, Sender] | None = None,
+    ) -> None:
+        if backoff_s < 0 or max_backoff_s < 0:
+            raise ValueError("backoffs must not be negative")
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        names = [c.name for c in channels]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"channel names must be unique: {', '.join(duplicates)}")
+        if mqtt is None and any(isinstance(c, MqttChannel) for c in channels):
+            raise ValueError("an MQTT channel is configured but no MqttSettings were given")
+        self.channels: dict[str, Channel] = {c.name: c for c in channels}
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.max_attempts = max_attempts
+        self.senders: dict[str, Sender] = {"webhook": send_webhook, "email": send_email}
+        if mqtt is not None:
+            self.senders["mqtt"] = partial(_send_mqtt_with, mqtt)
+        self.senders.update(senders or {})
+
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+        self._lock = threading.Lock()  # the database connection
+        self._passes = threading.Lock()  # one deliver_due pass at a time
+
+    # -- writing -------------------------------------------------------------------
+
+    def enqueue(
+        self, notification: Notification, channels: Sequence[str] | None = None
+    ) -> list[int]:
+        """Queue ``notification`` on the named channels (all when ``None``), due now;
+        all rows or none are written. Return the delivery ids."""
+        names = list(self.channels) if channels is None else list(dict.fromkeys(channels))
+        unknown = [n for n in names if n not in self.channels]
+        if unknown:
+            raise ValueError(f"unknown channels: {', '.join(unknown)}")
+        now = _ms(datetime.now(UTC))
+        payload = json.dumps(notification.to_json(), ensure_ascii=False)
+        with self._lock, self._db:
+            return [
+                int(
+                    self._db.execute(
+                        "INSERT INTO deliveries (channel, alert_id, notification,"
+                        " created_at_ms, next_attempt_at_ms) VALUES (?, ?, ?, ?, ?)",
+                        (name, notification.alert_id, payload, now, now),
+                    ).lastrowid
+                    or 0
+                )
+                for name in names
+            ]
+
+    def deliver_due(self, now: datetime | None = None) -> int:
+        """Try the deliveries due at ``now`` (default: the current time); return how many
+        were delivered by this pass.
+
+        Channels are independent, but within a channel deliveries go in the order they
+        were queued: a later one waits while an earlier one is still pending, so a
+        receiver never gets "resolved" before "firing".
+        """
+        now = now or datetime.now(UTC)
+        if now.tzinfo is None:
+            raise ValueError("now must be timezone-aware")
+        delivered = 0
+        with self._passes:
+            with self._lock:
+                rows = self._db.execute(
+                    f"SELECT {_COLUMNS} FROM deliveries WHERE status='pending' ORDER BY id"
+                ).fetchall()
+            blocked: set[str] = set()
+            for row in rows:
+                d = Delivery._from_row(row)
+                if d.channel in blocked:
+                    continue
+                if (d.next_attempt_at or now) > now or not self._attempt(d, now):
+                    blocked.add(d.channel)
+                else:
+                    delivered += 1
+        return delivered
+
+    def _attempt(self, d: Delivery, now: datetime) -> bool:
+        error: str | None = None
+        channel = self.channels.get(d.channel)
+        try:
+            if channel is None:
+                raise DeliveryError(f"channel {d.channel!r} is no longer configured")
+            sender = self.senders.get(channel.type)
+            if sender is None:
+                raise DeliveryError(f"no sender for channel type {channel.type!r}")
+            sender(channel, d.notification)
+        except Exception as e:  # any failure of one channel is that channel's alone
+            error = (f"{type(e).__name__}: {e}")[:1000]
+        attempts = d.attempts + 1
+        n = d.notification
+        if error is None:
+            with self._lock, self._db:
+                self._db.execute(
+                    "UPDATE deliveries SET status='delivered', attempts=?, delivered_at_ms=?,"
+                    " next_attempt_at_ms=NULL WHERE id=?",
+                    (attempts, _ms(datetime.now(UTC)), d.id),
+                )
+            log.info(
+                "channel %s: delivered %s %s (delivery %d, attempt %d)",
+                d.channel,
+                n.event,
+                n.alert_id,
+                d.id,
+                attempts,
+            )
+            return True
+        log.warning(
+            "channel %s: attempt %d/%d for %s %s failed: %s",
+            d.channel,
+            attempts,
+            self.max_attempts,
+            n.event,
+            n.alert_id,
+            error,
+        )
+        if attempts >= self.max_attempts:
+            with self._lock, self._db:
+                self._db.execute(
+                    "UPDATE deliveries SET status='failed', attempts=?, last_error=?,"
+                    " next_attempt_at_ms=NULL WHERE id=?",
+                    (attempts, error, d.id),
+                )
+            log.error(
+                "channel %s: gave up on %s %s after %d attempts: %s",
+                d.channel,
+                n.event,
+                n.alert_id,
+                attempts,
+                error,
+            )
+            return False
+        delay = min(self.max_backoff_s, self.backoff_s * 2.0 ** min(d.attempts, 64))
+        with self._lock, self._db:
+            self._db.execute(
+                "UPDATE deliveries SET attempts=?, last_error=?, next_attempt_at_ms=? WHERE id=?",
+                (attempts, error, _ms(now + timedelta(seconds=delay)), d.id),
+            )
+        return False
+
+    # -- inspection ------------------------------------------------------------------
+
+    def pending(self) -> list[Delivery]:
+        """Deliveries still to be made, the soonest due first."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM deliveries WHERE status='pending'"
+                " ORDER BY next_attempt_at_ms, id"
+            ).fetchall()
+        return [Delivery._from_row(r) for r in rows]
+
+    def history(self, limit: int = 100) -> list[Delivery]:
+        """The latest ``limit`` deliveries whatever their status, newest first."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM deliveries ORDER BY id DESC LIMIT ?", (limit,)
+            ).fetchall()
+        return [Delivery._from_row(r) for r in rows]
+
+    def close(self) -> None:
+        with self._passes, self._lock:
+            self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def _send_mqtt_with(settings: MqttSettings, ch: MqttChannel, n: Notification) -> None:
+    send_mqtt(ch, n, settings)

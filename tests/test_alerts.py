@@ -1,0 +1,216 @@
+"""The alert engine on a simulated spring: sunny, then a dark fortnight, then sun again.
+
+Real delivery: an SMTP server (aiosmtpd), an HTTP receiver that is down at first, and
+Mosquitto.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+from paho.mqtt.enums import CallbackAPIVersion
+from receivers import Inbox, Receiver
+from services import free_port
+from support import SITE_S1, wait_until
+
+from microville.domain.alert_config import EmailChannel, MqttChannel, WebhookChannel
+from microville.domain.alerts import balance_firing
+from microville.domain.periods import localize
+from microville.domain.readings import Reading
+from microville.domain.site import SitesConfig, parse_sites
+from microville.domain.store import ReadingStore
+from microville.firmware_sim.building import index_at, simulate_building
+from microville.mqtt import MqttSettings
+from microville.service.alerts_engine import AlertEngine
+from microville.service.app import create_app
+from microville.service.notify import Outbox
+from microville.settings import Settings
+
+METERS = """
+[sites.alerts]
+windows = ["rolling_7d"]
+hysteresis_kwh = 50
+trajectory = false
+coverage = false
+resets = false
+reminder_h = 1000
+silent_after_s = 7200
+
+[[sites.meters]]
+id = "pv"
+role = "production"
+source = { topic = "s1/pv", format = "number" }
+
+[[sites.meters]]
+id = "in"
+role = "grid_import"
+source = { topic = "s1/in", format = "number" }
+
+[[sites.meters]]
+id = "out"
+role = "grid_export"
+source = { topic = "s1/out", format = "number" }
+"""
+COLUMNS = {"pv": "pv_wh", "in": "import_wh", "out": "export_wh"}
+DAYS = 40
+
+
+class Clock:
+    def __init__(self, t: datetime) -> None:
+        self.t = t
+
+    def __call__(self) -> datetime:
+        return self.t
+
+
+@pytest.fixture
+def spring(store: ReadingStore) -> tuple[SitesConfig, pd.DataFrame, datetime]:
+    sites = parse_sites(SITE_S1 + METERS)
+    site = sites.sites[0]
+    start = localize(datetime(2026, 4, 1), site.tz)
+    dark = (start + timedelta(days=15), start + timedelta(days=29))  # a dark fortnight
+    frame = simulate_building(site, start, start + timedelta(days=DAYS), timedelta(minutes=15), 3,
+                              pv_outages=[dark])  # fmt: skip
+    store.write([
+        Reading(site.id, meter, "energy", float(v), t.to_pydatetime())
+        for meter, column in COLUMNS.items() for t, v in frame[column].items()
+    ])  # fmt: skip
+    return sites, frame, start
+
+
+def _expected_events(
+    frame: pd.DataFrame, times: list[datetime], hysteresis: float
+) -> list[tuple[datetime, str]]:
+    """From the simulator's ground truth: the rolling-7-day net at each evaluation and
+    the hysteresis, the firing/resolved events the engine must produce."""
+    events, firing = [], False
+    for t in times:
+        a = t - timedelta(days=7)
+        net_kwh = (
+            sum(
+                (index_at(frame, c, t) - index_at(frame, c, a)) * sign
+                for c, sign in (("export_wh", 1), ("import_wh", -1))
+            )
+            / 1000
+        )
+        now_firing = balance_firing(net_kwh, firing, hysteresis)
+        if now_firing != firing:
+            events.append((t, "firing" if now_firing else "resolved"))
+        firing = now_firing
+    return events
+
+
+@pytest.fixture
+def channels(tmp_path: Path, smtp_server: tuple[Inbox, int], mosquitto_url: str,
+             receivers: list[Receiver]) -> Iterator[dict[str, Any]]:  # fmt: skip
+    inbox, smtp_port = smtp_server
+    webhook = Receiver(free_port())  # not listening yet: the first attempts fail
+    receivers.append(webhook)
+    received: list[tuple[str, dict[str, Any]]] = []
+    sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="alert-watcher")
+    sub.on_message = lambda _c, _u, m: received.append((m.topic, json.loads(m.payload)))
+    settings = MqttSettings(url=mosquitto_url)
+    sub.connect(settings.host, settings.port)
+    sub.subscribe("microville/alerts/#", qos=1)
+    sub.loop_start()
+    configs = [
+        EmailChannel(name="mail", host="127.0.0.1", port=smtp_port, starttls=False,
+                     sender="monitor@example.org", recipients=["fm@example.org"], timeout_s=2),
+        WebhookChannel(name="hook", url=webhook.url, timeout_s=1),
+        MqttChannel(name="bus"),
+    ]  # fmt: skip
+    outbox = Outbox(
+        tmp_path / "alerts.db", configs, mqtt=settings, backoff_s=0.05, max_backoff_s=0.2
+    )
+    yield {"outbox": outbox, "inbox": inbox, "webhook": webhook, "mqtt": received}
+    sub.loop_stop()
+    sub.disconnect()
+    outbox.close()
+
+
+def test_dark_fortnight_fires_once_per_channel_and_resolves_when_the_sun_returns(
+    spring: tuple[SitesConfig, pd.DataFrame, datetime], store: ReadingStore,
+    channels: dict[str, Any], tmp_path: Path,
+) -> None:  # fmt: skip
+    sites, frame, start = spring
+    times = [start + timedelta(days=d, hours=12) for d in range(8, DAYS)]
+    expected = _expected_events(frame, times, hysteresis=50)
+    # The scenario: one dip below zero during the dark fortnight, one recovery.
+    assert [e for _, e in expected] == ["firing", "resolved"]
+
+    clock = Clock(times[0])
+    engine = AlertEngine(sites, store, tmp_path / "alerts.db", channels["outbox"], clock=clock)
+    seen: list[tuple[datetime, str]] = []
+    for t in times:
+        clock.t = t
+        seen += [(n.time, n.event) for n in engine.evaluate() if n.rule == "balance_rolling_7d"]
+    assert seen == expected  # on the right days, no flapping, no duplicates
+
+    # The webhook receiver comes up late: the outbox keeps retrying it.
+    channels["webhook"].start()
+    outbox: Outbox = channels["outbox"]
+    assert wait_until(lambda: outbox.deliver_due() >= 0 and not outbox.pending(), 15)
+    assert [b["event"] for b in channels["webhook"].accepted] == ["firing", "resolved"]
+    assert len(channels["inbox"].messages) == 2
+    assert "balance" in channels["inbox"].messages[0]["Subject"]
+    assert wait_until(lambda: len(channels["mqtt"]) == 2, 5)
+    topic, payload = channels["mqtt"][0]
+    assert topic == "microville/alerts/s1/balance_rolling_7d" and payload["event"] == "firing"
+    assert payload["figures"]["net_kwh"] < 0
+
+    # The API shows the alert, resolved, with its history; acknowledging works.
+    app = create_app(Settings(config="/dev/null"), store=store, sites=sites, alerts=engine)
+    with TestClient(app) as client:
+        body = client.get("/api/v1/sites/s1/alerts").json()
+        assert body["firing"] == []
+        (resolved,) = [a for a in body["resolved"] if a["rule"] == "balance_rolling_7d"]
+        assert resolved["alert_id"] == "s1:balance:rolling_7d"
+        assert [e["event"] for e in body["history"] if e["alert_id"] == resolved["alert_id"]] == [
+            "resolved", "firing",
+        ]  # fmt: skip
+        ack = client.post("/api/v1/sites/s1/alerts/s1:balance:rolling_7d/acknowledge")
+        assert ack.status_code == 200 and ack.json()["acknowledged"] is True
+        assert client.post("/api/v1/sites/s1/alerts/nope/acknowledge").status_code == 404
+
+
+def test_state_survives_a_restart_without_notifying_again(
+    spring: tuple[SitesConfig, pd.DataFrame, datetime], store: ReadingStore, tmp_path: Path
+) -> None:
+    sites, _frame, start = spring
+    dark_day = start + timedelta(days=26, hours=12)  # deep in the dark fortnight
+    outbox = Outbox(tmp_path / "alerts.db", [])
+    engine = AlertEngine(sites, store, tmp_path / "alerts.db", outbox, clock=lambda: dark_day)
+    assert [n.event for n in engine.evaluate() if n.rule == "balance_rolling_7d"] == ["firing"]
+    engine.stop()
+    restarted = AlertEngine(sites, store, tmp_path / "alerts.db", outbox,
+                            clock=lambda: dark_day + timedelta(hours=1))  # fmt: skip
+    assert [n for n in restarted.evaluate() if n.rule == "balance_rolling_7d"] == []
+    (status,) = [a for a in restarted.alerts("s1") if a.rule == "balance_rolling_7d"]
+    assert status.state == "firing" and status.first_seen == dark_day
+    restarted.stop()
+    outbox.close()
+
+
+def test_silent_meter_alert_after_the_configured_interval(
+    spring: tuple[SitesConfig, pd.DataFrame, datetime], store: ReadingStore, tmp_path: Path
+) -> None:
+    sites, _frame, start = spring
+    end = start + timedelta(days=DAYS)  # the last readings
+    outbox = Outbox(tmp_path / "alerts.db", [])
+    clock = Clock(end + timedelta(hours=1))
+    engine = AlertEngine(sites, store, tmp_path / "alerts.db", outbox, clock=clock)
+    assert [n for n in engine.evaluate() if n.rule == "silent_meter"] == []  # 1 h < 2 h
+    clock.t = end + timedelta(hours=2, minutes=1)
+    silent = [n for n in engine.evaluate() if n.rule == "silent_meter"]
+    assert sorted(n.alert_id for n in silent) == ["s1:silent:in", "s1:silent:out", "s1:silent:pv"]
+    assert all(n.event == "firing" and n.figures["silent_s"] == 7260 for n in silent)
+    engine.stop()
+    outbox.close()
