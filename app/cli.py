@@ -384,8 +384,13 @@ def demo(
         float,
         typer.Option(min=1, help="Serial devices: simulated seconds per real second"),
     ] = 86400,
+    dark_days: Annotated[
+        int,
+        typer.Option(min=0, help="The PV inverter fails for the last N days (the alert scenario)"),
+    ] = 10,
 ) -> None:
-    """Whole chain on embedded defaults: broker, gateway, SQLite, simulator, API."""
+    """Whole chain on embedded defaults: broker, gateway, SQLite, simulator, API, and an
+    alert scenario (the balance turns negative when the PV inverter fails)."""
     from microville.demo import run_demo
 
     sample = SAMPLE_CONFIG.parent / f"{config}.toml"
@@ -393,6 +398,7 @@ def demo(
         console,
         sample if sample.is_file() else Path(config),
         speed=speed,
+        dark_days=dark_days,
         days=days,
         start=start,
         mqtt_url=mqtt,

@@ -13,9 +13,10 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from microville.domain.alert_config import MqttChannel
 from microville.domain.materials import parse_materials_csv
 from microville.domain.periods import localize
-from microville.domain.site import read_sites
+from microville.domain.site import SitesConfig, read_sites
 from microville.embedded_broker import EmbeddedBroker
 from microville.firmware_sim.building import simulate_building, site_seed
 from microville.firmware_sim.clock import SimulatedClock
@@ -23,8 +24,10 @@ from microville.firmware_sim.publisher import run_simulation
 from microville.firmware_sim.serial_devices import SerialDevices
 from microville.gateway.gateway import Gateway
 from microville.gateway.sources import SourceOptions
-from microville.mqtt import MqttSettings
+from microville.mqtt import MqttSettings, make_client
+from microville.service.alerts_engine import AlertEngine
 from microville.service.app import create_app
+from microville.service.notify import Outbox
 from microville.settings import Settings
 from microville.stores.ledger import Ledger
 from microville.stores.sqlite import SqliteStore
@@ -85,6 +88,40 @@ def _wait_for_serial(
             time.sleep(0.1)
 
 
+def _evaluate_alerts(
+    console: Console,
+    sites: SitesConfig,
+    store: SqliteStore,
+    data_dir: Path,
+    mqtt: MqttSettings,
+    at: datetime,
+) -> AlertEngine:
+    """Evaluate the alert rules at the end of the simulated period, delivering to an MQTT
+    channel of the demo's broker; print what a subscriber receives."""
+    received: list[str] = []
+    watcher = make_client(mqtt, client_id="microville-demo-alert-watcher", persistent=False)
+    watcher.on_message = lambda _c, _u, msg: received.append(f"{msg.topic}: {msg.payload.decode()}")
+    watcher.connect(mqtt.host, mqtt.port)
+    watcher.subscribe("microville/alerts/#", qos=1)
+    watcher.loop_start()
+    path = data_dir / "alerts.db"
+    outbox = Outbox(path, [MqttChannel(name="demo-mqtt")], mqtt=mqtt, backoff_s=0.2)
+    engine = AlertEngine(sites, store, path, outbox, clock=lambda: at)
+    events = engine.evaluate()
+    deadline = time.monotonic() + 5
+    while outbox.pending() and time.monotonic() < deadline:
+        time.sleep(0.2)
+        outbox.deliver_due()
+    time.sleep(0.5)
+    watcher.loop_stop()
+    watcher.disconnect()
+    for n in events:
+        console.print(f"alert {n.event}: {n.message}", markup=False)
+    for line in received:
+        console.print(f"delivered on MQTT {line[:160]}…", markup=False)
+    return engine
+
+
 def run_demo(
     console: Console,
     config: Path,
@@ -96,6 +133,7 @@ def run_demo(
     broker_port: int,
     keep_serving: bool,
     speed: float = 86400.0,
+    dark_days: int = 10,
 ) -> None:
     """The whole chain: MQTT devices (simulator), serial devices (emulators on
     pseudo-terminals, on a clock running ``speed`` times real time), gateway, SQLite
@@ -105,7 +143,11 @@ def run_demo(
     day = date.fromisoformat(start)
     t0 = localize(datetime(day.year, day.month, day.day), site.tz)
     t1 = localize(datetime.combine(day + timedelta(days=days), datetime.min.time()), site.tz)
-    building = simulate_building(site, t0, t1, STEP, site_seed(SEED, 0))
+    # The scenario: the PV inverter fails for the last `dark_days` days, so the
+    # rolling-7-day balance turns negative and the alert fires.
+    dark = min(dark_days, days - 1)  # at least one sunny day
+    outages = [(t1 - timedelta(days=dark), t1)] if dark else []
+    building = simulate_building(site, t0, t1, STEP, site_seed(SEED, 0), pv_outages=outages)
     clock = SimulatedClock(t0, speed)
     serial = SerialDevices(sites, site, building, clock, t1)
     serial.plug()
@@ -132,7 +174,9 @@ def run_demo(
     console.print(f"simulating {days} days of {site.name} from {t0:%Y-%m-%d} …")
     clock.restart()
     serial.start()
-    truth = run_simulation([site], mqtt, t0, t1, STEP, seed=SEED, speed=0, progress=True)
+    truth = run_simulation(
+        [site], mqtt, t0, t1, STEP, seed=SEED, speed=0, progress=True, pv_outages=outages
+    )
     if serial.pairs:
         _wait_for_serial(console, serial, clock, t1)
     wait_until_quiet(gateway)
@@ -148,7 +192,8 @@ def run_demo(
     if not ledger.materials(site.id) and SAMPLE_MATERIALS.is_file():
         ledger.add_materials(site.id, parse_materials_csv(SAMPLE_MATERIALS.read_text("utf-8")))
     settings = Settings(config=str(config), store_url=f"sqlite:///{store.path}", mqtt_url=mqtt_url)
-    app = create_app(settings, store=store, sites=sites, ledger=ledger)
+    alerts = _evaluate_alerts(console, sites, store, data_dir, mqtt, t1)
+    app = create_app(settings, store=store, sites=sites, ledger=ledger, alerts=alerts)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -168,6 +213,7 @@ def run_demo(
         f"targets:   {base}/api/v1/sites/{site.id}/targets?{query.removesuffix('&step=day')}"
     )
     console.print(f"carbon:    {base}/api/v1/sites/{site.id}/carbon?{query}")
+    console.print(f"alerts:    {base}/api/v1/sites/{site.id}/alerts")
     console.print(f"health:    {base}/health")
     try:
         if keep_serving:
@@ -178,6 +224,8 @@ def run_demo(
     finally:
         server.should_exit = True
         thread.join(5)
+        alerts.stop()
+        alerts.outbox.close()
         store.close()
         ledger.close()
         if broker is not None:
