@@ -423,7 +423,9 @@ class Outbox:
                 d = Delivery._from_row(row)
                 if d.channel in blocked:
                     continue
-                if (d.next_attempt_at or now) > now or not self._attempt(d, now):
+                # Compared in stored milliseconds (the rounding must not delay a due row).
+                due = d.next_attempt_at is None or _ms(d.next_attempt_at) <= _ms(now)
+                if not due or not self._attempt(d, now):
                     blocked.add(d.channel)
                 else:
                     delivered += 1
