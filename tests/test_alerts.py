@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from paho.mqtt.enums import CallbackAPIVersion
 from receivers import Inbox, Receiver
 from services import free_port
-from support import SITE_S1, wait_until
+from support import GRID_AND_PV_METERS, SITE_S1, wait_until
 
 from microville.domain.alert_config import EmailChannel, MqttChannel, WebhookChannel
 from microville.domain.alerts import balance_firing
@@ -34,7 +34,7 @@ from microville.service.app import create_app
 from microville.service.notify import Outbox
 from microville.settings import Settings
 
-METERS = """
+ALERT_RULES = """
 [sites.alerts]
 windows = ["rolling_7d"]
 hysteresis_kwh = 50
@@ -43,21 +43,6 @@ coverage = false
 resets = false
 reminder_h = 1000
 silent_after_s = 7200
-
-[[sites.meters]]
-id = "pv"
-role = "production"
-source = { topic = "s1/pv", format = "number" }
-
-[[sites.meters]]
-id = "in"
-role = "grid_import"
-source = { topic = "s1/in", format = "number" }
-
-[[sites.meters]]
-id = "out"
-role = "grid_export"
-source = { topic = "s1/out", format = "number" }
 """
 COLUMNS = {"pv": "pv_wh", "in": "import_wh", "out": "export_wh"}
 DAYS = 40
@@ -73,7 +58,7 @@ class Clock:
 
 @pytest.fixture
 def spring(store: ReadingStore) -> tuple[SitesConfig, pd.DataFrame, datetime]:
-    sites = parse_sites(SITE_S1 + METERS)
+    sites = parse_sites(SITE_S1 + ALERT_RULES + GRID_AND_PV_METERS)
     site = sites.sites[0]
     start = localize(datetime(2026, 4, 1), site.tz)
     dark = (start + timedelta(days=15), start + timedelta(days=29))  # a dark fortnight

@@ -8,32 +8,14 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from support import SITE_S1
+from support import GRID_AND_PV_METERS, SITE_S1
 
 from microville.domain.readings import Reading
 from microville.domain.store import ReadingStore
 from microville.service.app import create_app
 from microville.settings import Settings
 
-CONFIG = (
-    SITE_S1
-    + """
-[[sites.meters]]
-id = "pv"
-role = "production"
-source = { topic = "s1/pv", format = "number" }
-
-[[sites.meters]]
-id = "in"
-role = "grid_import"
-source = { topic = "s1/in", format = "number" }
-
-[[sites.meters]]
-id = "out"
-role = "grid_export"
-source = { topic = "s1/out", format = "number" }
-"""
-)
+CONFIG = SITE_S1 + GRID_AND_PV_METERS
 
 # Hourly readings from 2026-10-23T00Z to 2026-10-27T00Z; per hour the indexes grow by
 # pv 100 Wh, import 50 Wh, export 30 Wh.

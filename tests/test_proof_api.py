@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from support import SITE_S1
+from support import GRID_AND_PV_METERS, SITE_S1
 
 from microville.domain.readings import Reading
 from microville.domain.records import WasteEntry
@@ -19,27 +19,7 @@ from microville.service.indicators import INTENSITY_METER, INTENSITY_QUANTITY
 from microville.settings import Settings
 from microville.stores.ledger import Ledger
 
-CONFIG = (
-    SITE_S1
-    + """
-occupants = 20
-
-[[sites.meters]]
-id = "pv"
-role = "production"
-source = { topic = "s1/pv", format = "number" }
-
-[[sites.meters]]
-id = "in"
-role = "grid_import"
-source = { topic = "s1/in", format = "number" }
-
-[[sites.meters]]
-id = "out"
-role = "grid_export"
-source = { topic = "s1/out", format = "number" }
-"""
-)
+CONFIG = SITE_S1 + "occupants = 20\n" + GRID_AND_PV_METERS
 
 # Local year 2026 in Paris: 2025-12-31T23:00Z → 2026-12-31T23:00Z, 8760 hours.
 YEAR_START = datetime(2025, 12, 31, 23, tzinfo=UTC)
