@@ -144,7 +144,7 @@ class AlertEngine:
 
     def evaluate(self) -> list[Notification]:
         """Evaluate every site's rules now; queue and try to deliver the events."""
-        now = self.clock()
+        now = self.clock().replace(microsecond=0)  # periods are cut at whole seconds
         notifications: list[Notification] = []
         for site in self.sites.sites:
             if not site.alerts.enabled:

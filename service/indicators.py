@@ -45,6 +45,8 @@ class QueryError(ValueError):
 
 
 def bounds_of(site: Site, start: datetime, end: datetime, step: Step) -> list[datetime]:
+    if start.microsecond or end.microsecond:
+        raise QueryError("start and end must be whole seconds")
     try:
         bounds = period_bounds(start, end, step, site.tz)
     except ValueError as exc:

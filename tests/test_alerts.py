@@ -193,6 +193,8 @@ def test_silent_meter_alert_after_the_configured_interval(
     clock = Clock(end + timedelta(hours=1))
     engine = AlertEngine(sites, store, tmp_path / "alerts.db", outbox, clock=clock)
     assert [n for n in engine.evaluate() if n.rule == "silent_meter"] == []  # 1 h < 2 h
+    clock.t = end + timedelta(hours=1, microseconds=250_000)  # a real clock's sub-seconds
+    assert [n for n in engine.evaluate() if n.rule == "silent_meter"] == []
     clock.t = end + timedelta(hours=2, minutes=1)
     silent = [n for n in engine.evaluate() if n.rule == "silent_meter"]
     assert sorted(n.alert_id for n in silent) == ["s1:silent:in", "s1:silent:out", "s1:silent:pv"]

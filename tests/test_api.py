@@ -134,6 +134,7 @@ def test_sites_listing(client: TestClient) -> None:
             "end must be after start",
         ),
         ("/api/v1/sites/s1/balance?step=week", 422, "'hour', 'day', 'month' or 'year'"),
+        ("/api/v1/sites/s1/balance?start=2026-10-01T10:00:00.5", 422, "whole seconds"),
         (
             "/api/v1/sites/s1/balance?start=2000-01-01&end=2026-01-01&step=hour",
             422,
