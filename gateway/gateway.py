@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from microville.domain.readings import Reading
-from microville.domain.site import SitesConfig
+from microville.domain.site import MqttSource, SitesConfig, TicSource
 from microville.domain.store import ReadingStore
 from microville.gateway.batcher import BatchWriter
 from microville.gateway.deadletter import DeadLetter, DeadLetterLog
@@ -50,6 +51,21 @@ class Gateway:
         self.sources = (
             sources if sources is not None else build_sources(config, options or SourceOptions())
         )
+        self._rejected: dict[tuple[str, str], int] = {}
+        self._count_lock = threading.Lock()
+        self._sites_by_origin: dict[str, list[str]] = {}
+        for site in config.sites:
+            for meter in site.meters:
+                src = meter.source
+                if isinstance(src, MqttSource):
+                    origin = src.topic
+                elif isinstance(src, TicSource):
+                    origin = f"tic:{src.port}"
+                else:
+                    origin = f"modbus:{src.line}"
+                sites = self._sites_by_origin.setdefault(origin, [])
+                if site.id not in sites:
+                    sites.append(site.id)
 
     def source(self, name: str) -> Source:
         return next(s for s in self.sources if s.name == name)
@@ -86,3 +102,26 @@ class Gateway:
 
     def reject(self, origin: str, reason: str, payload: bytes) -> None:
         self.dead_letters.add(DeadLetter(datetime.now(UTC), origin, reason, payload))
+        # A cumulative count per site and kind of source, stored beside the readings so
+        # that the data-quality dashboard shows what was refused.
+        kind = origin.split(":", 1)[0] if origin.startswith(("tic:", "modbus:")) else "mqtt"
+        now = datetime.now(UTC)
+        counts = []
+        with self._count_lock:
+            for site in self._sites_of(origin):
+                key = (site, kind)
+                self._rejected[key] = self._rejected.get(key, 0) + 1
+                counts.append(Reading(site, kind, "dead_letters", float(self._rejected[key]), now))
+        if counts:
+            self.writer.add(counts)
+
+    def _sites_of(self, origin: str) -> list[str]:
+        """The sites whose meters read from ``origin`` (a topic, ``tic:port``,
+        ``modbus:line …``)."""
+        if origin in self._sites_by_origin:
+            return self._sites_by_origin[origin]
+        return sorted(
+            {site for prefix, sites in self._sites_by_origin.items()
+             if prefix.startswith(("tic:", "modbus:")) and origin.startswith(prefix)
+             for site in sites}
+        )  # fmt: skip

@@ -267,6 +267,11 @@ def proof(influxdb_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         )
         for h in range(hours + 1)
     ]
+    # The gateway's cumulative count of refused MQTT messages (dead letters).
+    readings += [
+        Reading(site.id, "mqtt", "dead_letters", float(n), end - timedelta(hours=3 - i))
+        for i, n in enumerate((1, 3, 7))
+    ]
     database = f"t{uuid.uuid4().hex[:12]}"
     store = InfluxStore(influxdb_url, database)
     store.write(readings)
