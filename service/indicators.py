@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Literal
 
 from microville.domain.balance import MeterEnergy, energy_per_period
-from microville.domain.carbon import NetCarbon, net_carbon
+from microville.domain.carbon import NetCarbon, avoided_co2_kg, net_carbon, operational_co2_kg
 from microville.domain.energy import (
     CarrierEnergy,
     EnergyBalance,
@@ -235,22 +235,27 @@ def carbon_report(
         store.hourly_means(site.id, INTENSITY_METER, INTENSITY_QUANTITY, bounds[0], bounds[-1])
     )
     n_hours = len(hours) - 1
-    operational, avoided, priced = [0.0] * n_hours, [0.0] * n_hours, [False] * n_hours
-    for h in range(n_hours):
-        for m in flows:
-            f = factors.get(m.carrier)
-            if f is None:
-                continue
-            kg_per_kwh = f.value
-            # Aware datetimes hash by instant: a UTC key matches a local hour.
-            if m.carrier is Carrier.ELECTRICITY and hours[h] in series:
-                kg_per_kwh = series[hours[h]]
-                priced[h] = True
-            co2_kg = energies[m.id].energy_wh[h] / 1000 * kg_per_kwh
-            if m.role is Role.GRID_IMPORT:
-                operational[h] += co2_kg
-            else:
-                avoided[h] += co2_kg
+    # Intensity of each hour for each priced meter: the grid's imported series where it
+    # has the hour (electricity), the carrier's constant factor elsewhere.
+    priced = [hours[h] in series for h in range(n_hours)]  # aware datetimes hash by instant
+    intensity: dict[str, list[float]] = {}
+    for m in flows:
+        f = factors.get(m.carrier)
+        if f is None:
+            continue
+        intensity[m.id] = [
+            series[hours[h]] if m.carrier is Carrier.ELECTRICITY and priced[h] else f.value
+            for h in range(n_hours)
+        ]
+
+    def co2_kg(role: Role, idx: list[int]) -> float:
+        co2 = operational_co2_kg if role is Role.GRID_IMPORT else avoided_co2_kg
+        return sum(
+            co2([energies[m.id].energy_wh[h] for h in idx], [intensity[m.id][h] for h in idx])
+            for m in flows
+            if m.role is role and m.id in intensity
+        )
+
     materials = [mat for _, mat in ledger.materials(site.id)]
     total_years = (bounds[-1].timestamp() - bounds[0].timestamp()) / YEAR_S
     embodied_total = embodied(materials, site.study_period_years, total_years)
@@ -260,13 +265,13 @@ def carbon_report(
         years = (b.timestamp() - a.timestamp()) / YEAR_S
         amortised = embodied(materials, site.study_period_years, years).amortised_kg
         figures = net_carbon(
-            sum(operational[h] for h in idx), amortised, sum(avoided[h] for h in idx)
+            co2_kg(Role.GRID_IMPORT, idx), amortised, co2_kg(Role.GRID_EXPORT, idx)
         )
         return CarbonPeriod(
-            a, b, figures, hourlyevidence(flows, idx), sum(priced[h] for h in idx), len(idx)
+            a, b, figures, hourly_evidence(flows, idx), sum(priced[h] for h in idx), len(idx)
         )
 
-    def hourlyevidence(meters: list[Meter], idx: list[int]) -> Evidence:
+    def hourly_evidence(meters: list[Meter], idx: list[int]) -> Evidence:
         if not meters or not idx:
             return Evidence(0.0, 0.0)
         coverage = min(sum(energies[m.id].coverage[h] for h in idx) / len(idx) for m in meters)
