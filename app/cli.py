@@ -9,7 +9,7 @@ import threading
 import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -18,6 +18,9 @@ from microville.domain.periods import localize
 from microville.domain.site import ConfigError, Site, SitesConfig, read_sites
 from microville.mqtt import MqttSettings
 from microville.settings import Settings
+
+if TYPE_CHECKING:
+    from microville.gateway.buffer import ReadingBuffer
 
 app = typer.Typer(
     help="Microville Monitor: prove positive energy, zero carbon, zero waste.",
@@ -117,6 +120,19 @@ def check_config(
             )
 
 
+def _gateway_buffer(settings: Settings) -> ReadingBuffer | None:
+    """The gateway's store-and-forward buffer (MICROVILLE_BUFFER_PATH; empty: none)."""
+    from microville.gateway.buffer import BufferError, ReadingBuffer
+
+    if not settings.buffer_path:
+        return None
+    try:
+        return ReadingBuffer(settings.buffer_path, settings.buffer_max_readings)
+    except BufferError as exc:
+        console.print(f"[red]buffer[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+
+
 @app.command()
 def gateway(
     config: ConfigOpt = None,
@@ -138,8 +154,12 @@ def gateway(
         open_store(settings.store_url, settings.influx_token),
         SourceOptions(_mqtt_settings(settings), settings.gateway_client_id),
         dead_letters=DeadLetterLog(settings.dead_letter_file),
+        buffer=_gateway_buffer(settings),
     )
     gw.start()
+    if settings.gateway_metrics_port:
+        port = gw.serve_metrics(settings.gateway_metrics_host, settings.gateway_metrics_port)
+        logging.info("gateway metrics on http://%s:%d/metrics", settings.gateway_metrics_host, port)
     logging.info("gateway running, store %s", settings.store_url)
     _wait_for_signal()
     gw.stop()

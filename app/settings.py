@@ -41,5 +41,17 @@ class Settings(BaseSettings):
     mqtt_ca_file: str | None = None
     gateway_client_id: str = "microville-gateway"
     dead_letter_file: str | None = None
+    # Gateway store-and-forward buffer and metrics (gateway/buffer.py, gateway/metrics.py).
+    buffer_path: str = Field(
+        default="/var/lib/microville/gateway-buffer.db",
+        description="SQLite file keeping readings while the store is down; empty: none",
+    )
+    buffer_max_readings: int = Field(
+        default=2_000_000, ge=1, description="readings the buffer holds at most (~100 B each)"
+    )
+    gateway_metrics_host: str = "127.0.0.1"
+    gateway_metrics_port: int = Field(
+        default=9108, ge=0, le=65535, description="Prometheus /metrics of the gateway; 0: off"
+    )
     api_host: str = "127.0.0.1"
     api_port: int = 8000

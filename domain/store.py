@@ -20,6 +20,11 @@ class StoreError(RuntimeError):
     """The store could not be reached or refused an operation."""
 
 
+class StoreRejected(StoreError):
+    """The store refused the data itself (a malformed point): retrying the same
+    readings cannot succeed, unlike an unreachable or overloaded store."""
+
+
 @dataclass(frozen=True, slots=True)
 class IndexSlot:
     """The last index value seen in one slot ``(end - width, end]`` and how many values it had."""

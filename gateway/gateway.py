@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -11,8 +12,10 @@ from datetime import UTC, datetime
 from microville.domain.readings import Reading
 from microville.domain.site import MqttSource, SitesConfig, TicSource
 from microville.domain.store import ReadingStore
-from microville.gateway.batcher import BatchWriter
+from microville.gateway.batcher import BatchWriter, OnSafe
+from microville.gateway.buffer import ReadingBuffer
 from microville.gateway.deadletter import DeadLetter, DeadLetterLog
+from microville.gateway.metrics import GatewayMetrics
 from microville.gateway.sources import SOURCE_FACTORIES, Source, SourceOptions
 
 # Importing the source modules registers their factories.
@@ -29,11 +32,12 @@ def build_sources(config: SitesConfig, options: SourceOptions) -> list[Source]:
 
 
 class Gateway:
-    """Runs the sources and is their sink: readings to the batch writer, rejects to the
-    dead-letter log.
+    """Runs the sources and is their sink: readings to the batch writer (store, or the
+    store-and-forward ``buffer`` while the store fails), rejects to the dead-letter log.
 
-    Lifecycle: ``start()`` once (returns at once), ``stop()`` once (stops the sources,
-    then writes what is pending).
+    Lifecycle: ``start()`` once (returns at once), optionally ``serve_metrics()``,
+    ``stop()`` once (stops the sources, then saves what is pending to the store or the
+    buffer).
     """
 
     def __init__(
@@ -45,9 +49,23 @@ class Gateway:
         batch_size: int = 5000,
         batch_delay_s: float = 1.0,
         sources: list[Source] | None = None,
+        buffer: ReadingBuffer | None = None,
+        max_backoff_s: float = 10.0,
     ) -> None:
         self.dead_letters = dead_letters or DeadLetterLog()
-        self.writer = BatchWriter(store, max_size=batch_size, max_delay_s=batch_delay_s)
+        self.buffer = buffer
+        self.metrics = GatewayMetrics(self)
+        self.writer = BatchWriter(
+            store,
+            max_size=batch_size,
+            max_delay_s=batch_delay_s,
+            max_backoff_s=max_backoff_s,
+            buffer=buffer,
+            on_refused=self._refused_by_store,
+            on_write=self.metrics.observe_write,
+        )
+        self._last: dict[tuple[str, str], datetime] = {}
+        self._last_lock = threading.Lock()
         self.sources = (
             sources if sources is not None else build_sources(config, options or SourceOptions())
         )
@@ -92,13 +110,47 @@ class Gateway:
             source.start(self)
         log.info("gateway started: %s", ", ".join(s.name for s in self.sources) or "no source")
 
+    def serve_metrics(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        """Serve Prometheus ``/metrics`` until ``stop()``; return the port."""
+        return self.metrics.serve(host, port)
+
     def stop(self) -> None:
         for source in self.sources:
             source.stop()
         self.writer.stop()
+        if self.buffer is not None:
+            self.buffer.close()
+        self.metrics.close()
 
-    def accept(self, readings: Sequence[Reading]) -> None:
-        self.writer.add(readings)
+    def last_readings(self) -> dict[tuple[str, str], datetime]:
+        """Time of the latest reading accepted per (site, meter)."""
+        with self._last_lock:
+            return dict(self._last)
+
+    def accept(self, readings: Sequence[Reading], on_safe: OnSafe | None = None) -> None:
+        with self._last_lock:
+            for r in readings:
+                key = (r.site, r.meter)
+                last = self._last.get(key)
+                if last is None or r.time > last:
+                    self._last[key] = r.time
+        self.writer.add(readings, on_safe)
+
+    def _refused_by_store(self, reading: Reading, reason: str) -> None:
+        payload = json.dumps(
+            {
+                "site": reading.site,
+                "meter": reading.meter,
+                "quantity": reading.quantity,
+                "value": reading.value,
+                "time": reading.time.isoformat(),
+            }
+        )
+        self.dead_letters.add(
+            DeadLetter(
+                datetime.now(UTC), "store", f"refused by the store: {reason}", payload.encode()
+            )
+        )
 
     def reject(self, origin: str, reason: str, payload: bytes) -> None:
         self.dead_letters.add(DeadLetter(datetime.now(UTC), origin, reason, payload))

@@ -24,8 +24,15 @@ class MqttSource:
     """Subscribes (QoS 1, persistent session) to the configured topics.
 
     paho reconnects by itself with backoff between ``reconnect_min_s`` and
-    ``reconnect_max_s``; the broker keeps QoS 1 messages for the session while the
-    gateway is away, so ``client_id`` must stay the same across restarts.
+    ``reconnect_max_s`` and notices a dead connection by its keepalive; every (re)connect
+    subscribes again. The broker keeps QoS 1 messages for the session while the gateway
+    is away, so ``client_id`` must stay the same across restarts.
+
+    A message is acknowledged (PUBACK, manual acks) only once its readings are in the
+    store or the on-disk buffer, or it is in the dead-letter log: a gateway killed
+    before that gets the message again from the broker. Acknowledgements meant for an
+    earlier connection are dropped (the broker sends those messages again; writes are
+    idempotent).
     See :class:`~microville.gateway.sources.Source` for the lifecycle.
     """
 
@@ -46,6 +53,8 @@ class MqttSource:
         self._stopping = False
         self._sink: Sink | None = None
         self._client = make_client(settings, client_id=client_id, persistent=True)
+        self._client.manual_ack_set(True)
+        self._connection = 0  # incremented at every connect: acks belong to one
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_subscribe = self._on_subscribe
@@ -68,15 +77,21 @@ class MqttSource:
         self._client.disconnect()
         self._client.loop_stop()
 
-    def handle(self, topic: str, payload: bytes, received_at: datetime) -> None:
-        """Route one message: readings to the sink, each reject with its reason."""
+    def handle(
+        self,
+        topic: str,
+        payload: bytes,
+        received_at: datetime,
+        on_safe: Callable[[], None] | None = None,
+    ) -> None:
+        """Route one message: each reject with its reason, readings to the sink;
+        ``on_safe`` once all of it is kept."""
         assert self._sink is not None, "start() first"
         self.received += 1
         routed = self.router.route(topic, payload, received_at)
-        if routed.readings:
-            self._sink.accept(routed.readings)
         for reason in routed.rejects:
             self._sink.reject(topic, reason, payload)
+        self._sink.accept(routed.readings, on_safe)
 
     def _on_connect(
         self,
@@ -89,6 +104,7 @@ class MqttSource:
         if reason.is_failure:
             log.error("MQTT connection refused: %s", reason)
             return
+        self._connection += 1
         log.info(
             "connected to MQTT %s:%s (session present: %s)",
             self._settings.host,
@@ -125,14 +141,27 @@ class MqttSource:
         if not self._stopping:
             log.warning("MQTT disconnected (%s); reconnecting with backoff", reason)
 
-    def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+    def _on_message(self, client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
         payload = bytes(msg.payload)
+        ack = self._acknowledger(client, msg.mid, msg.qos)
         try:
-            self.handle(msg.topic, payload, self._clock())
+            self.handle(msg.topic, payload, self._clock(), ack)
         except Exception as exc:  # a bug must not kill the network thread
             log.exception("unexpected error on %s", msg.topic)
             assert self._sink is not None
             self._sink.reject(msg.topic, f"internal error: {exc}", payload)
+            self._sink.accept([], ack)
+
+    def _acknowledger(self, client: mqtt.Client, mid: int, qos: int) -> Callable[[], None]:
+        connection = self._connection
+
+        def ack() -> None:
+            # After a reconnect the broker sends the unacknowledged message again (and
+            # the mid may now name another message): leave it to that delivery.
+            if qos > 0 and connection == self._connection and client.is_connected():
+                client.ack(mid, qos)
+
+        return ack
 
 
 @register_source("mqtt")

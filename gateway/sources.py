@@ -20,8 +20,12 @@ from microville.mqtt import MqttSettings
 class Sink(Protocol):
     """Where sources deliver. Both methods are thread-safe and never raise."""
 
-    def accept(self, readings: Sequence[Reading]) -> None:
-        """Queue readings for storage."""
+    def accept(
+        self, readings: Sequence[Reading], on_safe: Callable[[], None] | None = None
+    ) -> None:
+        """Queue readings for storage; ``on_safe`` is called (from another thread) once
+        they, and everything accepted or rejected before, are in the store or the
+        on-disk buffer — when a source may acknowledge them (MQTT PUBACK)."""
 
     def reject(self, origin: str, reason: str, payload: bytes) -> None:
         """Record what could not be turned into readings (dead letter), with why."""

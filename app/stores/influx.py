@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from microville.domain.readings import Reading
-from microville.domain.store import IndexSeries, IndexSlot, StoreError
+from microville.domain.store import IndexSeries, IndexSlot, StoreError, StoreRejected
 
 #: Identifiers that may reach a query. Values are also escaped, so this is a
 #: second fence, not the only one.
@@ -114,6 +114,11 @@ class InfluxStore:
             )
         except httpx.HTTPError as exc:
             raise StoreError(f"InfluxDB unreachable: {exc}") from exc
+        if resp.status_code in (400, 413):
+            # Bad points (or a body too large): the same body will always be refused.
+            raise StoreRejected(
+                f"InfluxDB refused the write ({resp.status_code}): {resp.text[:300]}"
+            )
         if resp.status_code != 204:
             raise StoreError(f"InfluxDB write failed ({resp.status_code}): {resp.text[:300]}")
 

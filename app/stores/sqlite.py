@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from microville.domain.readings import Reading
-from microville.domain.store import IndexSeries, IndexSlot, StoreError
+from microville.domain.store import IndexSeries, IndexSlot, StoreError, StoreRejected
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS readings (
@@ -51,6 +51,9 @@ class SqliteStore:
         try:
             with self._lock, self._db:
                 self._db.executemany("INSERT OR REPLACE INTO readings VALUES (?, ?, ?, ?, ?)", rows)
+        except (sqlite3.IntegrityError, sqlite3.DataError) as exc:
+            # A value SQLite cannot hold (NaN becomes NULL): retrying cannot help.
+            raise StoreRejected(f"SQLite refused the write: {exc}") from exc
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite write failed: {exc}") from exc
 
