@@ -37,6 +37,7 @@ from pydantic import (
 from microville.domain.alert_config import AlertRules, Channel
 from microville.domain.modbus_maps import RegisterMap, shipped_maps
 from microville.domain.quality import IndexRules
+from microville.domain.reporting import Language, ReportSettings
 from microville.domain.targets import Targets
 from microville.domain.tic_labels import TIC_LABELS, TicMode
 from microville.domain.units import UnitError, unit_of
@@ -295,6 +296,9 @@ class Site(_Strict):
     study_period_years: Annotated[int, Field(gt=0, le=200)] = 50
     targets: Targets = Field(default_factory=Targets)
     alerts: AlertRules = Field(default_factory=AlertRules)
+    #: Language of the site's monthly reports (the other one is available on request).
+    language: Language = Language.FR
+    reports: ReportSettings = Field(default_factory=ReportSettings)
 
     @field_validator("timezone")
     @classmethod
@@ -353,6 +357,18 @@ class SitesConfig(_Strict):
                 raise ValueError(
                     f"topic {src.topic!r} is declared with formats {seen!r} and "
                     f"{src.format!r}; one topic carries one payload format"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _report_channels_are_email(self) -> Self:
+        email = {c.name for c in self.alert_channels if c.type == "email"}
+        for site in self.sites:
+            name = site.reports.email_channel
+            if name is not None and name not in email:
+                raise ValueError(
+                    f"site {site.id!r}: reports.email_channel {name!r} is not an e-mail "
+                    f"channel of alert_channels (e-mail channels: {sorted(email) or 'none'})"
                 )
         return self
 

@@ -127,6 +127,15 @@ class AlertEngine:
             for a, e, t, f in rows
         ]
 
+    def events_between(self, site: str, start: datetime, end: datetime) -> list[dict[str, object]]:
+        """Events of ``site`` in ``[start, end)``, oldest first (for the monthly report)."""
+        return [
+            e
+            for e in reversed(self.history(site, limit=100_000))
+            if isinstance(t := e["time"], datetime)
+            and start.astimezone(UTC) <= t.astimezone(UTC) < end.astimezone(UTC)
+        ]
+
     def acknowledge(self, site: str, alert_id: str) -> AlertStatus | None:
         with self._lock, self._db:
             row = self._db.execute(

@@ -399,10 +399,20 @@ def _combine(verdicts: list[Verdict]) -> Verdict:
 def targets_report(
     site: Site, store: ReadingStore, ledger: Ledger, start: datetime, end: datetime
 ) -> TargetsReport:
-    t = site.targets
     energy = energy_report(site, store, start, end, Step.YEAR)
     carbon = carbon_report(site, store, ledger, start, end, Step.YEAR)
     waste = waste_report(site, store, ledger, start, end)
+    judgements = judge_targets(site, energy, carbon, waste)
+    return TargetsReport(
+        site, energy.total.start, energy.total.end, judgements, energy, carbon, waste
+    )
+
+
+def judge_targets(
+    site: Site, energy: EnergyReport, carbon: CarbonReport, waste: WasteReport
+) -> list[Judgement]:
+    """The verdict of each configured target over the reports' whole period."""
+    t = site.targets
     primary_whep = energy.total.balance.primary_net_whep
     primary_kwh = primary_whep / 1000 if primary_whep is not None else None
     net_carbon_kg = carbon.total.figures.net_kg if not carbon.missing_factors else None
@@ -422,7 +432,4 @@ def targets_report(
                 ("diversion_rate", w.diversion_rate, t.diversion_rate_min, "min")],
                waste.coverage, t.min_coverage),
     ]  # fmt: skip
-    judgements = [j for j in candidates if j is not None]
-    return TargetsReport(
-        site, energy.total.start, energy.total.end, judgements, energy, carbon, waste
-    )
+    return [j for j in candidates if j is not None]

@@ -190,13 +190,6 @@ def email_body(n: Notification) -> str:
 def send_email(ch: EmailChannel, n: Notification) -> None:
     """Send ``n`` by SMTP; raise on any failure (``smtplib``/``OSError``/
     :class:`DeliveryError`)."""
-    password: str | None = None
-    if ch.username:
-        assert ch.password_env is not None  # checked by EmailChannel
-        password = os.environ.get(ch.password_env)
-        if password is None:
-            raise DeliveryError(f"environment variable {ch.password_env} is not set")
-
     msg = EmailMessage()
     msg["Subject"] = n.title
     msg["From"] = ch.sender
@@ -207,13 +200,23 @@ def send_email(ch: EmailChannel, n: Notification) -> None:
     msg["X-Microville-Alert-Id"] = n.alert_id
     msg["X-Microville-Event"] = n.event
     msg.set_content(email_body(n))
+    smtp_send(ch, msg, ch.recipients)
 
+
+def smtp_send(ch: EmailChannel, msg: EmailMessage, recipients: Sequence[str]) -> None:
+    """Send ``msg`` through ``ch``'s SMTP server (STARTTLS, login); raise on failure."""
+    password: str | None = None
+    if ch.username:
+        assert ch.password_env is not None  # checked by EmailChannel
+        password = os.environ.get(ch.password_env)
+        if password is None:
+            raise DeliveryError(f"environment variable {ch.password_env} is not set")
     with smtplib.SMTP(ch.host, ch.port, timeout=ch.timeout_s) as smtp:
         if ch.starttls:
             smtp.starttls(context=ssl.create_default_context())
         if ch.username and password is not None:
             smtp.login(ch.username, password)
-        refused = smtp.send_message(msg, from_addr=ch.sender, to_addrs=ch.recipients)
+        refused = smtp.send_message(msg, from_addr=ch.sender, to_addrs=list(recipients))
     if refused:
         # Some recipients got it: sending again would duplicate theirs, so only say so.
         log.warning("channel %s: recipients refused: %s", ch.name, ", ".join(refused))

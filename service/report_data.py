@@ -1,0 +1,245 @@
+"""The figures of a monthly impact report, gathered from the same use cases as the API.
+
+One call, :func:`monthly_report`, asks the store for the month by day, the last twelve
+months by month, the year to date and the same month a year before; every figure keeps
+the coverage and the estimated share it stands on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from microville.domain.balance import Balance, MeterEnergy, balance
+from microville.domain.energy import EnergyBalance
+from microville.domain.factors import Factor
+from microville.domain.periods import Step
+from microville.domain.reporting import Month
+from microville.domain.site import Carrier, Role, Site
+from microville.domain.store import ReadingStore
+from microville.domain.waste import WasteStream
+from microville.service.alerts_engine import AlertEngine
+from microville.service.indicators import (
+    CarbonPeriod,
+    EnergyPeriod,
+    Evidence,
+    Judgement,
+    WasteReport,
+    carbon_report,
+    energy_report,
+    judge_targets,
+    waste_report,
+    weighted_coverage,
+)
+from microville.stores.ledger import Ledger
+
+#: Coverage from which a period counts as having data: a lone reading at midnight on the
+#: 1st closes the month before, which must not show as a month of data.
+HAS_DATA = 0.02
+
+
+@dataclass(frozen=True)
+class EnergyFigures:
+    """Energy of one period, all carriers (final and primary) and electricity's rates.
+
+    Parameters
+    ----------
+    production_wh, consumption_wh, import_wh, export_wh : float
+        Summed over the energy carriers [Wh].
+    final_net_wh : float
+        Production − consumption [Wh]; > 0 means energy-positive in final energy.
+    primary_net_whep : float or None
+        Σ factor × (export − import) [Whep]; ``None`` when a factor is missing.
+    final_net_wh_per_m2, primary_net_whep_per_m2 : float, float or None
+        Per floor area [Wh/m², Whep/m²].
+    electricity : Balance
+        Electricity alone, with self-consumption and self-sufficiency.
+    evidence : Evidence
+        Lowest coverage of the balance meters, estimated energy [Wh].
+    """
+
+    start: datetime
+    end: datetime
+    production_wh: float
+    consumption_wh: float
+    import_wh: float
+    export_wh: float
+    final_net_wh: float
+    primary_net_whep: float | None
+    final_net_wh_per_m2: float
+    primary_net_whep_per_m2: float | None
+    electricity: Balance
+    evidence: Evidence
+
+    @classmethod
+    def of(cls, period: EnergyPeriod) -> EnergyFigures:
+        b: EnergyBalance = period.balance
+        elec = period.carriers.get(Carrier.ELECTRICITY)
+        return cls(
+            start=period.start,
+            end=period.end,
+            production_wh=b.total_production_wh,
+            consumption_wh=b.total_consumption_wh,
+            import_wh=sum(c.import_wh for c in period.carriers.values()),
+            export_wh=sum(c.export_wh for c in period.carriers.values()),
+            final_net_wh=b.final_net_wh,
+            primary_net_whep=b.primary_net_whep,
+            final_net_wh_per_m2=b.final_net_wh_per_m2,
+            primary_net_whep_per_m2=b.primary_net_whep_per_m2,
+            electricity=balance(
+                elec.production_wh if elec else 0.0,
+                elec.import_wh if elec else 0.0,
+                elec.export_wh if elec else 0.0,
+            ),
+            evidence=period.evidence,
+        )
+
+
+@dataclass(frozen=True)
+class MeterQuality:
+    """Data quality of one meter over the month."""
+
+    meter_id: str
+    name: str
+    role: Role
+    coverage: float
+    estimated_wh: float
+    incomplete_days: int  # days whose coverage is below 1
+    resets: int
+    rollovers: int
+    glitches: int
+
+
+@dataclass(frozen=True)
+class AlertEvent:
+    alert_id: str
+    event: str
+    time: datetime
+
+
+@dataclass(frozen=True)
+class MonthlyReport:
+    """Everything a monthly impact report shows, for ``site`` and ``month``."""
+
+    site: Site
+    month: Month
+    generated_at: datetime
+    month_energy: EnergyFigures
+    days: list[EnergyFigures]
+    months: list[EnergyFigures]  # the last twelve months, ``month`` last
+    year_to_date: EnergyFigures
+    rolling_12: EnergyFigures
+    last_year: EnergyFigures | None  # the same month a year before, when it has data
+    primary_factors: dict[Carrier, Factor]
+    carbon_month: CarbonPeriod
+    carbon_months: list[CarbonPeriod]
+    carbon_year_to_date: CarbonPeriod
+    carbon_rolling_12: CarbonPeriod
+    carbon_factors: dict[Carrier, Factor]
+    intensity_hours: int  # hours of the month priced with the imported grid intensity
+    waste_month: WasteReport
+    waste_year_to_date: WasteReport
+    targets_month: list[Judgement]
+    targets_rolling_12: list[Judgement]
+    quality: list[MeterQuality]
+    alerts: list[AlertEvent]
+
+    @property
+    def streams(self) -> list[WasteStream]:
+        """Waste streams with a mass this month or this year, in the enumeration's order."""
+        seen = self.waste_month.mass_kg.keys() | self.waste_year_to_date.mass_kg.keys()
+        return [s for s in WasteStream if s in seen]
+
+
+def _quality(
+    site: Site, energies: dict[str, MeterEnergy], bounds: list[datetime]
+) -> list[MeterQuality]:
+    names = {m.id: m for m in site.meters}
+    return [
+        MeterQuality(
+            meter_id=meter_id,
+            name=names[meter_id].name or meter_id,
+            role=names[meter_id].role,
+            coverage=weighted_coverage(e, bounds),
+            estimated_wh=sum(e.estimated_wh),
+            incomplete_days=sum(1 for c in e.coverage if c < 1.0),
+            resets=e.resets,
+            rollovers=e.rollovers,
+            glitches=e.glitches,
+        )
+        for meter_id, e in energies.items()
+    ]
+
+
+def _alerts(
+    engine: AlertEngine | None, site: Site, start: datetime, end: datetime
+) -> list[AlertEvent]:
+    if engine is None:
+        return []
+    return [
+        AlertEvent(str(e["alert_id"]), str(e["event"]), t)
+        for e in engine.events_between(site.id, start, end)
+        if isinstance(t := e["time"], datetime)
+    ]
+
+
+def monthly_report(
+    site: Site,
+    store: ReadingStore,
+    ledger: Ledger,
+    month: Month,
+    alerts: AlertEngine | None = None,
+    now: datetime | None = None,
+) -> MonthlyReport:
+    """Gather the figures of ``month``'s report (local calendar month of the site)."""
+    tz = site.tz
+    start, end = month.start(tz), month.end(tz)
+    first_of_12 = month.shift(-11).start(tz)
+    january = Month(month.year, 1).start(tz)
+
+    by_day = energy_report(site, store, start, end, Step.DAY)
+    by_month = energy_report(site, store, first_of_12, end, Step.MONTH)
+    ytd = energy_report(site, store, january, end, Step.YEAR)
+    before = month.shift(-12)
+    last_year = energy_report(site, store, before.start(tz), before.end(tz), Step.YEAR)
+
+    carbon_month = carbon_report(site, store, ledger, start, end, Step.MONTH)
+    carbon_12 = carbon_report(site, store, ledger, first_of_12, end, Step.MONTH)
+    carbon_ytd = carbon_report(site, store, ledger, january, end, Step.YEAR)
+
+    waste_month = waste_report(site, store, ledger, start, end)
+    waste_12 = waste_report(site, store, ledger, first_of_12, end)
+    waste_ytd = waste_report(site, store, ledger, january, end)
+
+    # Verdicts from the reports already gathered: the month's, and the last twelve months'.
+    targets_month = judge_targets(site, by_day, carbon_month, waste_month)
+    targets_12 = judge_targets(site, by_month, carbon_12, waste_12)
+
+    return MonthlyReport(
+        site=site,
+        month=month,
+        generated_at=(now or datetime.now(UTC)).replace(microsecond=0),
+        month_energy=EnergyFigures.of(by_day.total),
+        days=[EnergyFigures.of(p) for p in by_day.periods],
+        months=[EnergyFigures.of(p) for p in by_month.periods],
+        year_to_date=EnergyFigures.of(ytd.total),
+        rolling_12=EnergyFigures.of(by_month.total),
+        last_year=(
+            EnergyFigures.of(last_year.total)
+            if last_year.total.evidence.coverage >= HAS_DATA
+            else None
+        ),
+        primary_factors=by_day.primary_factors,
+        carbon_month=carbon_month.total,
+        carbon_months=carbon_12.periods,
+        carbon_year_to_date=carbon_ytd.total,
+        carbon_rolling_12=carbon_12.total,
+        carbon_factors=carbon_month.factors,
+        intensity_hours=carbon_month.total.intensity_hours,
+        waste_month=waste_month,
+        waste_year_to_date=waste_ytd,
+        targets_month=targets_month,
+        targets_rolling_12=targets_12,
+        quality=_quality(site, by_day.meters, by_day.bounds),
+        alerts=_alerts(alerts, site, start, end),
+    )
