@@ -468,6 +468,36 @@ def dashboards_push(
         console.print(uid, markup=False, highlight=False)
 
 
+@app.command()
+def bench(
+    quick: Annotated[
+        bool, typer.Option("--quick", help="tiny sizes (seconds): a smoke run, not figures")
+    ] = False,
+    output: Annotated[
+        Path | None, typer.Option(help="JSON results [bench/results/latest.json]")
+    ] = None,
+    work_dir: Annotated[
+        Path | None, typer.Option(help="services' data and the cached query data [bench/var]")
+    ] = None,
+    peer: Annotated[bool, typer.Option(help="run the Node-RED peer pipeline")] = True,
+    single: Annotated[
+        int | None, typer.Option(help="single-reading messages to ingest [200,000]")
+    ] = None,
+    senml: Annotated[
+        int | None, typer.Option(help="readings to ingest in SenML packs [1M]")
+    ] = None,
+) -> None:
+    """Benchmarks: ingestion beside the machine's ceiling and Node-RED, query latency on a
+    year of data, report time, memory (README "Benchmarks")."""
+    from microville.bench.runner import DEFAULT_OUTPUT, DEFAULT_WORK, run_bench
+
+    rows = run_bench(
+        quick, output or DEFAULT_OUTPUT, work_dir or DEFAULT_WORK, peer, console, single, senml
+    )
+    if any(r.status == "failed" for r in rows):
+        raise typer.Exit(1)
+
+
 def main() -> None:
     app()
 
