@@ -17,10 +17,11 @@ from rich.console import Console
 from microville.domain.periods import localize
 from microville.domain.site import ConfigError, Site, SitesConfig, read_sites
 from microville.mqtt import MqttSettings
-from microville.settings import Settings
+from microville.settings import Settings, redact_url, reveal
 
 if TYPE_CHECKING:
     from microville.gateway.buffer import ReadingBuffer
+    from microville.service.tokens import TokenStore
 
 app = typer.Typer(
     help="Microville Monitor: prove positive energy, zero carbon, zero waste.",
@@ -76,7 +77,7 @@ def _mqtt_settings(settings: Settings) -> MqttSettings:
     return MqttSettings(
         url=settings.mqtt_url,
         username=settings.mqtt_username,
-        password=settings.mqtt_password,
+        password=reveal(settings.mqtt_password),
         ca_file=settings.mqtt_ca_file,
     )
 
@@ -151,7 +152,7 @@ def gateway(
     sites = _load(settings)
     gw = Gateway(
         sites,
-        open_store(settings.store_url, settings.influx_token),
+        open_store(settings.store_url, reveal(settings.influx_token)),
         SourceOptions(_mqtt_settings(settings), settings.gateway_client_id),
         dead_letters=DeadLetterLog(settings.dead_letter_file),
         buffer=_gateway_buffer(settings),
@@ -160,7 +161,7 @@ def gateway(
     if settings.gateway_metrics_port:
         port = gw.serve_metrics(settings.gateway_metrics_host, settings.gateway_metrics_port)
         logging.info("gateway metrics on http://%s:%d/metrics", settings.gateway_metrics_host, port)
-    logging.info("gateway running, store %s", settings.store_url)
+    logging.info("gateway running, store %s", redact_url(settings.store_url))
     _wait_for_signal()
     gw.stop()
     logging.info(
@@ -341,7 +342,7 @@ def import_carbon_intensity(
         Reading(chosen.id, INTENSITY_METER, INTENSITY_QUANTITY, g_per_kwh / 1000, t)
         for t, g_per_kwh in samples
     ]
-    target = open_store(settings.store_url, settings.influx_token)
+    target = open_store(settings.store_url, reveal(settings.influx_token))
     try:
         for i in range(0, len(readings), 5000):
             target.write(readings[i : i + 5000])
@@ -496,6 +497,113 @@ def bench(
     )
     if any(r.status == "failed" for r in rows):
         raise typer.Exit(1)
+
+
+token_app = typer.Typer(help="API tokens: create, list, revoke (the file keeps hashes only).")
+app.add_typer(token_app, name="token")
+
+TokensOpt = Annotated[
+    Path | None,
+    typer.Option("--tokens", help="Token file (SQLite) [env MICROVILLE_API_TOKENS_PATH]"),
+]
+
+
+def _token_store(tokens: Path | None, settings: Settings) -> TokenStore:
+    from microville.service.tokens import TokenStore
+
+    return TokenStore(tokens if tokens is not None else settings.api_tokens_path)
+
+
+@token_app.command("create")
+def token_create(
+    role: Annotated[str, typer.Option(help="read, write (manual entries) or admin")],
+    name: Annotated[str, typer.Option(help="Who holds it, e.g. 'coop member A' or grafana")],
+    site: Annotated[
+        list[str] | None, typer.Option(help="A site it covers (repeat for several)")
+    ] = None,
+    all_sites: Annotated[bool, typer.Option("--all-sites", help="Cover every site")] = False,
+    config: ConfigOpt = None,
+    tokens: TokensOpt = None,
+) -> None:
+    """Create a token and print it, once: only its hash is kept."""
+    from microville.service.tokens import Role
+
+    settings = _settings(config)
+    try:
+        chosen = Role(role)
+    except ValueError:
+        console.print(f"[red]--role[/red] {role!r}: read, write or admin")
+        raise typer.Exit(2) from None
+    if chosen is not Role.ADMIN and not site and not all_sites:
+        console.print(f"[red]a {chosen} token needs --site S (repeatable) or --all-sites[/red]")
+        raise typer.Exit(2)
+    if site and all_sites:
+        console.print("[red]give --site or --all-sites, not both[/red]")
+        raise typer.Exit(2)
+    if site:
+        known = {s.id for s in _load(settings).sites}
+        if unknown := sorted(set(site) - known):
+            console.print(
+                f"[red]unknown site[/red] {', '.join(unknown)} in {settings.config}; "
+                f"known: {', '.join(sorted(known))}",
+                highlight=False,
+            )
+            raise typer.Exit(2)
+    store = _token_store(tokens, settings)
+    try:
+        info, token = store.create(name, chosen, site or None)
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]", highlight=False)
+        raise typer.Exit(2) from None
+    finally:
+        store.close()
+    scope = "every site" if info.sites is None else ", ".join(sorted(info.sites))
+    console.print(
+        f"created token {info.id} ({info.role}, {scope}) for {info.name}", highlight=False
+    )
+    console.print("token (shown once, store it now):", highlight=False)
+    # Plain print: the token alone on its line, for scripts (`… | tail -1`).
+    print(token)
+
+
+@token_app.command("list")
+def token_list(config: ConfigOpt = None, tokens: TokensOpt = None) -> None:
+    """List the tokens: id, role, sites, holder, created, revoked (never the token)."""
+    store = _token_store(tokens, _settings(config))
+    try:
+        infos = store.tokens()
+    finally:
+        store.close()
+    for t in infos:
+        scope = "*" if t.sites is None else ",".join(sorted(t.sites))
+        state = f"revoked {t.revoked_at:%Y-%m-%d %H:%M}Z" if t.revoked_at else "active"
+        console.print(
+            f"{t.id}  {t.role:<5}  {scope:<24}  {t.created_at:%Y-%m-%d %H:%M}Z  {state:<24}  "
+            f"{t.name}",
+            markup=False,
+            highlight=False,
+        )
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[str, typer.Argument(help="The id shown by `token list`")],
+    config: ConfigOpt = None,
+    tokens: TokensOpt = None,
+) -> None:
+    """Revoke a token at once (the running service checks the file on every request)."""
+    store = _token_store(tokens, _settings(config))
+    try:
+        revoked = store.revoke(token_id)
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]", highlight=False)
+        raise typer.Exit(2) from None
+    finally:
+        store.close()
+    if not revoked:
+        console.print(f"[red]no active token {token_id}[/red]")
+        raise typer.Exit(1)
+    console.print(f"revoked {token_id}")
 
 
 def main() -> None:

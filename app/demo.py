@@ -191,7 +191,15 @@ def run_demo(
     ledger = Ledger(data_dir / "ledger.db")
     if not ledger.materials(site.id) and SAMPLE_MATERIALS.is_file():
         ledger.add_materials(site.id, parse_materials_csv(SAMPLE_MATERIALS.read_text("utf-8")))
-    settings = Settings(config=str(config), store_url=f"sqlite:///{store.path}", mqtt_url=mqtt_url)
+    # Public read mode: the demo's API listens on loopback only, and its URLs are printed
+    # to be opened in a browser, which sends no token. Writes still need one.
+    settings = Settings(
+        config=str(config),
+        store_url=f"sqlite:///{store.path}",
+        mqtt_url=mqtt_url,
+        api_tokens_path=str(data_dir / "api-tokens.db"),
+        api_public_read=True,
+    )
     alerts = _evaluate_alerts(console, sites, store, data_dir, mqtt, t1)
     app = create_app(settings, store=store, sites=sites, ledger=ledger, alerts=alerts)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))

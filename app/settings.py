@@ -3,8 +3,27 @@ or a ``.env`` file; command-line options override them."""
 
 from __future__ import annotations
 
-from pydantic import Field
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def reveal(secret: SecretStr | None) -> str | None:
+    """The clear value of a secret setting, for the one place that must send it."""
+    return None if secret is None else secret.get_secret_value()
+
+
+def redact_url(url: str) -> str:
+    """``url`` with the password of its user-info masked, fit for a log or a message."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        host = parts.netloc.rpartition("@")[2]
+        return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+    except ValueError:  # not a parsable URL: it may still hold a secret
+        return "<unparsable URL>"
 
 
 class Settings(BaseSettings):
@@ -34,10 +53,10 @@ class Settings(BaseSettings):
     alert_interval_s: float = Field(
         default=300, ge=0, description="evaluate the alert rules every … s; 0: on demand only"
     )
-    influx_token: str | None = Field(default=None, description="InfluxDB 2.x/3.x token")
+    influx_token: SecretStr | None = Field(default=None, description="InfluxDB 2.x/3.x token")
     mqtt_url: str = Field(default="mqtt://127.0.0.1:1883", description="mqtt:// or mqtts:// URL")
     mqtt_username: str | None = None
-    mqtt_password: str | None = None
+    mqtt_password: SecretStr | None = None
     mqtt_ca_file: str | None = None
     gateway_client_id: str = "microville-gateway"
     dead_letter_file: str | None = None
@@ -55,3 +74,19 @@ class Settings(BaseSettings):
     )
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # API access control (service/auth.py): tokens made by `microville token create`.
+    api_tokens_path: str = Field(
+        default="/var/lib/microville/api-tokens.db",
+        description="SQLite file of the API tokens (hashes only)",
+    )
+    api_read_token: SecretStr | None = Field(
+        default=None,
+        description="a token read from the environment that may read every site (Grafana's)",
+    )
+    api_public_read: bool = Field(
+        default=False, description="anyone may read every site without a token"
+    )
+    api_write_burst: int = Field(default=30, ge=1, description="writes a token may make at once")
+    api_write_per_minute: float = Field(
+        default=30, gt=0, description="then writes a minute per token"
+    )

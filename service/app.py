@@ -6,7 +6,7 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
@@ -17,12 +17,15 @@ from microville.domain.store import ReadingStore, StoreError
 from microville.mqtt import MqttSettings
 from microville.service.alerts_api import router as alerts_router
 from microville.service.alerts_engine import AlertEngine
+from microville.service.auth import Authenticator, PrincipalDep, authorize
 from microville.service.deps import PeriodDep, SiteDep, SitesDep, StepQuery, StoreDep
+from microville.service.metrics import RequestMetricsMiddleware, ServiceMetrics, TimedStore
+from microville.service.metrics import router as metrics_router
 from microville.service.notify import Outbox
 from microville.service.proof_api import router as proof_router
 from microville.service.schemas import BalanceOut, HealthOut, MeterOut, SiteOut
 from microville.service.usecases import QueryError, electricity_balance
-from microville.settings import Settings
+from microville.settings import Settings, reveal
 from microville.stores import open_store
 from microville.stores.ledger import Ledger
 
@@ -39,7 +42,7 @@ def _mqtt_for(settings: Settings) -> MqttSettings:
     return MqttSettings(
         url=settings.mqtt_url,
         username=settings.mqtt_username,
-        password=settings.mqtt_password,
+        password=reveal(settings.mqtt_password),
         ca_file=settings.mqtt_ca_file,
     )
 
@@ -50,13 +53,16 @@ def create_app(
     sites: SitesConfig | None = None,
     ledger: Ledger | None = None,
     alerts: AlertEngine | None = None,
+    auth: Authenticator | None = None,
 ) -> FastAPI:
     """Build the API for ``sites`` (read from ``settings.config`` when not given) over
-    ``store`` (opened from ``settings.store_url`` when not given; then closed with the app)."""
+    ``store`` (opened from ``settings.store_url`` when not given; then closed with the app).
+    Access control comes from ``auth`` or else the settings' token file (service/auth.py)."""
     sites = sites if sites is not None else read_sites(settings.config)
     owned = store is None
     owned_ledger = ledger is None
     owned_alerts = alerts is None
+    owned_auth = auth is None
     mqtt = MqttSettings(url=settings.mqtt_url)
 
     @asynccontextmanager
@@ -71,13 +77,20 @@ def create_app(
             app.state.store.close()
         if owned_ledger:
             app.state.ledger.close()
+        if owned_auth:
+            app.state.auth.close()
 
     app = FastAPI(
         title="Microville Monitor",
         version=__version__,
         summary="Energy balance and proof indicators of eco-renovated buildings.",
         lifespan=lifespan,
+        # Every route, present or future, checks the caller (service/auth.py).
+        dependencies=[Depends(authorize)],
     )
+    app.state.auth = auth if auth is not None else Authenticator.from_settings(settings)
+    app.state.metrics = metrics = ServiceMetrics()
+    app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     app.state.sites = sites
     app.state.ledger = ledger if ledger is not None else Ledger(settings.ledger_path)
 
@@ -91,16 +104,24 @@ def create_app(
 
     app.include_router(proof_router)
     app.include_router(alerts_router)
-    app.state.store = (
-        store if store is not None else open_store(settings.store_url, settings.influx_token)
+    app.include_router(metrics_router)
+    app.state.store = TimedStore(
+        store
+        if store is not None
+        else open_store(settings.store_url, reveal(settings.influx_token)),
+        metrics,
     )
+    metrics.watch_last_readings(sites, app.state.store)
     if alerts is None and settings.alerts_path:
         outbox = Outbox(settings.alerts_path, sites.alert_channels, mqtt=_mqtt_for(settings))
         alerts = AlertEngine(sites, app.state.store, settings.alerts_path, outbox)
+    if alerts is not None:
+        metrics.instrument_alerts(alerts)
     app.state.alerts = alerts
 
     @app.get("/api/v1/sites", response_model=list[SiteOut])
-    def list_sites(sites: SitesDep) -> list[SiteOut]:
+    def list_sites(sites: SitesDep, principal: PrincipalDep) -> list[SiteOut]:
+        """The sites the caller may read, and their meters."""
         return [
             SiteOut(
                 id=s.id,
@@ -122,6 +143,7 @@ def create_app(
                 ],
             )
             for s in sites.sites
+            if principal.can_read(s.id)
         ]
 
     @app.get("/api/v1/sites/{site}/balance", response_model=BalanceOut)

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
+from fastapi.testclient import TestClient
 from receivers import Inbox, Receiver
 from services import free_port, running_influxdb, running_mosquitto
 
 from microville.domain.store import ReadingStore
+from microville.service.tokens import Role, TokenStore
 from microville.stores import open_store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,11 +50,35 @@ def store(store_url: str) -> Iterator[ReadingStore]:
 
 @pytest.fixture(autouse=True)
 def _private_state_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Apps built with default settings keep their ledger and alert state under the
-    test's own directory, not in /var/lib/microville."""
+    """Apps built with default settings keep their ledger, alert state and reports under
+    the test's own directory, not in /var/lib/microville."""
     monkeypatch.setenv("MICROVILLE_LEDGER_PATH", str(tmp_path / "state" / "ledger.db"))
     monkeypatch.setenv("MICROVILLE_ALERTS_PATH", str(tmp_path / "state" / "alerts.db"))
     monkeypatch.setenv("MICROVILLE_ALERT_INTERVAL_S", "0")
+    monkeypatch.setenv("MICROVILLE_REPORTS_DIR", str(tmp_path / "state" / "reports"))
+    monkeypatch.setenv("MICROVILLE_REPORT_INTERVAL_S", "0")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def api_admin_token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The API requires a token in the tests as in production: apps built from the
+    settings read a token file holding one admin token, and every TestClient sends it
+    unless the test replaces or deletes its Authorization header (tests/test_auth.py).
+    Session-wide, so that module-scoped apps get it too."""
+    path = tmp_path_factory.mktemp("api-tokens") / "tokens.db"
+    tokens = TokenStore(path)
+    _, token = tokens.create("tests", Role.ADMIN)
+    tokens.close()
+    original_init = TestClient.__init__
+
+    def init_with_token(self: TestClient, *args: object, **kwargs: object) -> None:
+        original_init(self, *args, **kwargs)  # type: ignore[arg-type]
+        self.headers.setdefault("Authorization", f"Bearer {token}")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MICROVILLE_API_TOKENS_PATH", str(path))
+        patch.setattr(TestClient, "__init__", init_with_token)
+        yield token
 
 
 @pytest.fixture

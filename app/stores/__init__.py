@@ -12,6 +12,7 @@ from __future__ import annotations
 from urllib.parse import unquote, urlsplit
 
 from microville.domain.store import ReadingStore
+from microville.settings import redact_url
 
 
 def open_store(url: str, token: str | None = None) -> ReadingStore:
@@ -22,14 +23,14 @@ def open_store(url: str, token: str | None = None) -> ReadingStore:
 
         path = parts.netloc + parts.path if parts.netloc else parts.path
         if not path:
-            raise ValueError(f"sqlite store URL needs a file path: {url!r}")
+            raise ValueError(f"sqlite store URL needs a file path: {redact_url(url)!r}")
         return SqliteStore(path)
     if parts.scheme in ("influxdb", "influxdbs"):
         from microville.stores.influx import InfluxStore
 
         database = parts.path.strip("/")
         if not database or not parts.hostname:
-            raise ValueError(f"influxdb store URL needs host and database: {url!r}")
+            raise ValueError(f"influxdb store URL needs host and database: {redact_url(url)!r}")
         scheme = "https" if parts.scheme == "influxdbs" else "http"
         return InfluxStore(
             base_url=f"{scheme}://{parts.hostname}:{parts.port or 8086}",
@@ -39,5 +40,5 @@ def open_store(url: str, token: str | None = None) -> ReadingStore:
             token=token,
         )
     raise ValueError(
-        f"unknown store URL scheme {parts.scheme!r} in {url!r} (sqlite:// or influxdb://)"
+        f"unknown store URL scheme {parts.scheme!r} in {redact_url(url)!r} (sqlite:// or influxdb://)"
     )

@@ -34,9 +34,10 @@ def quote_identifier(name: str) -> str:
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _safe(value: str, what: str) -> str:
-    if not _SAFE.match(value):
-        raise StoreError(f"invalid {what} {value!r}: letters, digits, '_', '-', '.', ':' only")
+def _safe(value: str, what: str, error: type[StoreError] = StoreError) -> str:
+    # fullmatch: with match, "$" would let a trailing newline through.
+    if not _SAFE.fullmatch(value):
+        raise error(f"invalid {what} {value!r}: letters, digits, '_', '-', '.', ':' only")
     return value
 
 
@@ -107,6 +108,11 @@ class InfluxStore:
     def write(self, readings: Sequence[Reading]) -> None:
         if not readings:
             return
+        for r in readings:
+            # A newline in an id would start a line of its own in the body: another point.
+            _safe(r.site, "site id", StoreRejected)
+            _safe(r.meter, "meter id", StoreRejected)
+            _safe(r.quantity, "quantity", StoreRejected)
         body = "\n".join(to_line(r) for r in readings).encode()
         try:
             resp = self._http.post(
