@@ -335,3 +335,25 @@ def test_token_command_refuses_bad_requests(
         store = TokenStore(tokens)
         assert store.tokens() == []
         store.close()
+
+
+def test_grafana_sends_the_read_token_the_service_accepts() -> None:
+    """The provisioned Infinity datasource authenticates with the variable that compose
+    gives the service as its environment read token."""
+    import yaml
+
+    root = Path(__file__).resolve().parent.parent
+    infinity = yaml.safe_load(
+        (root / "dashboards/provisioning/datasources/infinity.yaml").read_text("utf-8")
+    )
+    (source,) = infinity["datasources"]
+    assert source["jsonData"]["auth_method"] == "bearerToken"
+    variable = source["secureJsonData"]["bearerToken"]
+    assert re.fullmatch(r"\$\{?([A-Z_]+)\}?", variable)
+    name = variable.strip("${}")
+    services = yaml.safe_load((root / "docker-compose.yml").read_text("utf-8"))["services"]
+    assert services["grafana"]["environment"][name].startswith(f"${{{name}:?")
+    assert (
+        services["service"]["environment"]["MICROVILLE_API_READ_TOKEN"]
+        == (services["grafana"]["environment"][name])
+    )
