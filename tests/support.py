@@ -4,6 +4,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from microville.domain.readings import Reading
+from microville.domain.site import SitesConfig, read_sites
+from microville.domain.store import ReadingStore
+from microville.firmware_sim.building import simulate_building
+from microville.firmware_sim.payloads import is_simulated, meter_indexes
+
+#: The shipped sample site (Microville 112) and the simulation seed the tests use with it.
+SAMPLE_CONFIG = Path(__file__).resolve().parent.parent / "app" / "sites" / "microville112.toml"
+SEED = 112
 
 #: A one-site configuration header; tests append their own ``[[sites.meters]]``.
 SITE_S1 = """
@@ -43,3 +55,19 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float = 15.0) -> bool:
             return True
         time.sleep(0.05)
     return predicate()
+
+
+def load_sample(store: ReadingStore, start: datetime, end: datetime) -> SitesConfig:
+    """The sample site's simulated meters, every 30 minutes, written to ``store``."""
+    config = read_sites(SAMPLE_CONFIG)
+    site = config.sites[0]
+    frame = simulate_building(site, start, end, timedelta(minutes=30), seed=SEED)
+    indexes = meter_indexes([m for m in site.meters if is_simulated(m)], frame)
+    store.write(
+        [
+            Reading(site.id, meter, "energy", float(v), t.to_pydatetime())
+            for meter in indexes.columns
+            for t, v in indexes[meter].items()
+        ]
+    )
+    return config
