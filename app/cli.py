@@ -380,6 +380,72 @@ def import_materials(
 
 
 @app.command()
+def report(
+    site: Annotated[str, typer.Option(help="Site id")],
+    month: Annotated[str, typer.Option(help="Month to report, YYYY-MM (local calendar)")],
+    until: Annotated[
+        str | None, typer.Option(help="Last month, YYYY-MM: every month from --month to it")
+    ] = None,
+    lang: Annotated[str | None, typer.Option(help="fr or en; default: the site's language")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Also copy the PDF and HTML here [default: only the archive]"),
+    ] = None,
+    config: ConfigOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """Generate monthly impact reports (PDF and HTML) on demand into the report archive
+    (MICROVILLE_REPORTS_DIR), with their SHA-256."""
+    from rich.progress import Progress
+
+    from microville.domain.reporting import Language, Month, months_between
+    from microville.service.indicators import QueryError
+    from microville.service.reports import generate_report
+    from microville.stores import open_store
+    from microville.stores.ledger import Ledger
+    from microville.stores.reports import ReportArchive
+
+    settings = _settings(config, store, None)
+    chosen = _site_of(_load(settings), site)
+    try:
+        first = Month.parse(month)
+        months = months_between(first, Month.parse(until) if until else first)
+        language = Language(lang) if lang else None
+    except ValueError as exc:
+        console.print(f"[red]invalid option[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    if not settings.reports_dir:
+        console.print("[red]MICROVILLE_REPORTS_DIR is empty[/red]: nowhere to keep reports")
+        raise typer.Exit(2)
+    target = open_store(settings.store_url, reveal(settings.influx_token))
+    ledger = Ledger(settings.ledger_path)
+    archive = ReportArchive(settings.reports_dir)
+    made = []
+    try:
+        with Progress(console=console, transient=True, disable=len(months) < 2) as progress:
+            task = progress.add_task("reports", total=len(months))
+            for m in months:
+                made.append(generate_report(chosen, target, ledger, archive, m, language))
+                progress.advance(task)
+    except QueryError as exc:
+        console.print(f"[red]cannot report[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    finally:
+        target.close()
+        ledger.close()
+    for record in made:
+        pdf = archive.path(record.site, record.month, record.language, "pdf")
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            for fmt in ("pdf", "html"):
+                (out / f"{record.site}-{record.month}.{record.language.value}.{fmt}").write_bytes(
+                    archive.read(record, fmt)
+                )
+        console.print(f"{record.month} ({record.language.value}): {pdf} sha256 {record.pdf_sha256}")
+    archive.close()
+
+
+@app.command()
 def demo(
     days: Annotated[int, typer.Option(min=1, max=366, help="Simulated days")] = 30,
     start: Annotated[str, typer.Option(help="First simulated day")] = "2026-06-01",
@@ -467,36 +533,6 @@ def dashboards_push(
         raise typer.Exit(2) from None
     for uid in uids:
         console.print(uid, markup=False, highlight=False)
-
-
-@app.command()
-def bench(
-    quick: Annotated[
-        bool, typer.Option("--quick", help="tiny sizes (seconds): a smoke run, not figures")
-    ] = False,
-    output: Annotated[
-        Path | None, typer.Option(help="JSON results [bench/results/latest.json]")
-    ] = None,
-    work_dir: Annotated[
-        Path | None, typer.Option(help="services' data and the cached query data [bench/var]")
-    ] = None,
-    peer: Annotated[bool, typer.Option(help="run the Node-RED peer pipeline")] = True,
-    single: Annotated[
-        int | None, typer.Option(help="single-reading messages to ingest [200,000]")
-    ] = None,
-    senml: Annotated[
-        int | None, typer.Option(help="readings to ingest in SenML packs [1M]")
-    ] = None,
-) -> None:
-    """Benchmarks: ingestion beside the machine's ceiling and Node-RED, query latency on a
-    year of data, report time, memory (README "Benchmarks")."""
-    from microville.bench.runner import DEFAULT_OUTPUT, DEFAULT_WORK, run_bench
-
-    rows = run_bench(
-        quick, output or DEFAULT_OUTPUT, work_dir or DEFAULT_WORK, peer, console, single, senml
-    )
-    if any(r.status == "failed" for r in rows):
-        raise typer.Exit(1)
 
 
 token_app = typer.Typer(help="API tokens: create, list, revoke (the file keeps hashes only).")
@@ -604,6 +640,36 @@ def token_revoke(
         console.print(f"[red]no active token {token_id}[/red]")
         raise typer.Exit(1)
     console.print(f"revoked {token_id}")
+
+
+@app.command()
+def bench(
+    quick: Annotated[
+        bool, typer.Option("--quick", help="tiny sizes (seconds): a smoke run, not figures")
+    ] = False,
+    output: Annotated[
+        Path | None, typer.Option(help="JSON results [bench/results/latest.json]")
+    ] = None,
+    work_dir: Annotated[
+        Path | None, typer.Option(help="services' data and the cached query data [bench/var]")
+    ] = None,
+    peer: Annotated[bool, typer.Option(help="run the Node-RED peer pipeline")] = True,
+    single: Annotated[
+        int | None, typer.Option(help="single-reading messages to ingest [200,000]")
+    ] = None,
+    senml: Annotated[
+        int | None, typer.Option(help="readings to ingest in SenML packs [1M]")
+    ] = None,
+) -> None:
+    """Benchmarks: ingestion beside the machine's ceiling and Node-RED, query latency on a
+    year of data, report time, memory (README "Benchmarks")."""
+    from microville.bench.runner import DEFAULT_OUTPUT, DEFAULT_WORK, run_bench
+
+    rows = run_bench(
+        quick, output or DEFAULT_OUTPUT, work_dir or DEFAULT_WORK, peer, console, single, senml
+    )
+    if any(r.status == "failed" for r in rows):
+        raise typer.Exit(1)
 
 
 def main() -> None:

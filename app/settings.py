@@ -53,6 +53,15 @@ class Settings(BaseSettings):
     alert_interval_s: float = Field(
         default=300, ge=0, description="evaluate the alert rules every … s; 0: on demand only"
     )
+    reports_dir: str = Field(
+        default="/var/lib/microville/reports",
+        description="Where monthly reports (PDF, HTML) and their hashes are kept; empty: off",
+    )
+    report_interval_s: float = Field(
+        default=600,
+        ge=0,
+        description="check every … s whether a monthly report is due; 0: on request only",
+    )
     influx_token: SecretStr | None = Field(default=None, description="InfluxDB 2.x/3.x token")
     mqtt_url: str = Field(default="mqtt://127.0.0.1:1883", description="mqtt:// or mqtts:// URL")
     mqtt_username: str | None = None

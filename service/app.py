@@ -23,11 +23,14 @@ from microville.service.metrics import RequestMetricsMiddleware, ServiceMetrics,
 from microville.service.metrics import router as metrics_router
 from microville.service.notify import Outbox
 from microville.service.proof_api import router as proof_router
+from microville.service.reports import ReportScheduler
+from microville.service.reports_api import router as reports_router
 from microville.service.schemas import BalanceOut, HealthOut, MeterOut, SiteOut
 from microville.service.usecases import QueryError, electricity_balance
 from microville.settings import Settings, reveal
 from microville.stores import open_store
 from microville.stores.ledger import Ledger
+from microville.stores.reports import ReportArchive
 
 
 def _broker_reachable(mqtt: MqttSettings, timeout_s: float = 2.0) -> str:
@@ -69,7 +72,17 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if owned_alerts and app.state.alerts is not None and settings.alert_interval_s > 0:
             app.state.alerts.start(settings.alert_interval_s)
+        scheduler: ReportScheduler | None = None
+        if app.state.reports is not None and settings.report_interval_s > 0:
+            scheduler = ReportScheduler(
+                sites, app.state.store, app.state.ledger, app.state.reports, app.state.alerts
+            )
+            scheduler.start(settings.report_interval_s)  # its first run catches up
         yield
+        if scheduler is not None:
+            scheduler.stop()
+        if app.state.reports is not None:
+            app.state.reports.close()
         if owned_alerts and app.state.alerts is not None:
             app.state.alerts.stop()
             app.state.alerts.outbox.close()
@@ -104,6 +117,8 @@ def create_app(
 
     app.include_router(proof_router)
     app.include_router(alerts_router)
+    app.include_router(reports_router)
+    app.state.reports = ReportArchive(settings.reports_dir) if settings.reports_dir else None
     app.include_router(metrics_router)
     app.state.store = TimedStore(
         store
