@@ -22,6 +22,7 @@ COPY domain ./domain
 COPY gateway ./gateway
 COPY service ./service
 COPY firmware_sim ./firmware_sim
+COPY bench ./bench
 RUN /opt/microville/bin/pip install . \
     && /opt/microville/bin/microville --help >/dev/null
 
@@ -35,7 +36,13 @@ ENV PATH=/opt/microville/bin:$PATH \
     MICROVILLE_API_HOST=0.0.0.0 \
     MICROVILLE_API_PORT=8000
 
-# Data (SQLite store, dead letters) lives in the user's home, /var/lib/microville.
+# WeasyPrint (monthly PDF reports) draws text with Pango; DejaVu is the reports' font.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 \
+       fonts-dejavu-core \
+    && rm -rf /var/lib/apt/lists/*
+
+# Data (SQLite store, dead letters, reports) lives in the user's home, /var/lib/microville.
 RUN groupadd --system --gid 10001 microville \
     && useradd --system --uid 10001 --gid microville --home-dir /var/lib/microville \
        --create-home --shell /usr/sbin/nologin microville \

@@ -16,7 +16,10 @@ from rich.table import Table
 from microville.domain.alert_config import MqttChannel
 from microville.domain.materials import parse_materials_csv
 from microville.domain.periods import localize
+from microville.domain.records import WasteEntry
+from microville.domain.reporting import Language, Month, months_between
 from microville.domain.site import SitesConfig, read_sites
+from microville.domain.waste import WasteStream
 from microville.embedded_broker import EmbeddedBroker
 from microville.firmware_sim.building import simulate_building, site_seed
 from microville.firmware_sim.clock import SimulatedClock
@@ -27,15 +30,83 @@ from microville.gateway.sources import SourceOptions
 from microville.mqtt import MqttSettings, make_client
 from microville.service.alerts_engine import AlertEngine
 from microville.service.app import create_app
+from microville.service.indicators import QueryError
 from microville.service.notify import Outbox
+from microville.service.reports import generate_report
 from microville.settings import Settings
 from microville.stores.ledger import Ledger
+from microville.stores.reports import ReportArchive
 from microville.stores.sqlite import SqliteStore
 
 #: Simulation step and seed of the demo (the ground truth depends on both).
 STEP = timedelta(minutes=15)
 SAMPLE_MATERIALS = Path(__file__).parent / "sites" / "microville112-materials.csv"
 SEED = 112
+
+
+#: What the building's operation sends away each week in the demo [kg]: mostly recycled
+#: and composted, little residual (illustrative figures).
+SAMPLE_WEEKLY_WASTE_KG = {
+    WasteStream.RECYCLING: 42.0,
+    WasteStream.COMPOSTING: 26.0,
+    WasteStream.REUSE: 8.0,
+    WasteStream.ENERGY_RECOVERY: 5.0,
+    WasteStream.LANDFILL: 11.0,
+}
+
+
+def _add_sample_waste(ledger: Ledger, sites: SitesConfig, t0: datetime, t1: datetime) -> None:
+    """Weekly waste collections over the simulated period (once per data directory)."""
+    for site in sites.sites:
+        if ledger.waste_entries(site.id, t0, t1):
+            continue
+        weeks = int((t1.timestamp() - t0.timestamp()) // (7 * 86400))
+        ledger.add_waste_entries(
+            site.id,
+            [
+                WasteEntry(
+                    time=t0 + timedelta(days=7 * w + 3, hours=10),
+                    stream=stream,
+                    mass_kg=mass_kg,
+                    destination="demo collection",
+                )
+                for w in range(weeks)
+                for stream, mass_kg in SAMPLE_WEEKLY_WASTE_KG.items()
+            ],
+        )
+
+
+def _monthly_reports(
+    console: Console,
+    sites: SitesConfig,
+    store: SqliteStore,
+    ledger: Ledger,
+    alerts: AlertEngine,
+    reports_dir: Path,
+    t0: datetime,
+    t1: datetime,
+) -> list[Path]:
+    """The monthly reports of the simulated months (in both languages), as the scheduler
+    would have made them on the 1st: PDF and HTML files under ``reports_dir``."""
+    archive = ReportArchive(reports_dir)
+    paths: list[Path] = []
+    try:
+        for site in sites.sites:
+            months = months_between(
+                Month.of(t0, site.tz), Month.of(t1 - timedelta(seconds=1), site.tz)
+            )
+            for month in months:
+                for language in (site.language, *(x for x in Language if x != site.language)):
+                    record = generate_report(
+                        site, store, ledger, archive, month, language, alerts, scheduled=True
+                    )
+                    for fmt in ("pdf", "html"):
+                        paths.append(archive.path(site.id, record.month, language, fmt))
+    except QueryError as exc:  # a month not over yet in real time: nothing to report
+        console.print(f"no monthly report: {exc}")
+    finally:
+        archive.close()
+    return paths
 
 
 def wait_until_quiet(gateway: Gateway, quiet_s: float = 1.0, timeout_s: float = 120.0) -> bool:
@@ -94,10 +165,12 @@ def _evaluate_alerts(
     store: SqliteStore,
     data_dir: Path,
     mqtt: MqttSettings,
-    at: datetime,
+    start: datetime,
+    end: datetime,
 ) -> AlertEngine:
-    """Evaluate the alert rules at the end of the simulated period, delivering to an MQTT
-    channel of the demo's broker; print what a subscriber receives."""
+    """Evaluate the alert rules every simulated evening, as the service would have done
+    through the period, delivering to an MQTT channel of the demo's broker; print what a
+    subscriber receives."""
     received: list[str] = []
     watcher = make_client(mqtt, client_id="microville-demo-alert-watcher", persistent=False)
     watcher.on_message = lambda _c, _u, msg: received.append(f"{msg.topic}: {msg.payload.decode()}")
@@ -106,8 +179,17 @@ def _evaluate_alerts(
     watcher.loop_start()
     path = data_dir / "alerts.db"
     outbox = Outbox(path, [MqttChannel(name="demo-mqtt")], mqtt=mqtt, backoff_s=0.2)
-    engine = AlertEngine(sites, store, path, outbox, clock=lambda: at)
-    events = engine.evaluate()
+    moments = []
+    evening = start.replace(hour=21)  # local wall clock, whatever the UTC offset
+    while evening < end:
+        moments.append(evening)
+        evening += timedelta(days=1)
+    now = [start]
+    engine = AlertEngine(sites, store, path, outbox, clock=lambda: now[0])
+    events = []
+    for moment in [*moments, end]:
+        now[0] = moment
+        events += engine.evaluate()
     deadline = time.monotonic() + 5
     while outbox.pending() and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -199,8 +281,12 @@ def run_demo(
         mqtt_url=mqtt_url,
         api_tokens_path=str(data_dir / "api-tokens.db"),
         api_public_read=True,
+        reports_dir=str(data_dir / "reports"),
+        report_interval_s=0,
     )
-    alerts = _evaluate_alerts(console, sites, store, data_dir, mqtt, t1)
+    _add_sample_waste(ledger, sites, t0, t1)
+    alerts = _evaluate_alerts(console, sites, store, data_dir, mqtt, t0, t1)
+    reports = _monthly_reports(console, sites, store, ledger, alerts, data_dir / "reports", t0, t1)
     app = create_app(settings, store=store, sites=sites, ledger=ledger, alerts=alerts)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -222,6 +308,9 @@ def run_demo(
     )
     console.print(f"carbon:    {base}/api/v1/sites/{site.id}/carbon?{query}")
     console.print(f"alerts:    {base}/api/v1/sites/{site.id}/alerts")
+    console.print(f"reports:   {base}/api/v1/sites/{site.id}/reports")
+    for path in reports:
+        console.print(f"report:    {path}")
     console.print(f"health:    {base}/health")
     try:
         if keep_serving:
