@@ -28,14 +28,18 @@ KEEP_PAYLOAD_BYTES = 4096
 MAX_REASON_KINDS = 200
 
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
-_NUMBER = re.compile(r"[-+]?\d[\d.eE+-]*")
+_NUMBER = re.compile(r"(?<![\w-])[-+]?\d[\d.eE+-]*")
+_LOCATION = re.compile(r"^(meter \S+|\w+ payload on .*|SenML record \d+|time field .*)$")
 
 
 def reason_kind(reason: str) -> str:
-    """The reason without its particulars (what precedes the first colon, quoted names
-    and numbers blanked): ``unknown topic '…'``, ``meter …/…: negative index``…"""
-    head = reason.split(":", 1)[0]
-    return _NUMBER.sub("N", _QUOTED.sub("…", head)).strip()[:80] or "unspecified"
+    """The reason without its particulars: the first clause after the location
+    (``meter s1/pv: …``, ``senml payload on 'topic': …``), quoted names and numbers
+    blanked — ``not JSON``, ``negative index N``, ``unknown topic '…'``."""
+    parts = reason.split(": ")
+    if len(parts) > 1 and _LOCATION.match(parts[0]):
+        parts = parts[1:]
+    return _NUMBER.sub("N", _QUOTED.sub("'…'", parts[0])).strip()[:80] or "unspecified"
 
 
 @dataclass(frozen=True)

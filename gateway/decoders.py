@@ -18,6 +18,11 @@ from typing import Any
 
 #: RFC 8428 §4.5.3: a time below 2**28 seconds is relative to now.
 SENML_RELATIVE_LIMIT = 2**28
+#: A meter's message is a few hundred bytes; anything this large is not one (and is
+#: not parsed: a hostile payload must not cost memory or time).
+MAX_PAYLOAD_BYTES = 64 * 1024
+#: JSON nesting accepted (Shelly-style objects are 2-3 deep).
+MAX_JSON_DEPTH = 16
 
 
 class DecodeError(ValueError):
@@ -60,14 +65,39 @@ def _finite(value: Any, what: str) -> float:
     return number
 
 
+def check_size(payload: bytes) -> None:
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise DecodeError(f"oversized payload: {len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
+
+
+def _depth(obj: Any) -> int:
+    """Nesting depth of a parsed JSON value, without recursion."""
+    deepest, stack = 0, [(obj, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_JSON_DEPTH:
+            break
+        children = node.values() if isinstance(node, dict) else node
+        if isinstance(node, dict | list):
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
 def _load_json(payload: bytes) -> Any:
+    check_size(payload)
     try:
         # NaN/Infinity literals become errors; a huge integer becomes inf (then rejected).
-        return json.loads(payload, parse_constant=_reject_constant, parse_int=float)
+        obj = json.loads(payload, parse_constant=_reject_constant, parse_int=float)
     except UnicodeDecodeError:
         raise DecodeError("payload is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise DecodeError(f"not JSON: {exc.msg} at position {exc.pos}") from None
+    except RecursionError:
+        raise DecodeError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
+    if _depth(obj) > MAX_JSON_DEPTH:
+        raise DecodeError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    return obj
 
 
 def _reject_constant(name: str) -> Any:
@@ -110,16 +140,26 @@ def decode_senml(
             base_value = _finite(record["bv"], f"SenML record {i} bv")
         if "v" not in record and "s" not in record:
             continue  # a base-only record, or a string/boolean/data value
-        name = base_name + record.get("n", "")
+        n = record.get("n", "")
+        if not isinstance(n, str):
+            raise DecodeError(f"SenML record {i}: n must be a string")
+        name = base_name + n
         if not name:
             raise DecodeError(f"SenML record {i} has no name (n or bn)")
         raw = record["v"] if "v" in record else record["s"]
         value = base_value + _finite(raw, f"SenML record {i} ({name}) value")
+        if not math.isfinite(value):
+            raise DecodeError(f"SenML record {i} ({name}): bv + v is not finite")
         t = base_time + (_finite(record["t"], f"SenML record {i} t") if "t" in record else 0.0)
+        if not math.isfinite(t):
+            raise DecodeError(f"SenML record {i}: bt + t is not finite")
         if t == 0.0:
             time = received_at
         elif t < SENML_RELATIVE_LIMIT:
-            time = received_at + timedelta(seconds=t)
+            try:
+                time = received_at + timedelta(seconds=t)
+            except OverflowError:
+                raise DecodeError(f"SenML record {i} relative time {t!r} is out of range") from None
         else:
             time = _epoch(t, f"SenML record {i} time")
         unit = record.get("u", base_unit)
@@ -132,6 +172,7 @@ def decode_senml(
 
 
 def _flatten(obj: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    # Recursion is bounded: _load_json refused anything deeper than MAX_JSON_DEPTH.
     for key, value in obj.items():
         path = f"{prefix}.{key}" if prefix else str(key)
         if isinstance(value, dict):
@@ -148,7 +189,10 @@ def _device_time(raw: Any, field: str) -> datetime:
             raise DecodeError(f"time field {field!r}: {raw!r} is not ISO 8601") from None
         if t.tzinfo is None:
             raise DecodeError(f"time field {field!r}: {raw!r} has no UTC offset")
-        return t.astimezone(UTC)
+        try:
+            return t.astimezone(UTC)
+        except OverflowError:  # year 1 or 9999 shifted by its offset
+            raise DecodeError(f"time field {field!r}: {raw!r} is out of range") from None
     seconds = _finite(raw, f"time field {field!r}")
     # Epoch milliseconds are common on small devices; seconds would be year > 5000.
     return _epoch(seconds / 1000 if seconds > 1e11 else seconds, f"time field {field!r}")
@@ -189,6 +233,8 @@ def decode_number(
     payload: bytes, received_at: datetime, _time_field: str | None = None
 ) -> list[DecodedValue]:
     """A bare decimal number as text, e.g. ``1234.5`` (surrounding whitespace allowed)."""
+    if len(payload) > 64:
+        raise DecodeError(f"not a bare number: {len(payload)} bytes")
     text = payload.strip()
     if not _NUMBER.fullmatch(text):
         shown = payload[:40].decode("utf-8", "replace")

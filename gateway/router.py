@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from microville.domain.readings import Reading
 from microville.domain.site import Meter, MqttSource, SitesConfig
@@ -25,6 +25,15 @@ class Routed:
 
     readings: list[Reading] = field(default_factory=list)
     rejects: list[str] = field(default_factory=list)
+
+
+#: Device times accepted: a clock far outside is broken (or the payload hostile), and
+#: would land outside the periods anyone asks about (or outside InfluxDB's range).
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+#: Largest magnitude of a stored value in its base unit (Wh, m3, W…): 1 PWh is beyond
+#: any building's meter; a larger number is a broken device or a hostile payload.
+MAX_ABS_VALUE = 1e15
 
 
 class Router:
@@ -86,5 +95,13 @@ class Router:
             return
         if value < 0:
             out.rejects.append(f"meter {b.site}/{b.meter.id}: negative index {found.value}")
+            return
+        if abs(value) > MAX_ABS_VALUE:
+            out.rejects.append(f"meter {b.site}/{b.meter.id}: value out of range: {found.value}")
+            return
+        if not EARLIEST <= found.time < LATEST:
+            out.rejects.append(
+                f"meter {b.site}/{b.meter.id}: time out of range: {found.time.isoformat()}"
+            )
             return
         out.readings.append(Reading(b.site, b.meter.id, b.meter.dimension, value, found.time))
