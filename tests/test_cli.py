@@ -82,6 +82,11 @@ def test_demo_runs_the_whole_chain_on_embedded_defaults(
     # the alert fires and reaches the MQTT channel.
     assert "alert firing: Microville 112: the final-energy balance over rolling 7d" in result.stdout
     assert "delivered on MQTT microville/alerts/microville112/balance_rolling_7d" in result.stdout
+    # It leaves the simulated month's report, in both languages, PDF and HTML.
+    for name in ("2026-06.fr.pdf", "2026-06.fr.html", "2026-06.en.pdf", "2026-06.en.html"):
+        path = tmp_path / "reports" / "microville112" / name
+        assert path.stat().st_size > 1000 and str(path) in result.stdout, name
+    assert (tmp_path / "reports" / "microville112" / "2026-06.en.pdf").read_bytes()[:5] == b"%PDF-"
     rows = _demo_rows(result.stdout)
     for figure in figures:
         api, truth = rows[figure]
