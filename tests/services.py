@@ -61,7 +61,14 @@ def mosquitto_test_config(
 ) -> str:
     """The project's broker settings with a loopback test listener; anonymous unless a
     password file is given; TLS with ``(certfile, keyfile)`` if given."""
-    replaced = ("listener", "allow_anonymous", "password_file", "persistence_location", "log_dest")
+    replaced = (
+        "listener",
+        "allow_anonymous",
+        "password_file",
+        "acl_file",
+        "persistence_location",
+        "log_dest",
+    )
     keep = [
         line
         for line in PROJECT_MOSQUITTO_CONF.read_text().splitlines()
