@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Query, Request
+from fastapi import Depends, HTTPException, Path, Query, Request
 
 from microville.domain.periods import Step, localize
 from microville.domain.site import Site, SitesConfig
@@ -45,6 +45,10 @@ def _site(site: str, sites: SitesDep) -> Site:
 
 
 SiteDep = Annotated[Site, Depends(_site)]
+
+#: The id of a ledger record: SQLite keeps 64-bit signed integers, and a larger number in
+#: a query is an OverflowError (a 500), not "no such record".
+RecordId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the record's id")]
 
 
 def parse_time(value: str | None, name: str, default: datetime, site: Site) -> datetime:

@@ -9,7 +9,14 @@ from fastapi import APIRouter, Body, HTTPException
 
 from microville.domain.materials import Material, parse_materials_csv
 from microville.domain.periods import Step
-from microville.service.deps import LedgerDep, PeriodDep, SiteDep, StepQuery, StoreDep
+from microville.service.deps import (
+    LedgerDep,
+    PeriodDep,
+    RecordId,
+    SiteDep,
+    StepQuery,
+    StoreDep,
+)
 from microville.service.indicators import (
     carbon_report,
     energy_report,
@@ -89,7 +96,7 @@ def import_materials_csv(
 
 
 @router.delete("/materials/{material_id}", status_code=204)
-def delete_material(site: SiteDep, ledger: LedgerDep, material_id: int) -> None:
+def delete_material(site: SiteDep, ledger: LedgerDep, material_id: RecordId) -> None:
     if not ledger.delete_material(site.id, material_id):
         raise HTTPException(404, f"no material {material_id} for site {site.id!r}")
 
@@ -112,6 +119,6 @@ def add_waste_entries(
 
 
 @router.delete("/waste-entries/{entry_id}", status_code=204)
-def delete_waste_entry(site: SiteDep, ledger: LedgerDep, entry_id: int) -> None:
+def delete_waste_entry(site: SiteDep, ledger: LedgerDep, entry_id: RecordId) -> None:
     if not ledger.delete_waste_entry(site.id, entry_id):
         raise HTTPException(404, f"no waste entry {entry_id} for site {site.id!r}")
