@@ -106,7 +106,7 @@ def test_no_secret_is_committed() -> None:
         if path.suffix in {".png", ".pdf", ".db"} or not path.is_file():
             continue
         text = path.read_text(encoding="utf-8", errors="replace")
-        assert "PRIVATE KEY-----" not in text, name
+        assert "PRIVATE" + " KEY-----" not in text, name  # split: this file is scanned too
         if name.endswith((".env.example", ".yml", ".yaml", ".conf", ".sh", "Dockerfile")):
             for match in assignment.finditer(text):
                 value = match[2]
