@@ -62,11 +62,15 @@ def test_months_parse_shift_and_span() -> None:
 
 
 def test_report_settings_must_name_an_email_channel() -> None:
-    # [sites.reports] goes before the site's meter tables.
-    head, _, meters = SAMPLE.read_text().partition("[[sites.meters]]")
-    text = head + '[sites.reports]\nemail_channel = "nowhere"\n\n[[sites.meters]]' + meters
+    text = _with_reports(SAMPLE.read_text(), 'reports = { email_channel = "nowhere" }')
     with pytest.raises(ConfigError, match="email_channel 'nowhere'"):
         parse_sites(text)
+
+
+def _with_reports(sample: str, reports: str) -> str:
+    """The sample site with its ``reports = …`` line replaced."""
+    line = next(x for x in sample.splitlines() if x.startswith("reports = "))
+    return sample.replace(line, reports, 1)
 
 
 # --- the scheduler ------------------------------------------------------------------------
@@ -81,12 +85,11 @@ class Clock:
 
 
 def _config_with_mail(port: int) -> SitesConfig:
-    head, _, meters = SAMPLE.read_text().partition("[[sites.meters]]")
-    text = (
-        head
-        + '[sites.reports]\nat = "06:00"\nemail_channel = "board"\n'
-        + 'recipients = ["board@coop.example"]\n\n[[sites.meters]]'
-        + meters
+    reports = (
+        'reports = { at = "06:00", email_channel = "board", recipients = ["board@coop.example"] }'
+    )
+    return parse_sites(
+        _with_reports(SAMPLE.read_text(), reports)
         + f"""
 [[alert_channels]]
 type = "email"
@@ -99,7 +102,6 @@ recipients = ["ops@coop.example"]
 timeout_s = 2
 """
     )
-    return parse_sites(text)
 
 
 @pytest.fixture
