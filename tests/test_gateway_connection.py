@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import socket
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from services import free_port, running_mosquitto, self_signed_certificate
 from support import SITE_S1, wait_until
@@ -113,3 +116,80 @@ def test_tls_with_a_pinned_ca(tmp_path: Path, store: ReadingStore) -> None:
             assert not untrusted.wait_ready(3)
         finally:
             untrusted.stop()
+
+
+class FreezableProxy:
+    """A TCP relay to the broker whose current connections can be frozen: the sockets
+    stay open but nothing passes any more — a dead link that only a keepalive notices
+    (a NAT or a 4G modem dropping its state). New connections pass normally."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.port = free_port()
+        self.upstream_port = upstream_port
+        self._frozen: set[int] = set()
+        self._connections = 0
+        self._server = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def connections(self) -> int:
+        return self._connections
+
+    def freeze(self) -> None:
+        self._frozen.update(range(self._connections))
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            n = self._connections
+            self._connections += 1
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(n, a, b), daemon=True).start()
+
+    def _pump(self, n: int, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                if n not in self._frozen:
+                    sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            if n not in self._frozen:
+                sink.close()
+
+    def close(self) -> None:
+        self._server.close()
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # the link, not the store
+def test_a_dead_link_is_noticed_by_keepalive_and_the_subscription_restored(
+    tmp_path: Path, store: ReadingStore
+) -> None:
+    with running_mosquitto(tmp_path / "b") as port:
+        broker = MqttSettings(url=f"mqtt://127.0.0.1:{port}")
+        proxy = FreezableProxy(port)
+        via_proxy = MqttSettings(
+            url=f"mqtt://127.0.0.1:{proxy.port}", keepalive_s=5, reconnect_min_s=1,
+            reconnect_max_s=2,
+        )  # fmt: skip
+        gw = Gateway(
+            parse_sites(CONFIG), store, SourceOptions(via_proxy, "gw-keepalive"), batch_delay_s=0.1
+        )
+        gw.start()
+        try:
+            assert gw.wait_ready(10)
+            _publish(broker, range(0, 5))
+            assert wait_until(lambda: store.count("s1") == 5)
+            proxy.freeze()  # the link dies silently: no FIN, no RST
+            _publish(broker, range(5, 15))  # queued by the broker for the gateway's session
+            # Keepalive 5 s: no PINGRESP → paho drops the link and reconnects (a new
+            # connection through the proxy), resubscribes, and gets the queued messages.
+            assert wait_until(lambda: proxy.connections >= 2, 30), "dead link never noticed"
+            assert wait_until(lambda: store.count("s1") == 15, 15)
+        finally:
+            gw.stop()
+            proxy.close()
