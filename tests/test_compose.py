@@ -360,6 +360,27 @@ def test_compose_variables_are_required_and_defined_in_env_example() -> None:
         assert modifier.startswith(":?"), f"${{{name}{modifier}}}: use ${{{name}:?message}}"
 
 
+def test_each_sample_device_account_publishes_where_a_meter_of_the_stack_listens() -> None:
+    from microville.domain.site import MqttSource
+
+    topics = [
+        m.source.topic
+        for site in read_sites(ROOT / "config" / "sites.toml").sites
+        for m in site.meters
+        if isinstance(m.source, MqttSource)
+    ]
+    devices = _env_example()["MQTT_DEVICES"].split()
+    assert devices
+    for device in devices:
+        name, password, topic = device.split(":")
+        assert name and password.startswith("change-me"), device
+        assert any(t == topic or t.startswith(f"{topic}/") for t in topics), device
+    # And every meter's topic is some device's.
+    allowed = [d.split(":")[2] for d in devices]
+    for t in topics:
+        assert any(t == a or t.startswith(f"{a}/") for a in allowed), t
+
+
 def test_env_example_has_placeholder_passwords_and_env_is_ignored() -> None:
     text = ENV_EXAMPLE.read_text(encoding="utf-8")
     assert re.search(r"copy to \.env and change every password", text, re.IGNORECASE)
