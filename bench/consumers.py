@@ -97,7 +97,8 @@ def peer_unavailable() -> str | None:
     return None
 
 
-#: The user's function node: SenML (base name, time, unit) to InfluxDB points.
+#: The user's function node: SenML (base name, time) to InfluxDB points, as
+#: influxdb out takes them ([fields, tags] pairs) or as influxdb batch does (objects).
 _SENML_TO_POINTS = """
 const meters = METERS;
 let bn = "", bt = 0;
@@ -108,85 +109,65 @@ for (const r of msg.payload) {
   if (r.v === undefined) continue;
   const meter = meters[bn + (r.n || "")];
   if (meter === undefined) continue;
-  points.push([{ value: r.v, time: Math.round((bt + (r.t || 0)) * 1000) },
-               { meter: meter, site: SITE }]);
+  const ms = Math.round((bt + (r.t || 0)) * 1000);
+  points.push(BATCHED
+    ? { measurement: "energy", fields: { value: r.v }, tags: { meter: meter, site: SITE },
+        timestamp: ms }
+    : [{ value: r.v, time: ms }, { meter: meter, site: SITE }]);
 }
 if (points.length === 0) return null;
 msg.payload = points;
 return msg;
 """
 
+#: Messages a join node gathers before one batch write (or after 1 s).
+JOIN_MESSAGES = 1000
+
 
 def nodered_flow(
-    mqtt_port: int, influx_url: str, db: str, client_id: str
+    mqtt_port: int, influx_url: str, db: str, client_id: str, batched: bool
 ) -> list[dict[str, object]]:
-    """mqtt in (QoS 1, persistent session) → function (SenML) → influxdb out (1.x)."""
+    """mqtt in (QoS 1, persistent session) → function (SenML) → influxdb out, one write per
+    message; or, ``batched``, → join (1,000 messages or 1 s) → influxdb batch."""
     host, port = influx_url.removeprefix("http://").split(":")
     meters = {name: meter_id for meter_id, _, name in wl.meters()}
-    code = _SENML_TO_POINTS.replace("METERS", json.dumps(meters)).replace(
-        "SITE", json.dumps(wl.SITE)
+    code = (
+        _SENML_TO_POINTS.replace("METERS", json.dumps(meters))
+        .replace("SITE", json.dumps(wl.SITE))
+        .replace("BATCHED", json.dumps(batched))
     )
-    return [
-        {"id": "tab", "type": "tab", "label": "bench"},
-        {
-            "id": "broker",
-            "type": "mqtt-broker",
-            "name": "bench broker",
-            "broker": "127.0.0.1",
-            "port": str(mqtt_port),
-            "clientid": client_id,
-            "autoConnect": True,
-            "usetls": False,
-            "protocolVersion": "4",
-            "keepalive": "60",
-            "cleansession": False,
-        },
-        {
-            "id": "influx",
-            "type": "influxdb",
-            "hostname": host,
-            "port": port,
-            "protocol": "http",
-            "database": db,
-            "name": "bench",
-            "usetls": False,
-            "influxdbVersion": "1.x",
-        },
-        {
-            "id": "in",
-            "type": "mqtt in",
-            "z": "tab",
-            "name": "",
-            "topic": "bench/#",
-            "qos": "1",
-            "datatype": "json",
-            "broker": "broker",
-            "nl": False,
-            "rap": True,
-            "inputs": 0,
-            "wires": [["fn"]],
-        },
-        {
-            "id": "fn",
-            "type": "function",
-            "z": "tab",
-            "name": "SenML to points",
-            "func": code,
-            "outputs": 1,
-            "wires": [["out"]],
-        },
-        {
-            "id": "out",
-            "type": "influxdb out",
-            "z": "tab",
-            "influxdb": "influx",
-            "name": "",
-            "measurement": "energy",
-            "precision": "ms",
-            "retentionPolicy": "",
-            "wires": [],
-        },
-    ]
+    flow: list[dict[str, object]] = [
+        {"id": "mv-tab", "type": "tab", "label": "bench"},
+        {"id": "mv-broker", "type": "mqtt-broker", "name": "bench broker", "broker": "127.0.0.1",
+         "port": str(mqtt_port), "clientid": client_id, "autoConnect": True, "usetls": False,
+         "protocolVersion": "4", "keepalive": "60", "cleansession": False},
+        {"id": "mv-influx", "type": "influxdb", "hostname": host, "port": port, "protocol": "http",
+         "database": db, "name": "bench", "usetls": False, "influxdbVersion": "1.x"},
+        {"id": "mv-in", "type": "mqtt in", "z": "mv-tab", "name": "", "topic": "bench/#",
+         "qos": "1", "datatype": "json", "broker": "mv-broker", "nl": False, "rap": True,
+         "inputs": 0, "wires": [["mv-fn"]]},
+        {"id": "mv-fn", "type": "function", "z": "mv-tab", "name": "SenML to points", "func": code,
+         "outputs": 1, "wires": [["mv-join" if batched else "mv-out"]]},
+    ]  # fmt: skip
+    if batched:
+        flow += [
+            {"id": "mv-join", "type": "join", "z": "mv-tab", "name": "", "mode": "custom",
+             "build": "array", "property": "payload", "propertyType": "msg", "key": "topic",
+             "joiner": "\\n", "joinerType": "str", "accumulate": False, "timeout": "1",
+             "count": str(JOIN_MESSAGES), "useparts": False, "wires": [["mv-flat"]]},
+            {"id": "mv-flat", "type": "function", "z": "mv-tab", "name": "flatten",
+             "func": "msg.payload = msg.payload.flat();\nreturn msg;", "outputs": 1,
+             "wires": [["mv-out"]]},
+            {"id": "mv-out", "type": "influxdb batch", "z": "mv-tab", "influxdb": "mv-influx",
+             "name": "", "precision": "ms", "retentionPolicy": "", "wires": []},
+        ]  # fmt: skip
+    else:
+        flow.append(
+            {"id": "mv-out", "type": "influxdb out", "z": "mv-tab", "influxdb": "mv-influx",
+             "name": "", "measurement": "energy", "precision": "ms", "retentionPolicy": "",
+             "wires": []}
+        )  # fmt: skip
+    return flow
 
 
 def nodered_drain(
@@ -197,13 +178,14 @@ def nodered_drain(
     client_id: str,
     expected: int,
     stall_s: float,
+    batched: bool,
 ) -> Drain:
     """Run Node-RED with the bench flow until its session's backlog is stored."""
     user_dir = work / f"nodered-{db}"
     shutil.rmtree(user_dir, ignore_errors=True)
     user_dir.mkdir(parents=True)
     (user_dir / "flows.json").write_text(
-        json.dumps(nodered_flow(mqtt_port, influx_url, db, client_id), indent=1)
+        json.dumps(nodered_flow(mqtt_port, influx_url, db, client_id, batched), indent=1)
     )
     (user_dir / "settings.js").write_text(f"""\
 module.exports = {{

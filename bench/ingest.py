@@ -13,12 +13,31 @@ from microville.bench import workload as wl
 from microville.bench.consumers import gateway_drain, nodered_drain, peer_unavailable
 from microville.bench.drain import Drain
 from microville.bench.mqtt_load import ceiling_drain, forget_session, prepare_session, publish
-from microville.bench.results import Row, failed
+from microville.bench.results import Row, Status, failed
 from microville.bench.services import influx_count, influx_query
 
 SECTION = "ingestion"
 TARGETS = {"single": ("≥ 30,000", 30_000.0), "senml": ("≥ 100,000", 100_000.0)}
 LABEL = {"single": "single-reading messages", "senml": "SenML packs of 10"}
+PEER_PER_MESSAGE = "mqtt in → function → influxdb out"
+PEER_BATCHED = "mqtt in → function → join 1,000 → influxdb batch"
+
+
+def _nodered_errors(log: Path) -> str:
+    """The most frequent error Node-RED logged, e.g. sockets exhausted by one HTTP write per
+    message: why the readings it had acknowledged to the broker are not in the store."""
+    counts: dict[str, int] = {}
+    try:
+        for line in log.read_text(errors="replace").splitlines():
+            if "[error]" in line:
+                reason = line.split("] ", 2)[-1][:80]
+                counts[reason] = counts.get(reason, 0) + 1
+    except OSError:
+        return ""
+    if not counts:
+        return ""
+    reason, n = max(counts.items(), key=lambda kv: kv[1])
+    return f"; Node-RED logged {sum(counts.values()):,} errors, e.g. {n:,}× {reason!r}"
 
 
 def _fresh_db(influx_url: str, db: str) -> None:
@@ -133,28 +152,35 @@ def run(
             forget_session(mqtt_port, client)
             _drop_db(influx_url, db)
 
-        # The peer pipeline.
-        name = f"peer: Node-RED (mqtt in → influxdb out) → InfluxDB, {label}"
-        if peer_reason:
-            rows.append(
-                Row(SECTION, name, "not available" if with_peer else "skipped", note=peer_reason)
-            )
-        else:
+        # The peer pipeline, as a user builds it first, then with batched writes.
+        for batched, variant in ((False, PEER_PER_MESSAGE), (True, PEER_BATCHED)):
+            name = f"peer: Node-RED, {variant} → InfluxDB, {label}"
+            if peer_reason:
+                status: Status = "not available" if with_peer else "skipped"
+                rows.append(Row(SECTION, name, status, note=peer_reason))
+                continue
             log(name)
-            db, client = f"bench_nodered_{kind}", f"bench-nodered-{kind}"
+            suffix = f"{kind}_{'batched' if batched else 'each'}"
+            db, client = f"bench_nodered_{suffix}", f"bench-nodered-{suffix}"
             try:
                 _fresh_db(influx_url, db)
                 backlog(client)
-                d = nodered_drain(work, mqtt_port, influx_url, db, client, w.readings, stall_s)
+                d = nodered_drain(
+                    work, mqtt_port, influx_url, db, client, w.readings, stall_s, batched
+                )
                 d.messages = len(w.messages)
-                rows.append(_drain_row(name, kind, d, None))
+                row = _drain_row(name, kind, d, None)
+                if d.lost and not d.note:
+                    row.note += _nodered_errors(work / f"nodered-{db}.log")
+                rows.append(row)
                 memory.append(
                     Row(
                         "memory",
-                        f"Node-RED peak RSS, {label}",
+                        f"Node-RED peak RSS, {variant}, {label}",
                         "ok" if d.peak_rss_mib else "failed",
                         d.peak_rss_mib,
                         "MiB",
+                        note="" if d.peak_rss_mib else "not measured",
                     )
                 )
             except Exception as exc:

@@ -21,7 +21,9 @@ def _client(client_id: str, persistent: bool) -> mqtt.Client:
         clean_session=not persistent,
         protocol=mqtt.MQTTv311,
     )
-    client.max_inflight_messages_set(1000)
+    # No in-flight window: paho looks for the next queued message on every PUBACK by
+    # scanning all of them, quadratic on a backlog of 200,000 (hours instead of seconds).
+    client.max_inflight_messages_set(0)
     client.max_queued_messages_set(0)
     return client
 
@@ -63,9 +65,13 @@ def publish(port: int, messages: list[tuple[str, bytes]], timeout_s: float = 600
     acked = 0
     done = threading.Event()
     lock = threading.Lock()
+    # At most `window` messages awaiting their PUBACK, as a device's client would keep:
+    # a loop that hands paho 100,000 messages at once stalls it.
+    window = threading.BoundedSemaphore(2000)
 
     def on_publish(*_: Any) -> None:
         nonlocal acked
+        window.release()
         with lock:
             acked += 1
             if acked == len(messages):
@@ -75,6 +81,8 @@ def publish(port: int, messages: list[tuple[str, bytes]], timeout_s: float = 600
     _connect(client, port)
     start = time.monotonic()
     for topic, payload in messages:
+        if not window.acquire(timeout=timeout_s):
+            raise RuntimeError(f"no PUBACK for {timeout_s}s after {acked} messages")
         client.publish(topic, payload, qos=1)
     if messages and not done.wait(timeout_s):
         raise RuntimeError(f"only {acked} of {len(messages)} publishes acknowledged")
