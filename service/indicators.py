@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -80,9 +81,13 @@ def _durations(bounds: list[datetime]) -> list[float]:
     return [b.timestamp() - a.timestamp() for a, b in itertools.pairwise(bounds)]
 
 
-def weighted_coverage(energy: MeterEnergy, bounds: list[datetime]) -> float:
-    durations = _durations(bounds)
-    return sum(c * d for c, d in zip(energy.coverage, durations, strict=True)) / sum(durations)
+def weighted_coverage(
+    energy: MeterEnergy, bounds: list[datetime], i: int = 0, j: int | None = None
+) -> float:
+    """Coverage of periods ``i`` to ``j`` (excluded; default: all), weighted by duration."""
+    j = len(bounds) - 1 if j is None else j
+    durations = _durations(bounds)[i:j]
+    return sum(c * d for c, d in zip(energy.coverage[i:j], durations, strict=True)) / sum(durations)
 
 
 @dataclass(frozen=True)
@@ -94,15 +99,29 @@ class Evidence:
 
 
 def evidence(energies: list[MeterEnergy], k: int | None, bounds: list[datetime]) -> Evidence:
+    """Evidence of period ``k``, or of the whole query when ``k`` is None."""
+    return span_evidence(energies, bounds, *((0, len(bounds) - 1) if k is None else (k, k + 1)))
+
+
+def span_evidence(energies: list[MeterEnergy], bounds: list[datetime], i: int, j: int) -> Evidence:
+    """Evidence of periods ``i`` to ``j`` (excluded): the weakest meter's coverage."""
     if not energies:
         return Evidence(coverage=0.0, estimated_wh=0.0)
-    if k is None:
-        coverage = min(weighted_coverage(e, bounds) for e in energies)
-        estimated = sum(sum(e.estimated_wh) for e in energies)
-    else:
-        coverage = min(e.coverage[k] for e in energies)
-        estimated = sum(e.estimated_wh[k] for e in energies)
-    return Evidence(coverage, estimated)
+    coverage = min(weighted_coverage(e, bounds, i, j) for e in energies)
+    return Evidence(coverage, sum(sum(e.estimated_wh[i:j]) for e in energies))
+
+
+def _span_indexes(
+    bounds: list[datetime], spans: Sequence[tuple[datetime, datetime]]
+) -> list[tuple[int, int]]:
+    """Period indexes ``(i, j)`` of each span, whose ends must be period bounds."""
+    at = {b.timestamp(): k for k, b in enumerate(bounds)}
+    out = []
+    for a, b in spans:
+        if a.timestamp() not in at or b.timestamp() not in at or a >= b:
+            raise QueryError(f"span {a.isoformat()} → {b.isoformat()} is not made of whole periods")
+        out.append((at[a.timestamp()], at[b.timestamp()]))
+    return out
 
 
 # --- energy -------------------------------------------------------------------------------
@@ -129,14 +148,14 @@ class EnergyReport:
     missing_factors: list[Carrier]
     meters: dict[str, MeterEnergy]
     bounds: list[datetime]
+    spans: list[EnergyPeriod] = field(default_factory=list)  # as asked, from the same query
 
 
 def _carrier_energy(
-    meters: list[Meter], energies: dict[str, MeterEnergy], k: int | None
+    meters: list[Meter], energies: dict[str, MeterEnergy], i: int, j: int
 ) -> dict[Carrier, CarrierEnergy]:
     def total(m: Meter) -> float:
-        e = energies[m.id].energy_wh
-        return sum(e) if k is None else e[k]
+        return sum(energies[m.id].energy_wh[i:j])
 
     sums: dict[Carrier, dict[Role, float]] = defaultdict(lambda: defaultdict(float))
     for m in meters:
@@ -152,9 +171,17 @@ def _carrier_energy(
 
 
 def energy_report(
-    site: Site, store: ReadingStore, start: datetime, end: datetime, step: Step
+    site: Site,
+    store: ReadingStore,
+    start: datetime,
+    end: datetime,
+    step: Step,
+    spans: Sequence[tuple[datetime, datetime]] = (),
 ) -> EnergyReport:
+    """Energy per period and in total; also over each of ``spans`` (runs of whole
+    periods, e.g. the year to date inside twelve months), from the same query."""
     bounds = bounds_of(site, start, end, step)
+    span_indexes = _span_indexes(bounds, spans)
     balance_meters = [m for m in site.meters if m.role in BALANCE_ROLES and m.dimension == "energy"]
     submeters = [m for m in site.meters if m.role is Role.SUBMETER and m.dimension == "energy"]
     energies = meter_energies(site, store, balance_meters + submeters, bounds)
@@ -163,32 +190,39 @@ def energy_report(
     missing = sorted(carriers - factors.keys())
     values = {c: f.value for c, f in factors.items()}
 
-    def period(k: int | None) -> EnergyPeriod:
-        per_carrier = _carrier_energy(balance_meters, energies, k)
+    def period(i: int, j: int) -> EnergyPeriod:
+        per_carrier = _carrier_energy(balance_meters, energies, i, j)
         figures = energy_balance(per_carrier, values, site.floor_area_m2)
         # Carriers that exchanged energy without a factor make the primary figure None.
         by_use: dict[Use, float] = defaultdict(float)
         for m in submeters:
-            e = energies[m.id].energy_wh
-            by_use[m.use or Use.OTHER] += sum(e) if k is None else e[k]
+            by_use[m.use or Use.OTHER] += sum(energies[m.id].energy_wh[i:j])
         electricity = per_carrier.get(Carrier.ELECTRICITY)
         consumption = (
             electricity.import_wh + electricity.production_wh - electricity.export_wh
             if electricity
             else 0.0
         )
-        a, b = (bounds[0], bounds[-1]) if k is None else (bounds[k], bounds[k + 1])
         return EnergyPeriod(
-            a,
-            b,
+            bounds[i],
+            bounds[j],
             per_carrier,
             figures,
             uses_breakdown(consumption, by_use) if submeters else None,
-            evidence([energies[m.id] for m in balance_meters], k, bounds),
+            span_evidence([energies[m.id] for m in balance_meters], bounds, i, j),
         )
 
-    periods = [period(k) for k in range(len(bounds) - 1)]
-    return EnergyReport(site, periods, period(None), factors, missing, energies, bounds)
+    n = len(bounds) - 1
+    return EnergyReport(
+        site,
+        [period(k, k + 1) for k in range(n)],
+        period(0, n),
+        factors,
+        missing,
+        energies,
+        bounds,
+        [period(i, j) for i, j in span_indexes],
+    )
 
 
 # --- carbon -------------------------------------------------------------------------------
@@ -212,14 +246,23 @@ class CarbonReport:
     factors: dict[Carrier, Factor]
     missing_factors: list[Carrier]
     embodied: Embodied
+    spans: list[CarbonPeriod] = field(default_factory=list)  # as asked, from the same query
 
 
 def carbon_report(
-    site: Site, store: ReadingStore, ledger: Ledger, start: datetime, end: datetime, step: Step
+    site: Site,
+    store: ReadingStore,
+    ledger: Ledger,
+    start: datetime,
+    end: datetime,
+    step: Step,
+    spans: Sequence[tuple[datetime, datetime]] = (),
 ) -> CarbonReport:
     """Operational (imports × factor, hour by hour), avoided (exports × the same factor at
-    the same hour), embodied amortised over the study period; net = op + emb − avoided."""
+    the same hour), embodied amortised over the study period; net = op + emb − avoided.
+    Also over each of ``spans`` (runs of whole periods), from the same query."""
     bounds = bounds_of(site, start, end, step)
+    _span_indexes(bounds, spans)  # checks them
     hours = period_bounds(bounds[0], bounds[-1], Step.HOUR, site.tz)
     flows = [
         m
@@ -280,7 +323,13 @@ def carbon_report(
 
     periods = [period(a, b) for a, b in itertools.pairwise(bounds)]
     return CarbonReport(
-        site, periods, period(bounds[0], bounds[-1]), factors, missing, embodied_total
+        site,
+        periods,
+        period(bounds[0], bounds[-1]),
+        factors,
+        missing,
+        embodied_total,
+        [period(a, b) for a, b in spans],
     )
 
 

@@ -7,7 +7,7 @@ the coverage and the estimated share it stands on.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from microville.domain.balance import Balance, MeterEnergy, balance
@@ -197,22 +197,24 @@ def monthly_report(
     first_of_12 = month.shift(-11).start(tz)
     january = Month(month.year, 1).start(tz)
 
+    # Four queries: the month by day, the twelve months by month (the year to date is a
+    # run of those months, computed from the same query), the same month a year before,
+    # and the hourly carbon of the twelve months.
+    ytd = [(january, end)]
     by_day = energy_report(site, store, start, end, Step.DAY)
-    by_month = energy_report(site, store, first_of_12, end, Step.MONTH)
-    ytd = energy_report(site, store, january, end, Step.YEAR)
+    by_month = energy_report(site, store, first_of_12, end, Step.MONTH, spans=ytd)
     before = month.shift(-12)
     last_year = energy_report(site, store, before.start(tz), before.end(tz), Step.YEAR)
-
-    carbon_month = carbon_report(site, store, ledger, start, end, Step.MONTH)
-    carbon_12 = carbon_report(site, store, ledger, first_of_12, end, Step.MONTH)
-    carbon_ytd = carbon_report(site, store, ledger, january, end, Step.YEAR)
+    carbon_12 = carbon_report(site, store, ledger, first_of_12, end, Step.MONTH, spans=ytd)
+    carbon_month = carbon_12.periods[-1]
 
     waste_month = waste_report(site, store, ledger, start, end)
     waste_12 = waste_report(site, store, ledger, first_of_12, end)
     waste_ytd = waste_report(site, store, ledger, january, end)
 
     # Verdicts from the reports already gathered: the month's, and the last twelve months'.
-    targets_month = judge_targets(site, by_day, carbon_month, waste_month)
+    month_carbon = replace(carbon_12, periods=[carbon_month], total=carbon_month, spans=[])
+    targets_month = judge_targets(site, by_day, month_carbon, waste_month)
     targets_12 = judge_targets(site, by_month, carbon_12, waste_12)
 
     return MonthlyReport(
@@ -222,7 +224,7 @@ def monthly_report(
         month_energy=EnergyFigures.of(by_day.total),
         days=[EnergyFigures.of(p) for p in by_day.periods],
         months=[EnergyFigures.of(p) for p in by_month.periods],
-        year_to_date=EnergyFigures.of(ytd.total),
+        year_to_date=EnergyFigures.of(by_month.spans[0]),
         rolling_12=EnergyFigures.of(by_month.total),
         last_year=(
             EnergyFigures.of(last_year.total)
@@ -230,12 +232,12 @@ def monthly_report(
             else None
         ),
         primary_factors=by_day.primary_factors,
-        carbon_month=carbon_month.total,
+        carbon_month=carbon_month,
         carbon_months=carbon_12.periods,
-        carbon_year_to_date=carbon_ytd.total,
+        carbon_year_to_date=carbon_12.spans[0],
         carbon_rolling_12=carbon_12.total,
-        carbon_factors=carbon_month.factors,
-        intensity_hours=carbon_month.total.intensity_hours,
+        carbon_factors=carbon_12.factors,
+        intensity_hours=carbon_month.intensity_hours,
         waste_month=waste_month,
         waste_year_to_date=waste_ytd,
         targets_month=targets_month,

@@ -86,6 +86,11 @@ def test_report_figures_equal_the_api_and_the_ground_truth(sample: Site) -> None
         energy = client.get(f"/api/v1/sites/{site.id}/energy", params={"period": "2026-10"})
         carbon = client.get(f"/api/v1/sites/{site.id}/carbon", params={"period": "2026-10"})
         targets = client.get(f"/api/v1/sites/{site.id}/targets", params={"period": "2026-10"})
+        ytd_params = {"start": "2026-01-01", "end": "2026-11-01"}
+        energy_ytd = client.get(f"/api/v1/sites/{site.id}/energy", params=ytd_params).json()
+        carbon_ytd = client.get(
+            f"/api/v1/sites/{site.id}/carbon", params={**ytd_params, "step": "year"}
+        ).json()
     assert energy.status_code == carbon.status_code == targets.status_code == 200
     total = energy.json()["total"]
     assert e.final_net_wh / 1000 == pytest.approx(total["final_net_kwh"])
@@ -95,6 +100,15 @@ def test_report_figures_equal_the_api_and_the_ground_truth(sample: Site) -> None
     assert report.carbon_month.figures.operational_kg == pytest.approx(c["operational_kg"])
     assert report.carbon_month.figures.avoided_kg == pytest.approx(c["avoided_kg"])
     assert report.carbon_month.figures.net_kg == pytest.approx(c["net_kg"])
+    # The year to date and its carbon come from the twelve months' queries: the same as
+    # asking the API for them.
+    y = report.year_to_date
+    assert y.final_net_wh / 1000 == pytest.approx(energy_ytd["total"]["final_net_kwh"])
+    assert y.evidence.coverage == pytest.approx(energy_ytd["total"]["evidence"]["coverage"])
+    cy = report.carbon_year_to_date
+    assert cy.figures.net_kg == pytest.approx(carbon_ytd["total"]["net_kg"])
+    assert cy.evidence.coverage == pytest.approx(carbon_ytd["total"]["evidence"]["coverage"])
+    assert 0 < y.evidence.coverage < 1  # data from September only
     api_verdicts = {v["target"]: v["verdict"] for v in targets.json()["verdicts"]}
     assert {j.target: j.verdict.value for j in report.targets_month} == api_verdicts
 
@@ -241,3 +255,17 @@ def test_verdict_words_exist_in_both_languages() -> None:
         t = Texts(language)
         for verdict in Verdict:
             assert t[verdict.value]
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_a_span_must_be_made_of_whole_periods(sample: Site) -> None:
+    from microville.domain.periods import Step
+    from microville.service.indicators import energy_report
+
+    site = sample.config.sites[0]
+    start, end = OCTOBER.start(site.tz), OCTOBER.end(site.tz)
+    mid = localize(datetime(2026, 10, 15, 12), site.tz)
+    with pytest.raises(QueryError, match="whole periods"):
+        energy_report(site, sample.store, start, end, Step.DAY, spans=[(start, mid)])
+    report = energy_report(site, sample.store, start, end, Step.DAY, spans=[(start, end)])
+    assert report.spans[0].balance == report.total.balance
