@@ -1,4 +1,9 @@
-"""Embedded store: one SQLite file in WAL mode, so everything runs with nothing but pip."""
+"""Embedded store: one SQLite file in WAL mode, so everything runs with nothing but pip.
+
+Beside the raw readings, an hourly rollup (last value and count of each meter's hour)
+is kept exact in the same transaction as every write, so a year of one-minute indexes
+is read as 8,760 rows per meter instead of 525,600.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +25,40 @@ CREATE TABLE IF NOT EXISTS readings (
     value    REAL    NOT NULL,  -- base unit, raw cumulative index
     PRIMARY KEY (site, quantity, meter, ts_ms)
 ) WITHOUT ROWID;
+-- Hour h covers (h·1h, (h+1)·1h] like the slots of index_slots: the last index of the
+-- hour and how many readings it holds, recomputed from `readings` for every hour a
+-- write touches (so overwrites and late readings keep it exact).
+CREATE TABLE IF NOT EXISTS hourly (
+    site       TEXT    NOT NULL,
+    quantity   TEXT    NOT NULL,
+    meter      TEXT    NOT NULL,
+    hour       INTEGER NOT NULL,
+    last_value REAL    NOT NULL,
+    count      INTEGER NOT NULL,
+    PRIMARY KEY (site, quantity, meter, hour)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+HOUR_MS = 3_600_000
+_ROLLUP_VERSION = "1"
+
+# The bare column `value` comes from the row holding MAX(ts_ms) (SQLite's min/max rule).
+_HOURS_OF = f"""
+SELECT site, quantity, meter, h, value, n FROM (
+    SELECT r.site, r.quantity, r.meter, (r.ts_ms - 1) / {HOUR_MS} AS h, MAX(r.ts_ms), r.value,
+           COUNT(*) AS n
+      FROM {{source}}
+     GROUP BY r.site, r.quantity, r.meter, h
+)
+"""
+#: Recompute every hour listed in the temporary table `touched`.
+_REFRESH_TOUCHED = "INSERT OR REPLACE INTO hourly " + _HOURS_OF.format(
+    # CROSS JOIN: the few touched hours drive the loop, each a range of the primary key.
+    source=f"""touched t CROSS JOIN readings r
+        ON r.site = t.site AND r.quantity = t.quantity AND r.meter = t.meter
+       AND r.ts_ms > t.hour * {HOUR_MS} AND r.ts_ms <= (t.hour + 1) * {HOUR_MS}"""
+)
+_BUILD_ALL = "INSERT INTO hourly " + _HOURS_OF.format(source="readings r")
 
 
 def _ms(t: datetime) -> int:
@@ -42,15 +80,36 @@ class SqliteStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            self._db.execute(
+                "CREATE TEMP TABLE touched (site TEXT, quantity TEXT, meter TEXT, hour INTEGER,"
+                " PRIMARY KEY (site, quantity, meter, hour)) WITHOUT ROWID"
+            )
+            self._build_rollup()
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open SQLite store {self.path}: {exc}") from exc
         self._lock = threading.Lock()
 
+    def _build_rollup(self) -> None:
+        """Once per file: the hourly rollup of readings written before it existed."""
+        row = self._db.execute("SELECT value FROM store_meta WHERE key='rollup'").fetchone()
+        if row and row[0] == _ROLLUP_VERSION:
+            return
+        with self._db:
+            self._db.execute("DELETE FROM hourly")
+            self._db.execute(_BUILD_ALL)
+            self._db.execute(
+                "INSERT OR REPLACE INTO store_meta VALUES ('rollup', ?)", (_ROLLUP_VERSION,)
+            )
+
     def write(self, readings: Sequence[Reading]) -> None:
         rows = [(r.site, r.quantity, r.meter, r.time_ms, r.value) for r in readings]
+        hours = {(site, q, meter, (ts - 1) // HOUR_MS) for site, q, meter, ts, _ in rows}
         try:
             with self._lock, self._db:
                 self._db.executemany("INSERT OR REPLACE INTO readings VALUES (?, ?, ?, ?, ?)", rows)
+                self._db.execute("DELETE FROM touched")
+                self._db.executemany("INSERT INTO touched VALUES (?, ?, ?, ?)", hours)
+                self._db.execute(_REFRESH_TOUCHED)
         except (sqlite3.IntegrityError, sqlite3.DataError) as exc:
             # A value SQLite cannot hold (NaN becomes NULL): retrying cannot help.
             raise StoreRejected(f"SQLite refused the write: {exc}") from exc
@@ -86,14 +145,7 @@ class SqliteStore:
                             (*key, start_ms, end_ms),
                         ).fetchone()
                     )
-                    # Slot b covers (b*width, (b+1)*width]; SQLite returns the bare
-                    # column `value` from the row holding MAX(ts_ms).
-                    rows = self._db.execute(
-                        "SELECT (ts_ms - 1) / ? AS b, MAX(ts_ms), value, COUNT(*) FROM readings"
-                        " WHERE site=? AND quantity=? AND meter=? AND ts_ms > ? AND ts_ms <= ?"
-                        " GROUP BY b ORDER BY b",
-                        (width, *key, start_ms, end_ms),
-                    ).fetchall()
+                    rows = self._slot_rows(key, width, start_ms, end_ms)
                     out[meter] = IndexSeries(
                         baseline=first[0] if first else None,
                         starts_inside=before is None and first is not None,
@@ -109,6 +161,34 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite query failed: {exc}") from exc
         return out
+
+    def _slot_rows(
+        self, key: tuple[str, str, str], width: int, start_ms: int, end_ms: int
+    ) -> list[tuple[int, int, float, int]]:
+        """(slot, _, last value, count) of the slots ``(b*width, (b+1)*width]`` in
+        ``(start, end]``: from the hourly rollup when whole hours make them up, else raw.
+        SQLite returns the bare column from the row holding the MAX."""
+        if width % HOUR_MS or start_ms % HOUR_MS or end_ms % HOUR_MS:
+            return self._db.execute(
+                "SELECT (ts_ms - 1) / ? AS b, MAX(ts_ms), value, COUNT(*) FROM readings"
+                " WHERE site=? AND quantity=? AND meter=? AND ts_ms > ? AND ts_ms <= ?"
+                " GROUP BY b ORDER BY b",
+                (width, *key, start_ms, end_ms),
+            ).fetchall()
+        hours = (start_ms // HOUR_MS, end_ms // HOUR_MS)
+        if width == HOUR_MS:  # the rollup's own slots
+            return self._db.execute(
+                "SELECT hour, hour, last_value, count FROM hourly"
+                " WHERE site=? AND quantity=? AND meter=? AND hour >= ? AND hour < ?"
+                " ORDER BY hour",
+                (*key, *hours),
+            ).fetchall()
+        return self._db.execute(
+            "SELECT hour / ? AS b, MAX(hour), last_value, SUM(count) FROM hourly"
+            " WHERE site=? AND quantity=? AND meter=? AND hour >= ? AND hour < ?"
+            " GROUP BY b ORDER BY b",
+            (width // HOUR_MS, *key, *hours),
+        ).fetchall()
 
     def hourly_means(
         self, site: str, meter: str, quantity: str, start: datetime, end: datetime
