@@ -15,7 +15,7 @@ from typing import Any
 from rich.console import Console
 
 from microville.bench import dataset as dsm
-from microville.bench import ingest, query, report_slot
+from microville.bench import ingest, query, report_slot, whatif
 from microville.bench.results import Row, failed, load_average, print_table, write_json
 from microville.bench.services import running_influxdb, running_mosquitto
 
@@ -177,6 +177,8 @@ def _query_section(
             rows += query.run_store(
                 ds, name, store, pull, ledger, sizes.repeats, sizes.naive_repeats, log
             )
+            sqlite_file = sqlite_path if sqlite_ok else None
+            rows += _whatif_rows(ds, name, store, influx_url, db, sqlite_file, sizes.repeats, log)
             # REPORT SLOT: see microville.bench.report_slot.
             report_name = f"{name}: monthly report (figures + HTML + PDF)"
             if report_reason:
@@ -240,3 +242,55 @@ def _load_row(name: str, ds: dsm.Dataset, elapsed: float | None, cached: bool) -
         details=details,
         note=f"{ds.points:,} points in {elapsed:.1f} s",
     )
+
+
+def _whatif_rows(
+    ds: dsm.Dataset,
+    name: str,
+    store: Any,
+    influx_url: str,
+    db: str,
+    sqlite_path: Path | None,
+    repeats: int,
+    log: Callable[[str], None],
+) -> list[Row]:
+    """Evidence for the proposed rollups (see microville.bench.whatif)."""
+    rows: list[Row] = []
+    floor = f"{name}: by month, service floor (store's answer in memory)"
+    log(floor)
+    try:
+        stats = whatif.service_floor(ds, store, repeats)
+        rows.append(
+            Row(
+                whatif.SECTION,
+                floor,
+                value=stats["p95_ms"],
+                unit="ms p50 / p95",
+                details=stats,
+                note="what no store optimisation removes",
+            )
+        )
+    except Exception as exc:
+        rows.append(failed(whatif.SECTION, floor, exc))
+    rollup = f"{name}: reading the hourly slots from an hourly rollup"
+    log(rollup)
+    try:
+        if name == "InfluxDB":
+            stats = whatif.influx_rollup_read(influx_url, db, ds, repeats)
+        elif sqlite_path is not None:
+            stats = whatif.sqlite_rollup_read(sqlite_path, ds, repeats)
+        else:
+            raise RuntimeError("no SQLite data")
+        rows.append(
+            Row(
+                whatif.SECTION,
+                rollup,
+                value=stats["p95_ms"],
+                unit="ms p50 / p95",
+                details=stats,
+                note=f"{stats['slots']:,} slots; not in the store yet",
+            )
+        )
+    except Exception as exc:
+        rows.append(failed(whatif.SECTION, rollup, exc))
+    return rows

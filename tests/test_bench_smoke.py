@@ -13,7 +13,7 @@ from microville.bench.consumers import peer_unavailable
 from microville.cli import app
 
 PEERS = ("mqtt in → function → influxdb out", "mqtt in → function → join 1,000 → influxdb batch")
-SECTIONS = {"ingestion", "load", "query", "report", "memory"}
+SECTIONS = {"ingestion", "load", "query", "what-if", "report", "memory"}
 EXPECTED_ROWS = [
     "publisher (paho, QoS 1) → broker, single-reading messages",
     "ceiling: broker → plain paho subscriber, single-reading messages",
@@ -35,6 +35,8 @@ EXPECTED_ROWS = [
             "month balance by day",
             "month balance by day, naive (raw points → pandas)",
             "target verdicts (7 days)",
+            "by month, service floor (store's answer in memory)",
+            "reading the hourly slots from an hourly rollup",
             "monthly report (figures + HTML + PDF)",
         )
     ],
