@@ -177,8 +177,7 @@ def _query_section(
             rows += query.run_store(
                 ds, name, store, pull, ledger, sizes.repeats, sizes.naive_repeats, log
             )
-            sqlite_file = sqlite_path if sqlite_ok else None
-            rows += _whatif_rows(ds, name, store, influx_url, db, sqlite_file, sizes.repeats, log)
+            rows += _whatif_rows(ds, name, store, influx_url, db, sizes.repeats, log)
             # REPORT SLOT: see microville.bench.report_slot.
             report_name = f"{name}: monthly report (figures + HTML + PDF)"
             if report_reason:
@@ -250,7 +249,6 @@ def _whatif_rows(
     store: Any,
     influx_url: str,
     db: str,
-    sqlite_path: Path | None,
     repeats: int,
     log: Callable[[str], None],
 ) -> list[Row]:
@@ -272,15 +270,12 @@ def _whatif_rows(
         )
     except Exception as exc:
         rows.append(failed(whatif.SECTION, floor, exc))
+    if name != "InfluxDB":
+        return rows  # the SQLite store keeps an hourly rollup of its own
     rollup = f"{name}: reading the hourly slots from an hourly rollup"
     log(rollup)
     try:
-        if name == "InfluxDB":
-            stats = whatif.influx_rollup_read(influx_url, db, ds, repeats)
-        elif sqlite_path is not None:
-            stats = whatif.sqlite_rollup_read(sqlite_path, ds, repeats)
-        else:
-            raise RuntimeError("no SQLite data")
+        stats = whatif.influx_rollup_read(influx_url, db, ds, repeats)
         rows.append(
             Row(
                 whatif.SECTION,

@@ -4,17 +4,16 @@ would take if the store answered from an hourly rollup. Two measured parts:
 - the service's own floor: the use case with ``index_slots`` answered from memory (the
   same hourly slots the store returned), i.e. the time no store can remove;
 - reading the year's hourly slots from a rollup made here once (InfluxDB ``SELECT … INTO``
-  a measurement, a SQLite table) instead of aggregating the raw points.
+  a measurement) instead of aggregating the raw points. (The SQLite store keeps such a
+  rollup itself since 9eafc50: its year row measures it directly.)
 
 Nothing here changes the stores: these rows are evidence for a proposal, labelled so.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -112,46 +111,5 @@ def influx_rollup_read(url: str, db: str, ds: Dataset, repeats: int) -> dict[str
 
         slots = read()
         stats = latency(read, repeats)
-    stats["slots"] = slots
-    return stats
-
-
-def sqlite_rollup_read(path: Path, ds: Dataset, repeats: int) -> dict[str, Any]:
-    """Make ``readings_1h`` once (a side table in the bench's own dataset file), then time
-    reading the year's hourly slots of every meter from it."""
-    a, b = period(ds)
-    a_ms, b_ms = int(a.timestamp()) * 1000, int(b.timestamp()) * 1000
-    db = sqlite3.connect(path)
-    try:
-        db.execute(
-            "CREATE TABLE IF NOT EXISTS readings_1h (site TEXT, quantity TEXT, meter TEXT,"
-            " h INTEGER, last REAL, n INTEGER, PRIMARY KEY (site, quantity, meter, h))"
-            " WITHOUT ROWID"
-        )
-        if db.execute("SELECT COUNT(*) FROM readings_1h").fetchone()[0] == 0:
-            with db:
-                # Slot h covers (h*3600000, (h+1)*3600000]; bare `value` comes from MAX(ts_ms).
-                db.execute(
-                    "INSERT INTO readings_1h SELECT site, quantity, meter, h, value, n FROM"
-                    " (SELECT site, quantity, meter, (ts_ms - 1) / 3600000 AS h, value,"
-                    " MAX(ts_ms), COUNT(*) AS n FROM readings GROUP BY site, quantity, meter, h)"
-                )
-        meters = [m for m, _ in ds.roles()]
-
-        def read() -> int:
-            n = 0
-            for meter in meters:
-                rows = db.execute(
-                    "SELECT h, last, n FROM readings_1h WHERE site = ? AND quantity = 'energy'"
-                    " AND meter = ? AND h >= ? AND h < ? ORDER BY h",
-                    (SITE, meter, a_ms // 3_600_000, b_ms // 3_600_000),
-                ).fetchall()
-                n += len(rows)
-            return n
-
-        slots = read()
-        stats = latency(read, repeats)
-    finally:
-        db.close()
     stats["slots"] = slots
     return stats

@@ -36,10 +36,10 @@ EXPECTED_ROWS = [
             "month balance by day, naive (raw points → pandas)",
             "target verdicts (7 days)",
             "by month, service floor (store's answer in memory)",
-            "reading the hourly slots from an hourly rollup",
             "monthly report (figures + HTML + PDF)",
         )
     ],
+    "InfluxDB: reading the hourly slots from an hourly rollup",
     "API InfluxDB: GET /balance, whole span by month",
     "API SQLite: GET /balance, whole span by month",
     "gateway peak RSS (VmHWM) while draining",
