@@ -32,6 +32,7 @@ class LogWatcher:
         self.seen_at: float | None = None
         self._seen = threading.Event()
         self._log = log
+        log.unlink(missing_ok=True)  # this run's output only
         self._proc = proc
         self._thread = threading.Thread(target=self._pump, args=(proc,), daemon=True)
         self._thread.start()
