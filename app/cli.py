@@ -668,7 +668,8 @@ def bench(
     rows = run_bench(
         quick, output or DEFAULT_OUTPUT, work_dir or DEFAULT_WORK, peer, console, single, senml
     )
-    if any(r.status == "failed" for r in rows):
+    # A peer losing readings is a finding, not a failure of the bench.
+    if any(r.status == "failed" and not r.name.startswith("peer:") for r in rows):
         raise typer.Exit(1)
 
 
