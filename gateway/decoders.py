@@ -95,7 +95,10 @@ def _load_json(payload: bytes) -> Any:
         raise DecodeError(f"not JSON: {exc.msg} at position {exc.pos}") from None
     except RecursionError:
         raise DecodeError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
-    if _depth(obj) > MAX_JSON_DEPTH:
+    # Each level opens a bracket: with few brackets in the bytes (brackets inside strings
+    # only add to the count), the walk over the parsed value is not needed.
+    few = payload.count(b"[") + payload.count(b"{") <= MAX_JSON_DEPTH
+    if not few and _depth(obj) > MAX_JSON_DEPTH:
         raise DecodeError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     return obj
 

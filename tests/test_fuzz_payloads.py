@@ -280,3 +280,26 @@ def test_thousands_of_hostile_payloads_between_good_ones(tmp_path: Path) -> None
             pub.close()
             gw.stop()
             store.close()
+
+
+@pytest.mark.parametrize("extra_levels, accepted", [(0, True), (1, False)])
+def test_json_depth_limit_is_exact(extra_levels: int, accepted: bool) -> None:
+    """A JSON value nested MAX_JSON_DEPTH deep parses; one level more is refused."""
+    from microville.gateway.decoders import MAX_JSON_DEPTH, DecodeError, decode_json
+
+    depth = MAX_JSON_DEPTH + extra_levels
+    # {"v": 5, "x": [[...]]} : the object is level 1, the lists the rest.
+    payload = json.dumps({"v": 5, "x": json.loads("[" * (depth - 1) + "]" * (depth - 1))})
+    received = datetime(2026, 10, 1, tzinfo=UTC)
+    if accepted:
+        assert decode_json(payload.encode(), received, None)
+    else:
+        with pytest.raises(DecodeError, match="nested deeper"):
+            decode_json(payload.encode(), received, None)
+
+
+def test_brackets_inside_strings_do_not_count_as_depth() -> None:
+    from microville.gateway.decoders import decode_json
+
+    payload = json.dumps({"v": 5, "note": "[[[[[[[[[[[[[[[[[[[[{{{{{{{{{{"}).encode()
+    assert decode_json(payload, datetime(2026, 10, 1, tzinfo=UTC), None)
