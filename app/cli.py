@@ -79,6 +79,7 @@ def _mqtt_settings(settings: Settings) -> MqttSettings:
         username=settings.mqtt_username,
         password=reveal(settings.mqtt_password),
         ca_file=settings.mqtt_ca_file,
+        share_group=settings.mqtt_share_group,
     )
 
 

@@ -26,6 +26,14 @@ class MqttSettings(BaseModel):
     keepalive_s: int = Field(default=30, ge=5)
     reconnect_min_s: int = Field(default=1, ge=1)
     reconnect_max_s: int = Field(default=60, ge=1)
+    #: Several gateways with the same group share the topics' messages (each message to
+    #: one of them): ``$share/<group>/<topic>`` subscriptions (MQTT 5; Mosquitto ≥ 1.6 also
+    #: honours them from MQTT 3.1.1 clients like ours).
+    share_group: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+
+    def subscription(self, topic: str) -> str:
+        """What to subscribe to for ``topic``: itself, or its shared form."""
+        return f"$share/{self.share_group}/{topic}" if self.share_group else topic
 
     @property
     def host(self) -> str:

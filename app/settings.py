@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     mqtt_username: str | None = None
     mqtt_password: SecretStr | None = None
     mqtt_ca_file: str | None = None
+    mqtt_share_group: str | None = Field(
+        default=None,
+        description="gateways with the same group share the load ($share/<group>/<topic>);"
+        " each needs its own MICROVILLE_GATEWAY_CLIENT_ID",
+    )
     gateway_client_id: str = "microville-gateway"
     dead_letter_file: str | None = None
     # Gateway store-and-forward buffer and metrics (gateway/buffer.py, gateway/metrics.py).

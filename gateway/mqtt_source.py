@@ -112,7 +112,7 @@ class MqttSource:
             flags.session_present,
         )
         # Subscribing again on a resumed session is harmless and covers new topics.
-        client.subscribe([(topic, 1) for topic in self.router.topics])
+        client.subscribe([(self._settings.subscription(t), 1) for t in self.router.topics])
 
     def _on_subscribe(
         self,

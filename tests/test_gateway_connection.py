@@ -193,3 +193,39 @@ def test_a_dead_link_is_noticed_by_keepalive_and_the_subscription_restored(
         finally:
             gw.stop()
             proxy.close()
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_two_gateways_in_a_share_group_split_the_messages_and_lose_none(
+    tmp_path: Path, store: ReadingStore
+) -> None:
+    """The scale-out path: gateways subscribed as one share group each get a part of the
+    messages, and together they store every reading once."""
+    with running_mosquitto(tmp_path / "b") as port:
+        publisher = MqttSettings(url=f"mqtt://127.0.0.1:{port}")
+        shared = MqttSettings(url=f"mqtt://127.0.0.1:{port}", share_group="gateways")
+        gateways = [
+            Gateway(parse_sites(CONFIG), store, SourceOptions(shared, f"gw-{i}"), batch_delay_s=0.1)
+            for i in range(2)
+        ]
+        for gw in gateways:
+            gw.start()
+        try:
+            assert all(gw.wait_ready(10) for gw in gateways)
+            _publish(publisher, range(0, 200))
+            assert wait_until(lambda: store.count("s1") == 200, 20)
+            received = [gw.received for gw in gateways]
+            assert sum(received) == 200 and min(received) > 0, received
+        finally:
+            for gw in gateways:
+                gw.stop()
+
+
+def test_share_group_is_an_identifier() -> None:
+    from pydantic import ValidationError
+
+    assert MqttSettings(share_group="g1").subscription("a/b") == "$share/g1/a/b"
+    assert MqttSettings().subscription("a/b") == "a/b"
+    for bad in ("a/b", "#", "", "x+y"):
+        with pytest.raises(ValidationError, match="share_group"):
+            MqttSettings(share_group=bad)
