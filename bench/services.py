@@ -91,6 +91,30 @@ def running_mosquitto(work: Path) -> Iterator[int]:
         stop(proc)
 
 
+def influxdb_config(work: Path, http_port: int, rpc_port: int, bulk: bool = False) -> str:
+    """An InfluxDB 1.x configuration under ``work`` on loopback ports; ``bulk`` lifts the
+    series and body-size limits for loading a year of data in large writes."""
+    limits = "  max-series-per-database = 0\n" if bulk else ""
+    body = "  max-body-size = 0\n" if bulk else ""
+    return f"""\
+reporting-enabled = false
+bind-address = "127.0.0.1:{rpc_port}"
+[meta]
+  dir = "{work}/meta"
+[data]
+  dir = "{work}/data"
+  wal-dir = "{work}/wal"
+  query-log-enabled = false
+{limits}[monitor]
+  store-enabled = false
+[http]
+  bind-address = "127.0.0.1:{http_port}"
+  log-enabled = false
+{body}[continuous_queries]
+  enabled = false
+"""
+
+
 @contextmanager
 def running_influxdb(work: Path) -> Iterator[str]:
     """Start an InfluxDB 1.x with its own config, data dir and port; yield its URL.
@@ -100,26 +124,7 @@ def running_influxdb(work: Path) -> Iterator[str]:
     http_port, rpc_port = free_port(), free_port()
     work.mkdir(parents=True, exist_ok=True)
     conf = work / "influxdb.conf"
-    conf.write_text(f"""\
-reporting-enabled = false
-bind-address = "127.0.0.1:{rpc_port}"
-[meta]
-  dir = "{work}/meta"
-[data]
-  dir = "{work}/data"
-  wal-dir = "{work}/wal"
-  query-log-enabled = false
-  # The year of query data goes in by bulk writes of 50,000 lines.
-  max-series-per-database = 0
-[monitor]
-  store-enabled = false
-[http]
-  bind-address = "127.0.0.1:{http_port}"
-  log-enabled = false
-  max-body-size = 0
-[continuous_queries]
-  enabled = false
-""")
+    conf.write_text(influxdb_config(work, http_port, rpc_port, bulk=True))
     log = work / "influxd.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
-from services import _binary, _stop, _wait_port, free_port
+from services import _binary, _stop, _wait_port, free_port, influxdb_config
 from support import SITE_S1, wait_until
 
 from microville.domain.store import ReadingStore
@@ -46,23 +46,7 @@ class Influx:
         self.url = f"http://127.0.0.1:{self.port}"
         self._proc: subprocess.Popen[bytes] | None = None
         work.mkdir(parents=True, exist_ok=True)
-        (work / "influxdb.conf").write_text(f"""\
-reporting-enabled = false
-bind-address = "127.0.0.1:{self._rpc}"
-[meta]
-  dir = "{work}/meta"
-[data]
-  dir = "{work}/data"
-  wal-dir = "{work}/wal"
-  query-log-enabled = false
-[monitor]
-  store-enabled = false
-[http]
-  bind-address = "127.0.0.1:{self.port}"
-  log-enabled = false
-[continuous_queries]
-  enabled = false
-""")
+        (work / "influxdb.conf").write_text(influxdb_config(work, self.port, self._rpc))
 
     def start(self) -> None:
         log = self.work / "influxd.log"

@@ -4,8 +4,6 @@ loopback ports, with their own data directories; stopped at the end of the sessi
 from __future__ import annotations
 
 import getpass
-import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -14,43 +12,14 @@ from pathlib import Path
 
 import httpx
 
+# One set of local-service helpers for the tests and the bench.
+from microville.bench.services import binary as _binary
+from microville.bench.services import free_port, influxdb_config
+from microville.bench.services import stop as _stop
+from microville.bench.services import wait_port as _wait_port
+
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT_MOSQUITTO_CONF = ROOT / "deploy" / "mosquitto" / "mosquitto.conf"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _binary(name: str) -> str:
-    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin")
-    if found is None:
-        raise RuntimeError(f"{name} is not installed: run .ci/run or see README 'Set up'")
-    return found
-
-
-def _wait_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 20) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"service exited with {proc.returncode}: {log.read_text()[-2000:]}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port} after {timeout_s}s: {log.read_text()[-2000:]}")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def mosquitto_test_config(
@@ -130,23 +99,7 @@ def running_influxdb(work: Path) -> Iterator[str]:
     http_port, rpc_port = free_port(), free_port()
     work.mkdir(parents=True, exist_ok=True)
     conf = work / "influxdb.conf"
-    conf.write_text(f"""\
-reporting-enabled = false
-bind-address = "127.0.0.1:{rpc_port}"
-[meta]
-  dir = "{work}/meta"
-[data]
-  dir = "{work}/data"
-  wal-dir = "{work}/wal"
-  query-log-enabled = false
-[monitor]
-  store-enabled = false
-[http]
-  bind-address = "127.0.0.1:{http_port}"
-  log-enabled = false
-[continuous_queries]
-  enabled = false
-""")
+    conf.write_text(influxdb_config(work, http_port, rpc_port))
     log = work / "influxd.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
