@@ -112,16 +112,18 @@ def summary(report: MonthlyReport, t: Texts) -> list[str]:
     return out
 
 
+#: How to read one figure of an energy column.
+Figure = Callable[[EnergyFigures], float | None]
+
+
 def _energy_rows(t: Texts, columns: list[EnergyFigures | None]) -> list[tuple[str, list[str]]]:
-    def row(label: str, get: object, unit: str, decimals: int = 0) -> tuple[str, list[str]]:
-        assert callable(get)
+    def row(label: str, get: Figure, unit: str, decimals: int = 0) -> tuple[str, list[str]]:
         cells = [
             "–" if f is None else f"{t.number(get(f), decimals)} {unit}".strip() for f in columns
         ]
         return label, cells
 
-    def rate(label: str, get: object) -> tuple[str, list[str]]:
-        assert callable(get)
+    def rate(label: str, get: Figure) -> tuple[str, list[str]]:
         return label, ["–" if f is None else t.percent(get(f)) for f in columns]
 
     return [
