@@ -7,14 +7,17 @@ import contextlib
 import os
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 from services import _binary, _stop, _wait_port, free_port, mosquitto_test_config
 from support import wait_until
 
-ENTRYPOINT = Path(__file__).resolve().parent.parent / "deploy" / "mosquitto" / "entrypoint.sh"
+ROOT = Path(__file__).resolve().parent.parent
+ENTRYPOINT = ROOT / "deploy" / "mosquitto" / "entrypoint.sh"
 
 
 def _acl_block() -> str:
@@ -32,19 +35,25 @@ def _client(port: int, user: str, password: str) -> mqtt.Client:
     return client
 
 
-def test_each_device_may_publish_only_on_its_own_topic(tmp_path: Path) -> None:
-    pwfile, aclfile = tmp_path / "passwords", tmp_path / "acl"
-    subprocess.run([_binary("mosquitto_passwd"), "-c", "-b", str(pwfile), "stack", "s"], check=True)
-    env = {
+def _shell_env(tmp_path: Path) -> dict[str, str]:
+    return {
         **os.environ,
         "PATH": f"{os.environ.get('PATH', '')}:/usr/bin:/usr/sbin",
         "MQTT_USERNAME": "stack",
+        "MQTT_PASSWORD": "s",
         "MQTT_DEVICES": "pv:pv-secret:microville112/pv linky:linky-secret:microville112/linky",
-        "pwfile": str(pwfile),
-        "aclfile": str(aclfile),
+        "pwfile": str(tmp_path / "passwords"),
+        "aclfile": str(tmp_path / "acl"),
     }
-    subprocess.run(["sh", "-eu", "-c", _acl_block()], env=env, check=True)
 
+
+@contextlib.contextmanager
+def _shipped_broker(tmp_path: Path) -> Iterator[int]:
+    """A real Mosquitto with the project's configuration and the password file and ACL
+    written by the entrypoint's own block; yields its port."""
+    pwfile, aclfile = tmp_path / "passwords", tmp_path / "acl"
+    subprocess.run([_binary("mosquitto_passwd"), "-c", "-b", str(pwfile), "stack", "s"], check=True)
+    subprocess.run(["sh", "-eu", "-c", _acl_block()], env=_shell_env(tmp_path), check=True)
     port = free_port()
     conf = tmp_path / "mosquitto.conf"
     conf.write_text(mosquitto_test_config(port, tmp_path, pwfile) + f"acl_file {aclfile}\n")
@@ -53,6 +62,33 @@ def test_each_device_may_publish_only_on_its_own_topic(tmp_path: Path) -> None:
         proc = subprocess.Popen([_binary("mosquitto"), "-c", str(conf)], stdout=out, stderr=out)
     try:
         _wait_port(port, proc, log)
+        yield port
+    finally:
+        _stop(proc)
+
+
+def test_compose_healthcheck_passes_on_the_shipped_broker(tmp_path: Path) -> None:
+    """docker-compose.yml's broker healthcheck, run as the container's shell runs it
+    (``$$`` reaches it as ``$``), against the broker the entrypoint configures: the
+    gateway and the service wait for it, so it must pass on a healthy broker."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    kind, command = compose["services"]["mosquitto"]["healthcheck"]["test"]
+    assert kind == "CMD-SHELL"
+    command = command.replace("$$", "$")
+    with _shipped_broker(tmp_path) as port:
+        command = command.replace("-p 1883", f"-p {port}")
+        assert f"-p {port}" in command
+        env = {**_shell_env(tmp_path), "PATH": f"{os.environ.get('PATH', '')}:/usr/bin"}
+        healthy = subprocess.run(["sh", "-c", command], env=env, capture_output=True)
+        assert healthy.returncode == 0, healthy.stderr
+        # And it can fail: a wrong password makes the broker unhealthy.
+        env["MQTT_PASSWORD"] = "wrong"
+        refused = subprocess.run(["sh", "-c", command], env=env, capture_output=True)
+        assert refused.returncode != 0
+
+
+def test_each_device_may_publish_only_on_its_own_topic(tmp_path: Path) -> None:
+    with _shipped_broker(tmp_path) as port:
         received: list[tuple[str, bytes]] = []
         gateway = _client(port, "stack", "s")
         gateway.on_message = lambda _c, _u, m: received.append((m.topic, bytes(m.payload)))
@@ -92,5 +128,3 @@ def test_each_device_may_publish_only_on_its_own_topic(tmp_path: Path) -> None:
         for client in (gateway, pv, forger, linky, intruder):
             client.loop_stop()
             client.disconnect()
-    finally:
-        _stop(proc)

@@ -21,8 +21,9 @@ rm -f "$pwfile"
 mosquitto_passwd -c -b "$pwfile" "$MQTT_USERNAME" "$MQTT_PASSWORD"
 
 # Topic ACL (acl_file of the configuration): the stack's account reads and writes every
-# topic; each device of MQTT_DEVICES ("name:password:topic name2:password2:topic2", the
-# same in .env) gets its own account that may only publish under its own topic (and
+# topic, and reads the broker's own $SYS topics (the healthcheck of docker-compose.yml
+# subscribes to one; "#" never matches $SYS); each device of MQTT_DEVICES
+# ("name:password:topic name2:password2:topic2", the same in .env) gets its own account that may only publish under its own topic (and
 # read nothing): a stolen device password cannot forge another meter's readings.
 aclfile=$(sed -n 's/^[[:space:]]*acl_file[[:space:]]\{1,\}//p' "$conf" | tail -n 1)
 : "${aclfile:?no acl_file line in $conf}"
@@ -30,6 +31,7 @@ aclfile=$(sed -n 's/^[[:space:]]*acl_file[[:space:]]\{1,\}//p' "$conf" | tail -n
 {
     echo "user $MQTT_USERNAME"
     echo "topic readwrite #"
+    echo "topic read \$SYS/#"
     for device in ${MQTT_DEVICES:-}; do
         name=${device%%:*}
         topic=${device##*:}
