@@ -83,7 +83,10 @@ def _period(
     ] = None,
     period: Annotated[
         str | None,
-        Query(description="A calendar year (2026) or month (2026-10), instead of start/end"),
+        Query(
+            description="A local calendar year (2026), month (2026-10) or day (2026-10-25),"
+            " instead of start/end"
+        ),
     ] = None,
 ) -> Period:
     tz = site.tz
@@ -99,7 +102,15 @@ def _period(
             year, month = int(m[1]), int(m[2])
             nxt = (year + month // 12, month % 12 + 1)
             return Period(localize(datetime(year, month, 1), tz), localize(datetime(*nxt, 1), tz))
-        raise HTTPException(422, f"period: {period!r} is not a year (2026) or a month (2026-10)")
+        if m := re.fullmatch(r"\d{4}-\d{2}-\d{2}", period):
+            try:
+                day = datetime.strptime(period, "%Y-%m-%d")
+            except ValueError:
+                raise HTTPException(422, f"period: {period!r} is not a calendar day") from None
+            return Period(localize(day, tz), localize(day + timedelta(days=1), tz))
+        raise HTTPException(
+            422, f"period: {period!r} is not a year (2026), a month (2026-10) or a day (2026-10-25)"
+        )
     now = datetime.now(tz)
     month_start = localize(datetime(now.year, now.month, 1), tz)
     t0 = parse_time(start, "start", month_start, site)

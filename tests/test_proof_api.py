@@ -198,7 +198,9 @@ def test_materials_csv_import_reports_every_bad_row(client: TestClient) -> None:
 @pytest.mark.parametrize(
     "params, message",
     [
-        ({"period": "2026-13"}, "not a year (2026) or a month"),
+        ({"period": "2026-13"}, "not a year (2026), a month"),
+        ({"period": "2026-02-30"}, "not a calendar day"),
+        ({"period": "26-10"}, "not a year (2026), a month"),
         ({"period": "2026", "start": "2026-01-01"}, "either period or start/end"),
         ({"start": "2026-02-01", "end": "2026-01-01"}, "end must be after start"),
     ],
@@ -210,6 +212,23 @@ def test_bad_periods_are_refused_with_a_message(
         resp = client.get(f"/api/v1/sites/s1/{endpoint}", params=params)
         assert resp.status_code == 422, (endpoint, resp.text)
         assert message in resp.text
+
+
+def test_a_period_may_be_a_local_day_of_23_hours(client: TestClient, store: ReadingStore) -> None:
+    # 2026-03-29 in Paris: 2026-03-28T23:00Z → 2026-03-29T22:00Z, 23 hours.
+    t0 = datetime(2026, 3, 28, 22, tzinfo=UTC)
+    store.write(
+        [
+            Reading("s1", m, "energy", wh * h, t0 + timedelta(hours=h))
+            for h in range(26)
+            for m, wh in PER_HOUR_WH.items()
+        ]
+    )
+    body = client.get("/api/v1/sites/s1/balance", params={"period": "2026-03-29"}).json()
+    (day,) = body["periods"]
+    assert (day["start"], day["end"]) == ("2026-03-29T00:00:00+01:00", "2026-03-30T00:00:00+02:00")
+    assert day["production_kwh"] == pytest.approx(23 * 3.0)
+    assert day["coverage"] == pytest.approx(1.0)
 
 
 def test_energy_reports_each_meters_quality(client: TestClient, store: ReadingStore) -> None:
