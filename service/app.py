@@ -6,7 +6,7 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
@@ -168,8 +168,14 @@ def create_app(
         """Electricity balance per local hour/day/month/year, with its coverage."""
         return BalanceOut.of(electricity_balance(site, store, period.start, period.end, step))
 
-    @app.get("/health", response_model=HealthOut)
-    async def health(store: StoreDep) -> HealthOut:
+    @app.get(
+        "/health",
+        response_model=HealthOut,
+        responses={503: {"model": HealthOut, "description": "a dependency does not answer"}},
+    )
+    async def health(store: StoreDep, response: Response) -> HealthOut:
+        """200 when the store and the broker answer, 503 (degraded) otherwise, so that a
+        container healthcheck or a load balancer sees it."""
         try:
             await run_in_threadpool(store.ping)
             store_state = "ok"
@@ -177,6 +183,8 @@ def create_app(
             store_state = f"error: {exc}"
         broker_state = await run_in_threadpool(_broker_reachable, mqtt)
         ok = store_state == "ok" and broker_state == "ok"
+        if not ok:
+            response.status_code = 503
         return HealthOut(status="ok" if ok else "degraded", store=store_state, broker=broker_state)
 
     return app

@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from services import free_port
 from support import GRID_AND_PV_METERS, SITE_S1
 
 from microville.domain.readings import Reading
 from microville.domain.store import ReadingStore
 from microville.service.app import create_app
 from microville.settings import Settings
+from microville.stores.influx import InfluxStore
 
 CONFIG = SITE_S1 + GRID_AND_PV_METERS
 
@@ -151,7 +153,9 @@ def test_bad_requests_get_a_message_naming_the_problem(
 
 
 def test_health_reports_store_and_broker(client: TestClient) -> None:
-    assert client.get("/health").json() == {"status": "ok", "store": "ok", "broker": "ok"}
+    resp = client.get("/health")
+    assert resp.status_code == 200
+    assert resp.json() == {"status": "ok", "store": "ok", "broker": "ok"}
 
 
 def test_health_is_degraded_when_broker_is_unreachable(tmp_path: Path, store: ReadingStore) -> None:
@@ -159,9 +163,23 @@ def test_health_is_degraded_when_broker_is_unreachable(tmp_path: Path, store: Re
     config.write_text(CONFIG)
     app = create_app(Settings(config=str(config), mqtt_url="mqtt://127.0.0.1:9"), store=store)
     with TestClient(app) as c:
-        body = c.get("/health").json()
+        resp = c.get("/health")
+    # 503, so that the compose healthcheck (urlopen raises on it) marks the service.
+    assert resp.status_code == 503
+    body = resp.json()
     assert body["status"] == "degraded" and body["store"] == "ok"
     assert body["broker"].startswith("unreachable")
+
+
+def test_health_is_degraded_when_the_store_is_unreachable(tmp_path: Path) -> None:
+    config = tmp_path / "sites.toml"
+    config.write_text(CONFIG)
+    dead = InfluxStore(f"http://127.0.0.1:{free_port()}", "nowhere")
+    app = create_app(Settings(config=str(config)), store=dead)
+    with TestClient(app) as c:
+        resp = c.get("/health")
+    assert resp.status_code == 503
+    assert resp.json()["status"] == "degraded" and resp.json()["store"].startswith("error")
 
 
 def test_openapi_docs_are_served(client: TestClient) -> None:
