@@ -676,31 +676,3 @@ def test_docker_compose_config_accepts_the_file() -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-
-
-def test_grafana_alert_rule_is_the_negative_balance_rule() -> None:
-    path = ROOT / "dashboards" / "provisioning" / "alerting" / "negative-balance.yaml"
-    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    (group,) = doc["groups"]
-    (rule,) = group["rules"]
-    queries = {d["refId"]: d for d in rule["data"]}
-    assert rule["condition"] == "NEGATIVE" and set(queries) == {
-        "EXPORT",
-        "IMPORT",
-        "NET",
-        "NEGATIVE",
-    }
-    datasources = yaml.safe_load(
-        (ROOT / "dashboards" / "provisioning" / "datasources" / "influxdb.yaml").read_text()
-    )["datasources"]
-    uids = {d["uid"] for d in datasources}
-    for ref in ("EXPORT", "IMPORT"):
-        assert queries[ref]["datasourceUid"] in uids
-        assert queries[ref]["relativeTimeRange"]["from"] == 7 * 86400
-        # $$: a literal $ past Grafana's environment expansion of provisioning files.
-        assert "$$timeFilter" in queries[ref]["model"]["query"]
-    assert queries["NET"]["model"]["expression"] == "$$EXPORT - $$IMPORT"
-    assert queries["NEGATIVE"]["model"]["conditions"][0]["evaluator"] == {
-        "type": "lt",
-        "params": [0],
-    }
