@@ -45,7 +45,15 @@ COLUMNS = {
     "grid-export": "export_wh",
     "heat-pump": "heat_pump_wh",
 }
-STREAMS = ("reuse", "recycling", "composting", "backfill", "energy_recovery", "landfill")
+STREAMS = (
+    "reuse",
+    "preparation_for_reuse",
+    "recycling",
+    "composting",
+    "backfill",
+    "energy_recovery",
+    "landfill",
+)
 MOMENT = {"YYYY": "%Y", "MM": "%m", "DD": "%d", "HH": "%H", "mm": "%M", "ss": "%S"}
 _DATE_VAR = re.compile(r"\$\{(__from|__to):date:([^}]+)\}")
 
@@ -171,6 +179,42 @@ def test_every_dashboard_has_the_site_variable() -> None:
         assert site["type"] == "query", name
         assert site["query"] == 'SHOW TAG VALUES FROM "energy" WITH KEY = "site"', name
         assert site["datasource"]["uid"] == "microville-influxdb", name
+
+
+#: Grafana 11's core panel types (public/app/plugins/panel); a dashboard may use no other
+#: without declaring the plugin, which these do not.
+CORE_PANELS = {
+    "barchart", "bargauge", "candlestick", "canvas", "dashlist", "datagrid", "flamegraph",
+    "gauge", "geomap", "heatmap", "histogram", "logs", "news", "nodeGraph", "piechart",
+    "stat", "state-timeline", "status-history", "table", "text", "timeseries", "traces",
+    "trend", "xychart", "row", "alertlist", "annolist",
+}  # fmt: skip
+
+
+def test_every_panel_is_a_core_type_laid_out_on_the_24_column_grid() -> None:
+    for name, dashboard in _dashboards().items():
+        cells: dict[tuple[int, int], str] = {}
+        for panel in _panels(dashboard["panels"]):
+            where = f"{name}: {panel.get('title')!r}"
+            assert panel["type"] in CORE_PANELS, f"{where}: unknown panel type {panel['type']}"
+            assert isinstance(panel["id"], int) and panel["title"], where
+            grid = panel["gridPos"]
+            assert all(isinstance(grid[k], int) and grid[k] >= 0 for k in "xywh"), where
+            assert grid["w"] >= 1 and grid["h"] >= 1 and grid["x"] + grid["w"] <= 24, where
+            for x in range(grid["x"], grid["x"] + grid["w"]):
+                for y in range(grid["y"], grid["y"] + grid["h"]):
+                    assert (x, y) not in cells, f"{where} overlaps {cells[(x, y)]!r}"
+                    cells[(x, y)] = panel["title"]
+
+
+def test_index_differences_never_go_negative() -> None:
+    """A counter reset must not draw a negative bar: index rises are taken with
+    non_negative_difference, and no panel computes a balance from spread() (max − min)
+    or a signed difference: balances come from the API."""
+    for where, _, target in _targets(INFLUX_TYPE):
+        query = target["query"]
+        assert "spread(" not in query, where
+        assert not re.search(r"(?<!non_negative_)difference\(", query), where
 
 
 def test_every_panel_has_a_unit_and_targets() -> None:
@@ -328,10 +372,52 @@ def test_every_infinity_panel_url_serves_the_selected_fields(proof: Proof) -> No
                 )
 
 
+def test_the_site_variable_lists_the_sites(proof: Proof) -> None:
+    (query,) = {
+        v["query"]
+        for d in _dashboards().values()
+        for v in d["templating"]["list"]
+        if v["name"] == "site"
+    }
+    response = httpx.get(
+        f"{proof.influxdb_url}/query", params={"db": proof.database, "q": query}, timeout=30
+    )
+    (result,) = response.json()["results"]
+    assert [value for _, value in result["series"][0]["values"]] == [SITE]
+
+
+def test_a_counter_reset_draws_no_negative_bar(influxdb_url: str) -> None:
+    """The day-bar query on a meter replaced mid-day (index back to 0): no negative bar."""
+    (_, _, target) = next(
+        t for t in _targets(INFLUX_TYPE) if t[1]["title"] == "Energy per day per meter"
+    )
+    start = localize(datetime(2026, 10, 5), PARIS)
+    index = [5000.0 + 100 * h for h in range(36)] + [100.0 * h for h in range(36)]
+    database = f"t{uuid.uuid4().hex[:12]}"
+    store = InfluxStore(influxdb_url, database)
+    store.write(
+        [
+            Reading(SITE, "grid-import", "energy", v, start + timedelta(hours=h))
+            for h, v in enumerate(index)
+        ]
+    )
+    store.close()
+    span = TimeRange(start, start + timedelta(days=3))
+    response = httpx.get(
+        f"{influxdb_url}/query",
+        params={"db": database, "q": _expand_influxql(target["query"], span), "epoch": "ms"},
+    )
+    (result,) = response.json()["results"]
+    bars = [v for s in result["series"] for _, v in s["values"]]
+    # 5 and 7 October have their bars (24 h and 23 h of rise); the day of the reset has
+    # none: a signed difference() would draw it at -6.2 kWh.
+    assert bars == [pytest.approx(2.4), pytest.approx(2.3)], bars
+
+
 def test_day_bars_are_the_apis_local_days(proof: Proof) -> None:
     """The InfluxQL day buckets (1ns offset, Paris time) give the API's daily energy."""
     (_, _, target) = next(
-        t for t in _targets(INFLUX_TYPE) if t[1]["title"] == "Grid import and export per day"
+        t for t in _targets(INFLUX_TYPE) if t[1]["title"] == "Energy per day per meter"
     )
     span = TimeRange(proof.span.start, proof.span.start + timedelta(days=3))
     response = httpx.get(
@@ -357,6 +443,7 @@ def test_day_bars_are_the_apis_local_days(proof: Proof) -> None:
     # The range starts at a local midnight: the reading there closes the day before and
     # starts the first day, so every day of the API has its bar.
     assert sorted(bars["grid-import"]) == sorted(days) == sorted(bars["grid-export"])
+    assert sorted(bars["pv"]) == sorted(days)
     for day, kwh in bars["grid-import"].items():
         assert kwh == pytest.approx(days[day]["import_kwh"], abs=1e-6), day
     for day, kwh in bars["grid-export"].items():
