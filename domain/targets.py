@@ -8,6 +8,13 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+#: Where the default material recovery target comes from.
+MATERIAL_RECOVERY_SOURCE = (
+    "Code de l'environnement, art. L541-1 (loi n° 2015-992, LTECV): 70 % of the "
+    "construction and demolition waste recovered as material by 2020 (preparation for "
+    "reuse, recycling, backfilling; energy recovery does not count)"
+)
+
 
 class Targets(BaseModel):
     """Per-site targets; a target left ``None`` is not judged.
@@ -28,8 +35,15 @@ class Targets(BaseModel):
     residual_waste_max_kg: float | None = Field(
         default=None, description="zero waste: residual (landfilled) mass ≤ this"
     )
+    material_recovery_rate_min: Annotated[float | None, Field(ge=0, le=1)] = Field(
+        default=0.7,
+        description="zero waste: material recovery rate ≥ this (energy recovery excluded). "
+        f"Default 0.7: {MATERIAL_RECOVERY_SOURCE}",
+    )
     diversion_rate_min: Annotated[float | None, Field(ge=0, le=1)] = Field(
-        default=0.7, description="zero waste: landfill diversion rate ≥ this (L541-1: 70 %)"
+        default=None,
+        description="zero waste: landfill diversion rate (1 − landfill / generated, energy "
+        "recovery counted as diverted) ≥ this; not L541-1's target, unset by default",
     )
 
 

@@ -15,7 +15,13 @@ from enum import StrEnum
 class WasteStream(StrEnum):
     """Where a mass of waste (or a reused product) goes."""
 
-    REUSE = "reuse"  # preparation for reuse / réemploi: prevention, not waste
+    #: Réemploi: a product reused that never became waste. Prevention: outside the
+    #: waste generated and outside the material recovery rate.
+    REUSE = "reuse"
+    #: Préparation en vue de la réutilisation: waste checked, cleaned or repaired to be
+    #: used again. A waste treatment (L541-1): in the waste generated and in material
+    #: recovery.
+    PREPARATION_FOR_REUSE = "preparation_for_reuse"
     RECYCLING = "recycling"
     COMPOSTING = "composting"
     BACKFILL = "backfill"
@@ -30,18 +36,19 @@ class WasteIndicators:
     Parameters
     ----------
     generated_kg : float
-        Waste generated [kg]: every stream but ``reuse`` (reuse is prevention, not
-        waste).
+        Waste generated [kg]: every stream but ``reuse`` (réemploi is prevention, not
+        waste; ``preparation_for_reuse`` treats waste, so it counts).
     reused_kg : float
         Products reused (réemploi) [kg].
     residual_kg : float
         Landfilled or incinerated without recovery [kg].
     material_recovery_rate : float or None
-        (recycling + composting + backfill) / generated, in [0, 1]. Energy recovery
-        does not count (Code de l'environnement L541-1, target 70 % for construction
-        and demolition waste). Reuse is outside both terms: it is reported by
-        ``reuse_rate``, so the rate never exceeds 1. ``None`` when nothing was
-        generated.
+        (preparation for reuse + recycling + composting + backfill) / generated, in
+        [0, 1]. Energy recovery does not count (Code de l'environnement L541-1, target
+        70 % for construction and demolition waste). Preparation for reuse is a waste
+        treatment, in both terms; réemploi (``reuse``) is prevention, outside both: it
+        is reported by ``reuse_rate``, so the rate never exceeds 1. ``None`` when
+        nothing was generated.
     diversion_rate : float or None
         1 − landfill / generated, in [0, 1]: energy recovery counts as diverted.
         ``None`` when nothing was generated.
@@ -66,7 +73,12 @@ class WasteIndicators:
 
 
 #: Streams that count as material recovery (L541-1): not energy recovery.
-MATERIAL_RECOVERY = (WasteStream.RECYCLING, WasteStream.COMPOSTING, WasteStream.BACKFILL)
+MATERIAL_RECOVERY = (
+    WasteStream.PREPARATION_FOR_REUSE,
+    WasteStream.RECYCLING,
+    WasteStream.COMPOSTING,
+    WasteStream.BACKFILL,
+)
 
 
 def _rate(numerator: float, denominator: float) -> float | None:

@@ -203,13 +203,18 @@ class CarbonOut(BaseModel):
 
 class WasteIndicatorsOut(BaseModel):
     mass_kg: dict[WasteStream, float]
-    generated_kg: float = Field(description="all streams but reuse (reuse is prevention)")
+    generated_kg: float = Field(
+        description="all streams but reuse (réemploi is prevention; preparation for reuse counts)"
+    )
     reused_kg: float
     residual_kg: float = Field(description="landfill")
     material_recovery_rate: float | None = Field(
-        description="(recycling + composting + backfill) / generated"
+        description="(preparation for reuse + recycling + composting + backfill) / generated: "
+        "L541-1, energy recovery excluded"
     )
-    diversion_rate: float | None = Field(description="1 − landfill / generated")
+    diversion_rate: float | None = Field(
+        description="1 − landfill / generated (energy recovery counts as diverted)"
+    )
     reuse_rate: float | None = Field(description="reuse / (reuse + generated)")
     generated_kg_per_m2: float
     residual_kg_per_m2: float

@@ -30,7 +30,7 @@ from microville.domain.factors import (
 from microville.domain.imports import parse_eco2mix_csv
 from microville.domain.materials import Material, embodied, parse_materials_csv
 from microville.domain.site import Carrier, Site, Use
-from microville.domain.targets import Verdict, judge
+from microville.domain.targets import Targets, Verdict, judge
 from microville.domain.waste import WasteStream, waste_indicators
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -525,6 +525,30 @@ def test_energy_recovery_is_not_material_recovery() -> None:
     assert w.diversion_rate == 1  # 1 − 0 / 1000: still kept out of landfill
     assert w.generated_kg_per_occupant is None
     assert w.residual_kg_per_occupant is None
+
+
+def test_preparation_for_reuse_is_waste_and_material_recovery() -> None:
+    w = waste_indicators(
+        {
+            WasteStream.PREPARATION_FOR_REUSE: 300,
+            WasteStream.RECYCLING: 300,
+            WasteStream.LANDFILL: 400,
+            WasteStream.REUSE: 250,  # réemploi: prevention, in neither term
+        },
+        100,
+        None,
+    )
+    assert w.generated_kg == pytest.approx(1_000)  # 300 + 300 + 400
+    assert w.material_recovery_rate == pytest.approx(0.6)  # (300 + 300) / 1000
+    assert w.diversion_rate == pytest.approx(0.6)  # 1 − 400 / 1000
+    assert w.reuse_rate == pytest.approx(250 / 1_250)
+
+
+def test_material_recovery_target_defaults_to_l541_1() -> None:
+    t = Targets()
+    assert t.material_recovery_rate_min == 0.7
+    assert "L541-1" in Targets.model_fields["material_recovery_rate_min"].description  # type: ignore[operator]
+    assert t.diversion_rate_min is None  # a diversion target only when asked for
 
 
 def test_waste_rates_without_waste() -> None:

@@ -110,7 +110,10 @@ def test_year_targets_give_three_verdicts_with_their_evidence(
     assert waste["diversion_rate"] == pytest.approx(0.9)  # 1 − 100 / 1000
     assert waste["generated_kg_per_occupant"] == pytest.approx(50)
     assert body["waste"]["renovation"]["reused_kg"] == pytest.approx(5_000)
-    assert verdicts["zero_waste"]["criteria"][0]["figure"] == "diversion_rate"
+    (criterion,) = verdicts["zero_waste"]["criteria"]
+    assert criterion["figure"] == "material_recovery_rate"  # L541-1's target
+    assert criterion["value"] == pytest.approx(0.9)  # (800 + 100) / 1000
+    assert criterion["threshold"] == 0.7
 
 
 def test_positive_year_is_not_provable_when_a_meter_was_silent_three_weeks(
@@ -148,6 +151,57 @@ def test_carbon_uses_the_imported_grid_intensity_hour_by_hour(
     # 2 h × 1 kWh × 0.1 + 22 h × 1 kWh × 0.079 = 1.938 kg; exports likewise × 2 kWh.
     assert day["operational_kg"] == pytest.approx(0.2 + 22 * 0.079)
     assert day["avoided_kg"] == pytest.approx(0.4 + 44 * 0.079)
+
+
+#: Collection days of October 2026: every moment of the month has one within 7 days.
+OCTOBER_COLLECTIONS = ("2026-10-05", "2026-10-12", "2026-10-19", "2026-10-26", "2026-10-31")
+
+
+def _october_entries(kg_per_stream: dict[str, float]) -> list[dict[str, object]]:
+    """``kg_per_stream`` split evenly over the weekly collections of October."""
+    n = len(OCTOBER_COLLECTIONS)
+    return [
+        {"time": f"{day}T10:00:00+01:00", "stream": stream, "mass_kg": kg / n}
+        for day in OCTOBER_COLLECTIONS
+        for stream, kg in kg_per_stream.items()
+    ]
+
+
+def _zero_waste(client: TestClient) -> dict[str, object]:
+    resp = client.get("/api/v1/sites/s1/targets", params={"period": "2026-10"})
+    assert resp.status_code == 200, resp.text
+    (verdict,) = [v for v in resp.json()["verdicts"] if v["target"] == "zero_waste"]
+    return dict(verdict)
+
+
+def test_zero_waste_is_judged_on_material_recovery_not_diversion(client: TestClient) -> None:
+    entries = _october_entries({"energy_recovery": 600, "recycling": 200, "landfill": 200})
+    assert client.post("/api/v1/sites/s1/waste-entries", json=entries).status_code == 201
+    waste = client.get("/api/v1/sites/s1/waste", params={"period": "2026-10"}).json()
+    assert waste["operation"]["diversion_rate"] == pytest.approx(0.8)  # 1 − 200 / 1000
+    assert waste["operation"]["material_recovery_rate"] == pytest.approx(0.2)  # 200 / 1000
+    verdict = _zero_waste(client)
+    assert verdict["verdict"] == "not_met"
+    assert verdict["criteria"] == [
+        {"figure": "material_recovery_rate", "value": pytest.approx(0.2), "threshold": 0.7,
+         "direction": "min", "verdict": "not_met"},
+    ]  # fmt: skip
+
+
+def test_preparation_for_reuse_counts_as_material_recovery(client: TestClient) -> None:
+    entries = _october_entries(
+        {"preparation_for_reuse": 300, "recycling": 300, "landfill": 400, "reuse": 500}
+    )
+    resp = client.post("/api/v1/sites/s1/waste-entries", json=entries)
+    assert resp.status_code == 201, resp.text
+    operation = client.get("/api/v1/sites/s1/waste", params={"period": "2026-10"}).json()[
+        "operation"
+    ]
+    assert operation["mass_kg"]["preparation_for_reuse"] == pytest.approx(300)
+    assert operation["generated_kg"] == pytest.approx(1_000)  # réemploi (500) left out
+    assert operation["reused_kg"] == pytest.approx(500)
+    assert operation["material_recovery_rate"] == pytest.approx(0.6)  # (300 + 300) / 1000
+    assert _zero_waste(client)["verdict"] == "not_met"  # 0.6 < 0.7
 
 
 @pytest.mark.parametrize(
