@@ -35,7 +35,11 @@ class MeterEnergy:
     rollovers : int
         Backward jumps read as the counter wrapping past ``IndexRules.rollover_at``.
     glitches : int
-        Bad readings below the last good value, ignored; a run of them counts once.
+        Bad readings below the last good value, ignored; a run of them counts once —
+        including drops the index came back from (not resets).
+    spikes : int
+        Bad readings above the last good value (an implausible rise, or one undone by a
+        drop back), ignored; a run of bad readings counts once, as a glitch or a spike.
     """
 
     energy_wh: list[float]
@@ -44,6 +48,7 @@ class MeterEnergy:
     resets: int
     rollovers: int
     glitches: int
+    spikes: int = 0
 
 
 def _spread(
@@ -86,16 +91,25 @@ def energy_per_period(
 ) -> MeterEnergy:
     """Split a meter's index increase over the periods between ``bounds``.
 
-    The index is judged between consecutive known values, the baseline (at
-    ``bounds[0]``) being the first. A rise is energy. A drop is, by ``rules``
-    (see :mod:`microville.domain.quality`):
+    The index is judged slot value by slot value against the reference (the last good
+    value, the baseline at ``bounds[0]`` being the first), by ``rules`` (see
+    :mod:`microville.domain.quality`). A rise is energy, unless it is a spike: more than
+    ``rules.max_power_w`` over the longest time the two readings can be apart
+    (``end − reference_end + slot``), or undone by the next different value within
+    ``rules.glitch_window_s`` (a drop below ``reset_ratio ×`` the spike that lands back
+    at or above the reference). A drop is:
 
     - a rollover when ``rules.rollover_at`` is set, the reference is at least
       ``rollover_at × (1 − rollover_margin)`` and the value below
       ``rollover_at × rollover_margin``: energy ``rollover_at − reference + value``;
-    - else a reset when the value is below ``reset_ratio × reference``: energy ``value``;
-    - else a glitch: ignored, the reference (value and time) stays the last good value,
-      and energy resumes once the index rises above it again.
+    - else a reset when the value is below ``reset_ratio × reference`` and no value
+      within ``glitch_window_s`` after it is back at the reference: energy ``value``;
+    - else a glitch.
+
+    Spikes and glitches are ignored: the reference (value and time) stays the last good
+    value, and energy resumes once the index is back above it. Slots after
+    ``bounds[-1]`` are only looked at (to judge the last slots of the window the same
+    way as inside a longer query); pass ``glitch_window_s`` of them beyond the end.
 
     An increase between values one slot apart lands in the later slot's period and is
     measured. Between values further apart (a gap, lost messages, a glitch in between),
@@ -114,7 +128,7 @@ def energy_per_period(
     slot : timedelta
         Slot width the series was aggregated with.
     rules : IndexRules
-        How to read backward jumps [Wh].
+        How to read backward jumps and spikes [Wh, W, s].
     """
     # In UTC: aware datetimes sharing a tzinfo subtract by wall clock (a 25 h day
     # would count 24 h).
@@ -123,28 +137,61 @@ def energy_per_period(
     energy = [0.0] * n
     estimated = [0.0] * n
     filled = [0] * n
-    resets = rollovers = glitches = 0
+    resets = rollovers = glitches = spikes = 0
     in_glitch = False
+    ends = [s.end.astimezone(UTC) for s in series.slots]
+    values = [s.last_value for s in series.slots]
+    window = timedelta(seconds=rules.glitch_window_s)
     reference = series.baseline  # last good value
     reference_end = bounds[0]  # end of its slot
     if series.starts_inside and series.slots:
         # A meter installed inside the window: its baseline is its first reading, made
         # within the first slot, not at bounds[0]; nothing is spread back before it.
-        reference_end = max(bounds[0], series.slots[0].end.astimezone(UTC) - slot)
-    for s in series.slots:
-        end = s.end.astimezone(UTC)
-        # Slot (end - slot, end] lies in period k when bounds[k] < end <= bounds[k+1].
+        reference_end = max(bounds[0], ends[0] - slot)
+
+    def comes_back(i: int, level: float) -> bool:
+        """Whether a value after slot ``i``, within the window, is back at ``level``."""
+        for j in range(i + 1, len(ends)):
+            if ends[j] - ends[i] > window:
+                return False
+            if values[j] >= level:
+                return True
+        return False
+
+    def undone(i: int, before: float) -> bool:
+        """Whether the rise to slot ``i``'s value is taken back by the next different
+        value, within the window: a drop that would read as a reset, landing at or
+        above ``before``, and not itself a glitch the index comes back from."""
+        high = values[i]
+        for j in range(i + 1, len(ends)):
+            if ends[j] - ends[i] > window:
+                return False
+            if values[j] != high:
+                low = values[j]
+                return before <= low < rules.reset_ratio * high and not comes_back(j, high)
+        return False
+
+    for i, end in enumerate(ends):
+        # Slot (end - slot, end] lies in period k when bounds[k] < end <= bounds[k+1];
+        # slots past the last bound are only looked at, to judge the ones before.
         k = bisect_left(bounds, end) - 1
         if not 0 <= k < n:
             continue
-        if s.count > 0:
+        if series.slots[i].count > 0:
             filled[k] += 1
-        value = s.last_value
+        value = values[i]
         if reference is None:
             reference, reference_end = value, end
             continue
         if value >= reference:
             delta = value - reference
+            # The two readings are at most this far apart: each anywhere in its slot.
+            hours = (end - reference_end + slot) / timedelta(hours=1)
+            too_fast = rules.max_power_w is not None and delta > rules.max_power_w * hours
+            if delta > 0 and (too_fast or undone(i, reference)):
+                spikes += 0 if in_glitch else 1
+                in_glitch = True
+                continue
         elif (
             rules.rollover_at is not None
             and reference >= rules.rollover_at * (1 - rules.rollover_margin)
@@ -152,7 +199,7 @@ def energy_per_period(
         ):
             rollovers += 1
             delta = max(0.0, rules.rollover_at - reference + value)
-        elif value < rules.reset_ratio * reference:
+        elif value < rules.reset_ratio * reference and not comes_back(i, reference):
             resets += 1
             delta = max(0.0, value)
         else:
@@ -171,6 +218,7 @@ def energy_per_period(
         resets=resets,
         rollovers=rollovers,
         glitches=glitches,
+        spikes=spikes,
     )
 
 

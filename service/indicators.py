@@ -7,6 +7,7 @@ and the estimated share behind every figure, and the factors used with their sou
 from __future__ import annotations
 
 import itertools
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -69,8 +70,12 @@ def meter_energies(
         by_quantity[m.dimension].append(m)
     out: dict[str, MeterEnergy] = {}
     for quantity, group in by_quantity.items():
+        # A few slots past the end, so that the last ones are judged (spike or reset?)
+        # as they would be inside a longer query.
+        window = max(m.quality.glitch_window_s for m in group)
+        ahead = slot * math.ceil(window / slot.total_seconds())
         series = store.index_slots(
-            site.id, [m.id for m in group], quantity, bounds[0], bounds[-1], slot
+            site.id, [m.id for m in group], quantity, bounds[0], bounds[-1] + ahead, slot
         )
         for m in group:
             out[m.id] = energy_per_period(series[m.id], bounds, slot, m.quality)

@@ -104,6 +104,9 @@ class MeterQualityOut(BaseModel):
     resets: int = Field(description="index restarted from about zero: the new value counted")
     rollovers: int = Field(description="index wrapped past its capacity")
     glitches: int = Field(description="index went down then back: ignored")
+    spikes: int = Field(
+        description="index jumped up implausibly (above max_power_w) or then back: ignored"
+    )
 
 
 class EnergyOut(BaseModel):
@@ -131,6 +134,7 @@ class EnergyOut(BaseModel):
                     resets=e.resets,
                     rollovers=e.rollovers,
                     glitches=e.glitches,
+                    spikes=e.spikes,
                 )
                 for meter_id, e in r.meters.items()
             ],

@@ -37,6 +37,10 @@ def _counts(result: MeterEnergy) -> tuple[int, int, int]:
     return result.resets, result.rollovers, result.glitches
 
 
+def _hour_values(start_utc: datetime, values: list[float]) -> list[IndexSlot]:
+    return _hourly(start_utc, dict(enumerate(values)))
+
+
 # ---------------------------------------------------------------- backward jumps
 
 
@@ -135,6 +139,93 @@ def test_drop_far_from_capacity_is_not_a_rollover() -> None:
     # 5e8 < 1e9 × 0.9: not near the capacity; 150 < 0.1 × 5e8: a reset, worth 150.
     assert result.energy_wh == pytest.approx([150.0])
     assert _counts(result) == (1, 0, 0)
+
+
+# ---------------------------------------------------------------- comebacks and spikes
+# Issue #4 audit: a drop to 0 that the index comes back from is not a reset, and a spike
+# up that is undone is not energy.
+
+
+def test_drop_to_zero_the_index_comes_back_from_is_a_glitch_not_a_reset() -> None:
+    # 1 000 000 (baseline) → 1 000 010 → 0 → 1 000 020 → 1 000 030, one hour each.
+    values = [1_000_010.0, 0.0, 1_000_020.0, 1_000_030.0]
+    series = IndexSeries(baseline=1_000_000.0, slots=_hour_values(T0, values))
+    result = energy_per_period(series, FIRST_HOURS, H)
+    # 0 < 0.1 × 1 000 010 but the next hour is back above 1 000 010: a glitch. Then
+    # 1 000 020 − 1 000 010 = 10 over hours 1–2 (5 + 5, estimated), 10 in hour 3.
+    # Before the fix: a reset, then 1 000 020 counted from 0: 1 000 040 Wh.
+    assert result.energy_wh == pytest.approx([10.0, 5.0, 5.0, 10.0])
+    assert sum(result.energy_wh) == pytest.approx(30.0)
+    assert result.estimated_wh == pytest.approx([0.0, 5.0, 5.0, 0.0])
+    assert _counts(result) == (0, 0, 1)
+
+
+def test_a_run_of_zeros_longer_than_the_window_is_a_reset() -> None:
+    # Back at the old index only 2 h after the drop: beyond the default 1 h window.
+    values = [1_000_010.0, 0.0, 0.0, 1_000_020.0]
+    series = IndexSeries(baseline=1_000_000.0, slots=_hour_values(T0, values))
+    result = energy_per_period(series, FIRST_HOURS, H)
+    assert _counts(result) == (1, 0, 0)
+    # With a 2 h window the same readings are one glitch: 30 Wh in all.
+    rules = IndexRules(glitch_window_s=7200)
+    result = energy_per_period(series, FIRST_HOURS, H, rules)
+    assert sum(result.energy_wh) == pytest.approx(20.0)  # 1 000 020 − 1 000 000
+    assert _counts(result) == (0, 0, 1)
+
+
+def test_spike_undone_by_the_next_reading_is_not_energy() -> None:
+    # 1000 (baseline) → 1010 → 99 999 999 → 1020 → 1030.
+    values = [1010.0, 99_999_999.0, 1020.0, 1030.0]
+    series = IndexSeries(baseline=1000.0, slots=_hour_values(T0, values))
+    result = energy_per_period(series, FIRST_HOURS, H)
+    # 1020 < 0.1 × 99 999 999 would be a reset, but it is back above 1010: the rise was
+    # undone, a spike. Before the fix: 99 998 989 + 1020 (reset) + 20 = 100 000 029 Wh.
+    assert result.energy_wh == pytest.approx([10.0, 5.0, 5.0, 10.0])
+    assert sum(result.energy_wh) == pytest.approx(30.0)
+    assert (result.resets, result.glitches, result.spikes) == (0, 0, 1)
+
+
+def test_a_repeated_spike_value_is_one_spike_when_undone_within_the_window() -> None:
+    values = [1010.0, 99_999_999.0, 99_999_999.0, 1020.0]
+    series = IndexSeries(1000.0, _hour_values(T0, values))
+    # Undone 2 h after it began: beyond the default 1 h window, the rise counts …
+    assert sum(energy_per_period(series, FIRST_HOURS, H).energy_wh) > 1e8
+    # … within a 2 h window it is one spike.
+    result = energy_per_period(series, FIRST_HOURS, H, IndexRules(glitch_window_s=7200))
+    assert sum(result.energy_wh) == pytest.approx(20.0)
+    assert result.spikes == 1
+
+
+def test_rise_above_the_plausible_power_is_a_spike() -> None:
+    # 1000 → 1500 → 9000 → 2000 → 2500: 500 Wh an hour, one reading 7 500 Wh too high
+    # that is not undone as a reset would be (9000 → 2000 is a glitch drop).
+    values = [1500.0, 9000.0, 2000.0, 2500.0]
+    series = IndexSeries(baseline=1000.0, slots=_hour_values(T0, values))
+    without = energy_per_period(series, FIRST_HOURS, H)
+    assert sum(without.energy_wh) == pytest.approx(8000.0)  # 9000 counted, 2000 a glitch
+    # At most 3 kW: 7500 Wh within at most 2 h (slot ends 1 h apart, ± one slot) is 3.75 kW.
+    rules = IndexRules(max_power_w=3000)
+    result = energy_per_period(series, FIRST_HOURS, H, rules)
+    assert result.energy_wh == pytest.approx([500.0, 250.0, 250.0, 500.0])
+    assert (result.glitches, result.spikes) == (0, 1)
+
+
+def test_a_real_gap_is_not_a_spike() -> None:
+    # 2 kW for 3 h of silence: 6000 Wh between slot ends 3 h apart, under 2.5 kW × 4 h.
+    series = IndexSeries(baseline=0.0, slots=_hourly(T0, {0: 2000.0, 3: 8000.0}))
+    result = energy_per_period(series, FIRST_HOURS, H, IndexRules(max_power_w=2500))
+    assert sum(result.energy_wh) == pytest.approx(8000.0)
+    assert result.spikes == 0
+
+
+def test_the_last_slot_is_judged_with_the_slots_after_the_window() -> None:
+    # The spike is in the last hour of the window; the slot after it shows it undone.
+    values = [1010.0, 1020.0, 1030.0, 99_999_999.0, 1050.0]
+    series = IndexSeries(baseline=1000.0, slots=_hour_values(T0, values))
+    result = energy_per_period(series, FIRST_HOURS, H)
+    assert sum(result.energy_wh) == pytest.approx(30.0)
+    assert result.spikes == 1
+    assert result.coverage == [1.0, 1.0, 1.0, 1.0]  # the slot after is not counted
 
 
 # ---------------------------------------------------------------- gaps
@@ -361,7 +452,36 @@ def test_resets_add_the_new_value(
         replayed.append((k, index))
     if baseline is None and readings:
         replayed.insert(0, readings[0])
-    result = energy_per_period(_series(baseline, replayed, bounds[0], slot), bounds, slot)
+    # The reset arithmetic alone: with the default window, a new counter that climbs back
+    # to the old index within the hour reads as a glitch (see the comeback tests).
+    rules = IndexRules(glitch_window_s=0)
+    result = energy_per_period(_series(baseline, replayed, bounds[0], slot), bounds, slot, rules)
     _check_invariants(result, len(bounds) - 1)
     assert sum(result.energy_wh) == pytest.approx(consumed, rel=1e-9, abs=1e-3)
     assert _counts(result) == (resets, 0, 0)
+
+
+@given(clean_series(), st.data())
+def test_drops_to_zero_the_index_comes_back_from_change_nothing(
+    scenario: tuple[float | None, list[tuple[int, float]], list[datetime], timedelta],
+    data: st.DataObject,
+) -> None:
+    baseline, readings, bounds, slot = scenario
+    # Runs of zeros (a meter rebooting) in empty slots right before good readings: each
+    # run is back at the index within the default window, so each is a glitch.
+    taken = {k for k, _ in readings}
+    n_before = int(3600 / slot.total_seconds())  # slots the default window spans
+    bad = set()
+    for k, value in readings:
+        if value > 0 and (baseline is not None or k != readings[0][0]):
+            run = data.draw(st.integers(min_value=0, max_value=n_before))
+            bad |= {j for j in range(k - run, k) if j > 0 and j not in taken}
+    # Never before the first known value (no reference yet to judge it against).
+    first = 0 if baseline is not None else (readings[0][0] if readings else 0)
+    bad = {j for j in bad if j > first}
+    merged = sorted([*readings, *((j, 0.0) for j in bad)])
+    without = energy_per_period(_series(baseline, readings, bounds[0], slot), bounds, slot)
+    with_ = energy_per_period(_series(baseline, merged, bounds[0], slot), bounds, slot)
+    _check_invariants(with_, len(bounds) - 1)
+    assert with_.energy_wh == pytest.approx(without.energy_wh, rel=1e-12, abs=1e-6)
+    assert (with_.resets, with_.spikes) == (0, 0)
