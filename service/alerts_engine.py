@@ -81,9 +81,14 @@ def _status_of(text: str) -> AlertStatus:
 
 
 class AlertEngine:
-    """Lifecycle: create, ``evaluate()`` on demand or ``start(interval_s)`` to evaluate
-    periodically in a thread, ``stop()`` once. State lives in ``path`` (SQLite): an alert
-    still firing after a restart is not notified again (only reminded, if configured).
+    """Lifecycle: create, ``evaluate()`` on demand, ``start(interval_s)`` to run the
+    outbox's delivery workers and evaluate every ``interval_s`` in a thread (0: only on
+    demand), ``stop()`` once. State lives in ``path`` (SQLite), the outbox's file: an
+    alert's new state and its events in the outbox are committed in one transaction, so
+    an event is never lost nor its alert left marked notified without it. An alert still
+    firing after a restart is not notified again (only reminded, if configured).
+    Evaluations are serialised: a periodic one and one asked through the API never
+    judge the same previous state twice.
     """
 
     def __init__(
@@ -98,11 +103,17 @@ class AlertEngine:
         self.store = store
         self.outbox = outbox
         self.clock = clock
+        if Path(path).resolve() != outbox.path.resolve():
+            raise ValueError(
+                f"the alert state ({path}) must live in the outbox's file ({outbox.path}):"
+                " a state change and its notifications are committed together"
+            )
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the database connection
+        self._evaluating = threading.Lock()  # one evaluation at a time
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -152,22 +163,30 @@ class AlertEngine:
     # --- evaluation -----------------------------------------------------------------------
 
     def evaluate(self) -> list[Notification]:
-        """Evaluate every site's rules now; queue and try to deliver the events."""
-        now = self.clock().replace(microsecond=0)  # periods are cut at whole seconds
-        notifications: list[Notification] = []
-        for site in self.sites.sites:
-            if not site.alerts.enabled:
-                continue
-            try:
-                conditions = self._conditions(site, now)
-            except StoreError as exc:
-                log.error("alerts of %s not evaluated: %s", site.id, exc)
-                continue
-            notifications += self._apply(site, now, conditions)
-        for n in notifications:
-            self.outbox.enqueue(n)
-        self.outbox.deliver_due()
-        return notifications
+        """Evaluate every site's rules now; commit each site's new states with its events
+        queued in the outbox, and wake the outbox's workers. Return the events queued.
+
+        A site whose store fails, or whose commit fails, keeps its previous state: its
+        events come again at the next evaluation."""
+        with self._evaluating:
+            now = self.clock().replace(microsecond=0)  # periods are cut at whole seconds
+            notifications: list[Notification] = []
+            for site in self.sites.sites:
+                if not site.alerts.enabled:
+                    continue
+                try:
+                    conditions = self._conditions(site, now)
+                except StoreError as exc:
+                    log.error("alerts of %s not evaluated: %s", site.id, exc)
+                    continue
+                try:
+                    notifications += self._apply(site, now, conditions)
+                except sqlite3.Error as exc:
+                    log.error("alerts of %s not recorded (next evaluation retries): %s",
+                              site.id, exc)  # fmt: skip
+            if notifications:
+                self.outbox.wake()
+            return notifications
 
     def _conditions(self, site: Site, now: datetime) -> dict[str, Condition]:
         """alert id → (rule, firing (None: keep the previous state), figures, message)."""
@@ -305,9 +324,11 @@ class AlertEngine:
         conditions: dict[str, Condition],
     ) -> list[Notification]:
         reminder = timedelta(hours=site.alerts.reminder_h) if site.alerts.reminder_h else None
-        previous = {s.alert_id: s for s in self.alerts(site.id)}
         notifications = []
         with self._lock, self._db:
+            # Read inside the transaction: an acknowledgement in between is not overwritten.
+            rows = self._db.execute("SELECT status FROM alerts WHERE site=?", (site.id,))
+            previous = {s.alert_id: s for s in map(_status_of, (t for (t,) in rows))}
             for alert_id, c in conditions.items():
                 status, event = step(
                     previous.get(alert_id),
@@ -332,23 +353,30 @@ class AlertEngine:
                     " VALUES (?, ?, ?, ?, ?)",
                     (alert_id, site.id, event, now.isoformat(), json.dumps(c.figures)),
                 )
-                notifications.append(
-                    Notification(
-                        alert_id=alert_id,
-                        site=site.id,
-                        rule=c.rule,
-                        event=event,
-                        title=f"[{event}] {c.rule.replace('_', ' ')} — {site.name}",
-                        message=c.message,
-                        figures=c.figures,
-                        time=now,
-                    )
+                notification = Notification(
+                    alert_id=alert_id,
+                    site=site.id,
+                    rule=c.rule,
+                    event=event,
+                    title=f"[{event}] {c.rule.replace('_', ' ')} — {site.name}",
+                    message=c.message,
+                    figures=c.figures,
+                    time=now,
                 )
+                # Same connection, same transaction as the state: both or neither.
+                self.outbox.enqueue_into(self._db, notification)
+                notifications.append(notification)
         return notifications
 
     # --- periodic -------------------------------------------------------------------------
 
     def start(self, interval_s: float) -> None:
+        """Start the outbox's delivery workers and, if ``interval_s`` > 0, the periodic
+        evaluation."""
+        self.outbox.start()
+        if interval_s <= 0:
+            return
+
         def run() -> None:
             while not self._stop.wait(interval_s):
                 try:
@@ -360,8 +388,10 @@ class AlertEngine:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop the periodic evaluation and the outbox's workers; close the state."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(10)
-        with self._lock:
+        self.outbox.stop()
+        with self._evaluating, self._lock:
             self._db.close()

@@ -70,7 +70,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if owned_alerts and app.state.alerts is not None and settings.alert_interval_s > 0:
+        if owned_alerts and app.state.alerts is not None:
+            # The outbox's delivery workers always; evaluations every interval (0: on demand).
             app.state.alerts.start(settings.alert_interval_s)
         scheduler: ReportScheduler | None = None
         if app.state.reports is not None and settings.report_interval_s > 0:

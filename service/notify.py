@@ -2,10 +2,10 @@
 
 An alert that fires, resolves or reminds becomes a :class:`Notification`. The
 :class:`Outbox` writes it once per channel into an SQLite file (so nothing is lost if
-the service restarts) and :meth:`Outbox.deliver_due` sends what is due, each channel on
-its own: a channel that is down is retried with exponential backoff and never holds the
-others back. Delivery is *at least once*: a crash between a successful send and its
-bookkeeping sends it again on the next pass.
+the service restarts) and a delivery worker per channel (:meth:`Outbox.start`) sends
+it: a channel that is down or hangs is retried with exponential backoff, at its retry
+time, and never holds the others back. Delivery is *at least once*: a crash between a
+successful send and its bookkeeping sends it again.
 
 Secrets stay out of the configuration: an e-mail channel names the environment variable
 that holds its SMTP password (``password_env``), never the password.
@@ -21,6 +21,7 @@ import smtplib
 import sqlite3
 import ssl
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -263,6 +264,9 @@ Sender = Callable[[Any, Notification], None]
 
 Status = Literal["pending", "delivered", "failed"]
 
+#: An idle worker looks at its queue this often even if nobody wakes it [s].
+_IDLE_RECHECK_S = 60.0
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -327,10 +331,16 @@ class Delivery:
 class Outbox:
     """Notifications waiting for delivery, one row per notification × channel, in SQLite.
 
-    Lifecycle: create, use from any thread, ``close()`` once. Call :meth:`deliver_due`
-    periodically (e.g. every few seconds); passes are serialised, and sends run outside
-    the database lock so :meth:`pending`/:meth:`history` stay responsive. One process
-    per file.
+    Lifecycle: create, ``start()`` the delivery workers, use from any thread,
+    ``close()`` once (it stops the workers). One process per file.
+
+    Delivery is independent per channel: :meth:`start` runs one worker thread per
+    channel, woken by :meth:`wake` (called by :meth:`enqueue`) and by its earliest
+    retry time, so a channel that hangs until its timeout never delays another, and a
+    retry happens at its backoff time whether or not anything else happens. Within a
+    channel, deliveries go in the order they were queued. :meth:`deliver_due` is the
+    same work done once, synchronously, channel after channel (tests, one-shot tools);
+    a channel is never attempted by two threads at once.
 
     A failed attempt is retried after ``backoff_s * 2**k`` seconds, ``k`` being the
     number of earlier failed attempts (so ``backoff_s``, then twice, four times …),
@@ -376,7 +386,12 @@ class Outbox:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()  # the database connection
-        self._passes = threading.Lock()  # one deliver_due pass at a time
+        # One delivery at a time per channel (worker or deliver_due), in queue order.
+        self._channel_locks = {name: threading.Lock() for name in self.channels}
+        self._wakeup = threading.Condition()
+        self._generation = 0  # bumped by wake(): a worker never misses a wake-up
+        self._stopping = False
+        self._workers: list[threading.Thread] = []
 
     # -- writing -------------------------------------------------------------------
 
@@ -384,57 +399,142 @@ class Outbox:
         self, notification: Notification, channels: Sequence[str] | None = None
     ) -> list[int]:
         """Queue ``notification`` on the named channels (all when ``None``), due now;
-        all rows or none are written. Return the delivery ids."""
+        all rows or none are written; wake the workers. Return the delivery ids."""
+        with self._lock, self._db:
+            ids = self.enqueue_into(self._db, notification, channels)
+        self.wake()
+        return ids
+
+    def enqueue_into(
+        self,
+        db: sqlite3.Connection,
+        notification: Notification,
+        channels: Sequence[str] | None = None,
+    ) -> list[int]:
+        """Write ``notification``'s rows through ``db``, a connection to this outbox's
+        file, inside the caller's open transaction (nothing is committed here): the
+        caller commits them together with its own changes, or neither. Call
+        :meth:`wake` once committed. Return the delivery ids."""
         names = list(self.channels) if channels is None else list(dict.fromkeys(channels))
         unknown = [n for n in names if n not in self.channels]
         if unknown:
             raise ValueError(f"unknown channels: {', '.join(unknown)}")
         now = _ms(datetime.now(UTC))
         payload = json.dumps(notification.to_json(), ensure_ascii=False)
-        with self._lock, self._db:
-            return [
-                int(
-                    self._db.execute(
-                        "INSERT INTO deliveries (channel, alert_id, notification,"
-                        " created_at_ms, next_attempt_at_ms) VALUES (?, ?, ?, ?, ?)",
-                        (name, notification.alert_id, payload, now, now),
-                    ).lastrowid
-                    or 0
+        return [
+            int(
+                db.execute(
+                    "INSERT INTO deliveries (channel, alert_id, notification,"
+                    " created_at_ms, next_attempt_at_ms) VALUES (?, ?, ?, ?, ?)",
+                    (name, notification.alert_id, payload, now, now),
+                ).lastrowid
+                or 0
+            )
+            for name in names
+        ]
+
+    # -- delivery --------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start one delivery worker per channel (again after :meth:`stop`; a no-op
+        while they run)."""
+        with self._wakeup:
+            if self._workers:
+                return
+            self._stopping = False
+            self._workers = [
+                threading.Thread(
+                    target=self._work, args=(name,), name=f"outbox-{name}", daemon=True
                 )
-                for name in names
+                for name in self.channels
             ]
+        for worker in self._workers:
+            worker.start()
+
+    def wake(self) -> None:
+        """Tell the workers that deliveries were queued."""
+        with self._wakeup:
+            self._generation += 1
+            self._wakeup.notify_all()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop the workers; a send in flight is waited for up to ``timeout_s`` in all
+        (its row stays pending, to be sent again: at least once)."""
+        with self._wakeup:
+            self._stopping = True
+            self._wakeup.notify_all()
+            workers, self._workers = self._workers, []
+        deadline = time.monotonic() + timeout_s
+        for worker in workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+
+    def _work(self, name: str) -> None:
+        while True:
+            with self._wakeup:
+                if self._stopping:
+                    return
+                generation = self._generation
+            try:
+                _, retry_at = self._deliver_channel(name, None)
+            except sqlite3.ProgrammingError:  # the outbox was closed under a late send
+                return
+            except Exception:  # a worker outlives any one failure
+                log.exception("channel %s: delivery worker error", name)
+                retry_at = datetime.now(UTC) + timedelta(seconds=max(self.backoff_s, 1.0))
+            with self._wakeup:
+                if self._stopping:
+                    return
+                if self._generation != generation:
+                    continue  # something was queued meanwhile
+                wait = _IDLE_RECHECK_S
+                if retry_at is not None:
+                    wait = min(wait, (retry_at - datetime.now(UTC)).total_seconds())
+                if wait > 0:
+                    self._wakeup.wait(wait)
+
+    def _deliver_channel(self, name: str, now: datetime | None) -> tuple[int, datetime | None]:
+        """Deliver ``name``'s due deliveries in queue order until one is not due or
+        fails. ``now``: the time to judge due rows by (``None``: the real clock, also
+        the base of a retry's backoff). Return how many were delivered and when the
+        head of the queue is due next (``None``: nothing pending)."""
+        delivered = 0
+        with self._channel_locks[name]:
+            while True:
+                with self._lock:
+                    row = self._db.execute(
+                        f"SELECT {_COLUMNS} FROM deliveries WHERE status='pending'"
+                        " AND channel=? ORDER BY id LIMIT 1",
+                        (name,),
+                    ).fetchone()
+                if row is None:
+                    return delivered, None
+                d = Delivery._from_row(row)
+                judged = now or datetime.now(UTC)
+                # Compared in stored milliseconds (the rounding must not delay a due row).
+                if d.next_attempt_at is not None and _ms(d.next_attempt_at) > _ms(judged):
+                    return delivered, d.next_attempt_at
+                retry_at = self._attempt(d, now)
+                if retry_at is not None:
+                    return delivered, retry_at
+                delivered += 1
 
     def deliver_due(self, now: datetime | None = None) -> int:
-        """Try the deliveries due at ``now`` (default: the current time); return how many
-        were delivered by this pass.
+        """Try the deliveries due at ``now`` (default: the current time), synchronously,
+        channel after channel; return how many were delivered by this pass.
 
-        Channels are independent, but within a channel deliveries go in the order they
-        were queued: a later one waits while an earlier one is still pending, so a
-        receiver never gets "resolved" before "firing".
+        Within a channel deliveries go in the order they were queued: a later one waits
+        while an earlier one is still pending, so a receiver never gets "resolved"
+        before "firing". The service does not call this: its workers (:meth:`start`)
+        deliver each channel on its own.
         """
-        now = now or datetime.now(UTC)
-        if now.tzinfo is None:
+        if now is not None and now.tzinfo is None:
             raise ValueError("now must be timezone-aware")
-        delivered = 0
-        with self._passes:
-            with self._lock:
-                rows = self._db.execute(
-                    f"SELECT {_COLUMNS} FROM deliveries WHERE status='pending' ORDER BY id"
-                ).fetchall()
-            blocked: set[str] = set()
-            for row in rows:
-                d = Delivery._from_row(row)
-                if d.channel in blocked:
-                    continue
-                # Compared in stored milliseconds (the rounding must not delay a due row).
-                due = d.next_attempt_at is None or _ms(d.next_attempt_at) <= _ms(now)
-                if not due or not self._attempt(d, now):
-                    blocked.add(d.channel)
-                else:
-                    delivered += 1
-        return delivered
+        now = now or datetime.now(UTC)
+        return sum(self._deliver_channel(name, now)[0] for name in self.channels)
 
-    def _attempt(self, d: Delivery, now: datetime) -> bool:
+    def _attempt(self, d: Delivery, now: datetime | None) -> datetime | None:
+        """One attempt; ``None`` once delivered, else when the channel may go on (the
+        retry time, or at once after giving up on the row)."""
         error: str | None = None
         channel = self.channels.get(d.channel)
         try:
@@ -463,7 +563,7 @@ class Outbox:
                 d.id,
                 attempts,
             )
-            return True
+            return None
         log.warning(
             "channel %s: attempt %d/%d for %s %s failed: %s",
             d.channel,
@@ -488,14 +588,16 @@ class Outbox:
                 attempts,
                 error,
             )
-            return False
+            return now or datetime.now(UTC)
         delay = min(self.max_backoff_s, self.backoff_s * 2.0 ** min(d.attempts, 64))
+        # From the failure (a send can take its whole timeout), unless a time is given.
+        retry_at = (now or datetime.now(UTC)) + timedelta(seconds=delay)
         with self._lock, self._db:
             self._db.execute(
                 "UPDATE deliveries SET attempts=?, last_error=?, next_attempt_at_ms=? WHERE id=?",
-                (attempts, error, _ms(now + timedelta(seconds=delay)), d.id),
+                (attempts, error, _ms(retry_at), d.id),
             )
-        return False
+        return retry_at
 
     # -- inspection ------------------------------------------------------------------
 
@@ -517,7 +619,9 @@ class Outbox:
         return [Delivery._from_row(r) for r in rows]
 
     def close(self) -> None:
-        with self._passes, self._lock:
+        """Stop the workers, then close the database."""
+        self.stop()
+        with self._lock:
             self._db.close()
 
     def __enter__(self) -> Self:

@@ -6,9 +6,13 @@ Mosquitto.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterator
-from datetime import datetime, timedelta
+import sqlite3
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +24,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from receivers import Inbox, Receiver
 from services import free_port
 from support import GRID_AND_PV_METERS, SITE_S1, wait_until
+from test_notify import HungReceiver
 
 from microville.domain.alert_config import EmailChannel, MqttChannel, WebhookChannel
 from microville.domain.alerts import balance_firing
@@ -199,5 +204,150 @@ def test_silent_meter_alert_after_the_configured_interval(
     silent = [n for n in engine.evaluate() if n.rule == "silent_meter"]
     assert sorted(n.alert_id for n in silent) == ["s1:silent:in", "s1:silent:out", "s1:silent:pv"]
     assert all(n.event == "firing" and n.figures["silent_s"] == 7260 for n in silent)
+    engine.stop()
+    outbox.close()
+
+
+# --- delivery, transactions and concurrency through the engine --------------------------
+
+
+def test_service_delivers_each_channel_on_its_own_and_retries_without_evaluating_again(
+    store: ReadingStore, smtp_server: tuple[Inbox, int], receivers: list[Receiver],
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """MICROVILLE_ALERT_INTERVAL_S=0 (evaluate on demand only), one evaluation: the
+    e-mail arrives while a hung webhook still waits for its answer, and a webhook down
+    for its first attempt gets the event at its retry (the outbox's 5 s backoff)."""
+    inbox, smtp_port = smtp_server
+    hung = HungReceiver()
+    late = Receiver(free_port(), fail_first=1)
+    receivers.append(late)
+    late.start()
+    channels = f"""
+[[alert_channels]]
+type = "webhook"
+name = "stuck"
+url = "{hung.url}"
+timeout_s = 60
+
+[[alert_channels]]
+type = "webhook"
+name = "late"
+url = "{late.url}"
+
+[[alert_channels]]
+type = "email"
+name = "mail"
+host = "127.0.0.1"
+port = {smtp_port}
+starttls = false
+sender = "monitor@example.org"
+recipients = ["fm@example.org"]
+"""
+    sites = parse_sites(SITE_S1 + ALERT_RULES + GRID_AND_PV_METERS + channels)
+    now = datetime.now(UTC)
+    store.write([Reading("s1", m, "energy", 1000.0, now - timedelta(hours=3))
+                 for m in ("pv", "in", "out")])  # fmt: skip
+    settings = Settings(config="/dev/null", alerts_path=str(tmp_path / "svc.db"),
+                        alert_interval_s=0)  # fmt: skip
+    app = create_app(settings, store=store, sites=sites)
+    try:
+        with TestClient(app) as client:
+            assert client.post("/api/v1/sites/s1/alerts/evaluate").status_code == 200
+            outbox: Outbox = app.state.alerts.outbox
+            events = len({d.notification.alert_id for d in outbox.history(1000)})
+            assert events == 3  # the three meters are silent: one event each
+            assert wait_until(lambda: len(inbox.messages) == events and bool(hung.held), 20)
+            stuck = [d for d in outbox.history(1000) if d.channel == "stuck"]
+            assert [d.attempts for d in stuck] == [0] * events  # the first still in flight
+            # The late receiver refused the first attempt; its retry comes on its own.
+            assert wait_until(lambda: len(late.accepted) == events, 30)
+            assert len(late.requests) == events + 1
+            assert all(b["rule"] == "silent_meter" for b in late.accepted)
+    finally:
+        hung.close()
+
+
+class _FailingInserts:
+    """A real SQLite error on every insert into the outbox (a trigger on its table)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> None:
+        with sqlite3.connect(self.path) as db:
+            db.execute("CREATE TRIGGER fail BEFORE INSERT ON deliveries"
+                       " BEGIN SELECT RAISE(ABORT, 'disk I/O error (injected)'); END")  # fmt: skip
+
+    def __exit__(self, *_exc: object) -> None:
+        with sqlite3.connect(self.path) as db:
+            db.execute("DROP TRIGGER fail")
+
+
+def test_an_event_that_could_not_be_queued_is_queued_at_the_next_evaluation(
+    spring: tuple[SitesConfig, pd.DataFrame, datetime], store: ReadingStore, tmp_path: Path
+) -> None:
+    sites, _frame, start = spring
+    dark_day = start + timedelta(days=26, hours=12)
+    path = tmp_path / "alerts.db"
+    outbox = Outbox(path, [WebhookChannel(name="hook", url="http://127.0.0.1:9/")])
+    clock = Clock(dark_day)
+    engine = AlertEngine(sites, store, path, outbox, clock=clock)
+    with _FailingInserts(path), contextlib.suppress(sqlite3.Error):
+        engine.evaluate()
+    assert outbox.pending() == []
+    # Nothing recorded either: the alert is not marked notified without its event.
+    assert [a for a in engine.alerts("s1") if a.rule == "balance_rolling_7d"] == []
+    clock.t = dark_day + timedelta(minutes=5)
+    assert [n.event for n in engine.evaluate() if n.rule == "balance_rolling_7d"] == ["firing"]
+    (queued,) = [d for d in outbox.pending() if d.notification.rule == "balance_rolling_7d"]
+    assert queued.notification.event == "firing" and queued.channel == "hook"
+    engine.stop()
+    outbox.close()
+
+
+class _HookedLock:
+    """The engine's database lock, running ``hook`` once before the first acquisition
+    made directly by ``_apply`` in the thread that created it: the moment an evaluation
+    has judged the previous states and is about to record the new ones."""
+
+    def __init__(self, lock: Any, hook: Callable[[], None]) -> None:
+        self.lock, self.hook, self.thread = lock, hook, threading.get_ident()
+        self.fired = False
+
+    def __enter__(self) -> bool:
+        caller = sys._getframe(1).f_code.co_name
+        if not self.fired and threading.get_ident() == self.thread and caller == "_apply":
+            self.fired = True
+            self.hook()
+        return bool(self.lock.__enter__())
+
+    def __exit__(self, *exc: object) -> None:
+        self.lock.__exit__(*exc)
+
+
+def test_concurrent_evaluations_notify_a_firing_once(
+    spring: tuple[SitesConfig, pd.DataFrame, datetime], store: ReadingStore, tmp_path: Path
+) -> None:
+    """A periodic evaluation and one asked through the API at the same moment: the
+    second runs at the worst time (the first has judged, not yet recorded)."""
+    sites, _frame, start = spring
+    dark_day = start + timedelta(days=26, hours=12)
+    outbox = Outbox(tmp_path / "alerts.db", [])
+    engine = AlertEngine(sites, store, tmp_path / "alerts.db", outbox, clock=lambda: dark_day)
+    second: list[list[str]] = []
+
+    def evaluate_concurrently() -> None:
+        other = threading.Thread(target=lambda: second.append(
+            [n.event for n in engine.evaluate() if n.rule == "balance_rolling_7d"]))  # fmt: skip
+        other.start()
+        other.join(3)  # serialised, it waits for the first to finish: give up waiting
+
+    engine._lock = _HookedLock(engine._lock, evaluate_concurrently)  # type: ignore[assignment]
+    first = [n.event for n in engine.evaluate() if n.rule == "balance_rolling_7d"]
+    assert wait_until(lambda: bool(second), 30)
+    assert sorted([first, second[0]]) == [[], ["firing"]]
+    firing = [e for e in engine.history("s1") if e["alert_id"] == "s1:balance:rolling_7d"]
+    assert [e["event"] for e in firing] == ["firing"]
     engine.stop()
     outbox.close()

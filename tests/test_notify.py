@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import smtplib
+import socket
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -383,3 +384,92 @@ def test_pending_deliveries_survive_a_restart(tmp_path: Path, receivers: list[Re
         [done] = second.history()
         assert (done.status, done.attempts) == ("delivered", 2)
     assert receiver.accepted == [n.to_json()]
+
+
+# -- delivery workers: one per channel ------------------------------------------------------
+
+
+class HungReceiver:
+    """A webhook "receiver" that accepts TCP connections and never answers; it counts
+    the connections it holds. ``close()`` drops them (the sender then fails at once)."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.held: list[socket.socket] = []
+        self._closed = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/alerts"
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            self.held.append(conn)
+
+    def close(self) -> None:
+        self._closed.set()
+        self.server.close()
+        for conn in self.held:
+            conn.close()
+
+
+def test_a_hung_webhook_does_not_delay_the_email(
+    tmp_path: Path, smtp_server: tuple[Inbox, int]
+) -> None:
+    inbox, port = smtp_server
+    hung = HungReceiver()
+    stuck = WebhookChannel(name="stuck", url=hung.url, timeout_s=60)  # listed first
+    outbox = Outbox(tmp_path / "outbox.db", [stuck, email_channel(port)], backoff_s=0.05)
+    try:
+        outbox.start()
+        outbox.enqueue(make_notification("firing"))
+        outbox.enqueue(make_notification("resolved"))
+        assert wait_until(lambda: len(inbox.messages) == 2 and bool(hung.held), 20)
+        # Both e-mails are in while the webhook's first attempt still waits for its answer.
+        hook = [d for d in outbox.history() if d.channel == "stuck"]
+        assert [(d.status, d.attempts) for d in hook] == [("pending", 0), ("pending", 0)]
+        assert [m["X-Microville-Event"] for m in inbox.messages] == ["firing", "resolved"]
+        assert {d.status for d in outbox.history() if d.channel == "mail"} == {"delivered"}
+    finally:
+        hung.close()
+        outbox.close()
+
+
+def test_a_retry_happens_at_its_backoff_time_without_another_call(
+    tmp_path: Path, receivers: list[Receiver]
+) -> None:
+    receiver = Receiver(free_port(), fail_first=2)
+    receivers.append(receiver)
+    receiver.start()
+    channel = WebhookChannel(name="hook", url=receiver.url, timeout_s=2)
+    with Outbox(tmp_path / "outbox.db", [channel], backoff_s=0.05) as outbox:
+        outbox.start()
+        outbox.enqueue(make_notification("firing"))
+        outbox.enqueue(make_notification("resolved"))
+        # Nothing calls deliver_due: the channel's worker retries on its own.
+        assert wait_until(lambda: len(receiver.accepted) == 2, 15)
+        done = sorted(outbox.history(), key=lambda d: d.id)
+        assert [(d.status, d.attempts) for d in done] == [("delivered", 3), ("delivered", 1)]
+    assert [b["event"] for b in receiver.accepted] == ["firing", "resolved"]  # in order
+    assert len(receiver.requests) == 4
+
+
+def test_workers_stop_and_start_again(tmp_path: Path, receivers: list[Receiver]) -> None:
+    receiver = Receiver(free_port())
+    receivers.append(receiver)
+    receiver.start()
+    channel = WebhookChannel(name="hook", url=receiver.url, timeout_s=2)
+    with Outbox(tmp_path / "outbox.db", [channel]) as outbox:
+        outbox.start()
+        outbox.stop()
+        outbox.enqueue(make_notification())
+        assert [d.status for d in outbox.pending()] == ["pending"]  # stopped: not sent
+        outbox.start()
+        assert wait_until(lambda: not outbox.pending(), 10)
+    assert len(receiver.accepted) == 1
