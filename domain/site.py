@@ -240,6 +240,11 @@ class Meter(_Strict):
     use: Use | None = Field(default=None, description="submeter: what the energy is used for")
     stream: WasteStream | None = Field(default=None, description="waste: the stream weighed")
     quality: IndexRules = Field(default_factory=IndexRules)
+    kwh_per_m3: Annotated[float | None, Field(gt=0)] = Field(
+        default=None,
+        description="energy per m³ of a volume-metered carrier [kWh/m³], e.g. gas: the PCS "
+        "conversion coefficient GRDF publishes (about 10–11 kWh/m³); no default",
+    )
 
     @field_validator("unit")
     @classmethod
@@ -260,6 +265,8 @@ class Meter(_Strict):
             raise ValueError("'stream' applies to role 'waste' only")
         if self.use is not None and self.role is not Role.SUBMETER:
             raise ValueError("'use' applies to role 'submeter' only")
+        if self.kwh_per_m3 is not None and self.dimension != "volume":
+            raise ValueError("'kwh_per_m3' applies to a meter in a volume unit (m3, L) only")
         if self.role in INDEX_ROLES and self.dimension not in ("energy", "volume"):
             raise ValueError(
                 f"role {self.role.value!r} needs a cumulative index (energy or volume unit), "

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import itertools
 import math
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Literal
 
 from microville.domain.balance import MeterEnergy, energy_per_period
 from microville.domain.carbon import NetCarbon, avoided_co2_kg, net_carbon, operational_co2_kg
 from microville.domain.energy import (
+    NOT_ENERGY,
     CarrierEnergy,
     EnergyBalance,
     UsesBreakdown,
@@ -140,7 +142,8 @@ class EnergyPeriod:
     end: datetime
     carriers: dict[Carrier, CarrierEnergy]
     balance: EnergyBalance
-    uses_wh: UsesBreakdown | None
+    #: Per carrier with sub-meters, its consumption split by use.
+    uses_wh: dict[Carrier, UsesBreakdown] | None
     evidence: Evidence
 
 
@@ -154,6 +157,8 @@ class EnergyReport:
     meters: dict[str, MeterEnergy]
     bounds: list[datetime]
     spans: list[EnergyPeriod] = field(default_factory=list)  # as asked, from the same query
+    #: Meters in m³ without ``kwh_per_m3``: not counted, their carrier in missing_factors.
+    unconverted_meters: list[str] = field(default_factory=list)
 
 
 def _carrier_energy(
@@ -175,6 +180,40 @@ def _carrier_energy(
     }
 
 
+def _scaled(e: MeterEnergy, factor: float) -> MeterEnergy:
+    return replace(
+        e,
+        energy_wh=[x * factor for x in e.energy_wh],
+        estimated_wh=[x * factor for x in e.estimated_wh],
+    )
+
+
+def energy_meters(site: Site, roles: Sequence[Role]) -> tuple[list[Meter], list[Meter]]:
+    """The meters of ``roles`` whose index is energy or converts to it (a volume with
+    its ``kwh_per_m3``), and those metered in volume without a conversion: never
+    dropped silently, their carrier is reported missing."""
+    usable, unconverted = [], []
+    for m in site.meters:
+        if m.role not in roles or m.carrier in NOT_ENERGY:
+            continue
+        if m.dimension == "energy" or (m.dimension == "volume" and m.kwh_per_m3 is not None):
+            usable.append(m)
+        elif m.dimension == "volume":
+            unconverted.append(m)
+    return usable, unconverted
+
+
+def energy_in_wh(
+    site: Site, store: ReadingStore, meters: list[Meter], bounds: list[datetime]
+) -> dict[str, MeterEnergy]:
+    """:func:`meter_energies` with volumes converted to energy by ``kwh_per_m3`` [Wh]."""
+    energies = meter_energies(site, store, meters, bounds)
+    for m in meters:
+        if m.dimension == "volume" and m.kwh_per_m3 is not None:
+            energies[m.id] = _scaled(energies[m.id], m.kwh_per_m3 * 1000)  # m³ → Wh
+    return energies
+
+
 def energy_report(
     site: Site,
     store: ReadingStore,
@@ -187,33 +226,41 @@ def energy_report(
     periods, e.g. the year to date inside twelve months), from the same query."""
     bounds = bounds_of(site, start, end, step)
     span_indexes = _span_indexes(bounds, spans)
-    balance_meters = [m for m in site.meters if m.role in BALANCE_ROLES and m.dimension == "energy"]
-    submeters = [m for m in site.meters if m.role is Role.SUBMETER and m.dimension == "energy"]
-    energies = meter_energies(site, store, balance_meters + submeters, bounds)
+    balance_meters, unconverted = energy_meters(site, BALANCE_ROLES)
+    submeters, unconverted_sub = energy_meters(site, (Role.SUBMETER,))
+    energies = energy_in_wh(site, store, balance_meters + submeters, bounds)
     carriers = {m.carrier for m in balance_meters}
     factors = {c: f for c in carriers if (f := primary_factor(site, c)) is not None}
-    missing = sorted(carriers - factors.keys())
-    values = {c: f.value for c, f in factors.items()}
+    # A carrier with a meter in m³ and no kwh_per_m3 has no known energy: no primary
+    # figure (and so no verdict) until it is configured.
+    blind = {m.carrier for m in unconverted}
+    missing = sorted((carriers - factors.keys()) | blind)
+    values = {c: f.value for c, f in factors.items() if c not in blind}
 
     def period(i: int, j: int) -> EnergyPeriod:
         per_carrier = _carrier_energy(balance_meters, energies, i, j)
         figures = energy_balance(per_carrier, values, site.floor_area_m2)
-        # Carriers that exchanged energy without a factor make the primary figure None.
-        by_use: dict[Use, float] = defaultdict(float)
+        if blind:
+            figures = replace(
+                figures,
+                primary_net_whep=None,
+                primary_net_whep_per_m2=None,
+                missing_factors=tuple(sorted({*figures.missing_factors, *blind})),
+            )
+        # Each carrier's consumption split between its own sub-meters, by use.
+        by_use: dict[Carrier, dict[Use, float]] = defaultdict(lambda: defaultdict(float))
         for m in submeters:
-            by_use[m.use or Use.OTHER] += sum(energies[m.id].energy_wh[i:j])
-        electricity = per_carrier.get(Carrier.ELECTRICITY)
-        consumption = (
-            electricity.import_wh + electricity.production_wh - electricity.export_wh
-            if electricity
-            else 0.0
-        )
+            by_use[m.carrier][m.use or Use.OTHER] += sum(energies[m.id].energy_wh[i:j])
+        uses = {
+            c: uses_breakdown(per_carrier[c].consumption_wh if c in per_carrier else 0.0, by_use[c])
+            for c in sorted({m.carrier for m in submeters})
+        }
         return EnergyPeriod(
             bounds[i],
             bounds[j],
             per_carrier,
             figures,
-            uses_breakdown(consumption, by_use) if submeters else None,
+            uses or None,
             span_evidence([energies[m.id] for m in balance_meters], bounds, i, j),
         )
 
@@ -227,6 +274,7 @@ def energy_report(
         energies,
         bounds,
         [period(i, j) for i, j in span_indexes],
+        [m.id for m in unconverted + unconverted_sub],
     )
 
 
@@ -252,6 +300,8 @@ class CarbonReport:
     missing_factors: list[Carrier]
     embodied: Embodied
     spans: list[CarbonPeriod] = field(default_factory=list)  # as asked, from the same query
+    #: Meters in m³ without ``kwh_per_m3``: not priced, their carrier in missing_factors.
+    unconverted_meters: list[str] = field(default_factory=list)
 
 
 def carbon_report(
@@ -269,30 +319,33 @@ def carbon_report(
     bounds = bounds_of(site, start, end, step)
     _span_indexes(bounds, spans)  # checks them
     hours = period_bounds(bounds[0], bounds[-1], Step.HOUR, site.tz)
-    flows = [
-        m
-        for m in site.meters
-        if m.role in (Role.GRID_IMPORT, Role.GRID_EXPORT) and m.dimension == "energy"
-    ]
-    energies = meter_energies(site, store, flows, hours)
+    flows, unconverted = energy_meters(site, (Role.GRID_IMPORT, Role.GRID_EXPORT))
+    energies = energy_in_wh(site, store, flows, hours)
     carriers = {m.carrier for m in flows}
     factors = {c: f for c in carriers if (f := carbon_factor(site, c)) is not None}
-    missing = sorted(carriers - factors.keys())
+    # A carrier metered in m³ without kwh_per_m3 has no known energy: missing too.
+    missing = sorted((carriers - factors.keys()) | {m.carrier for m in unconverted})
+    # In UTC: a local hour of the repeated autumn hour (fold=1) never equals nor hashes
+    # like an instant of another zone, and local aware datetimes compare by wall clock.
+    starts = [h.astimezone(UTC) for h in hours[:-1]]
     # The grid's hourly intensity where it was imported, the constant factor elsewhere.
-    series = dict(
-        store.hourly_means(site.id, INTENSITY_METER, INTENSITY_QUANTITY, bounds[0], bounds[-1])
-    )
-    n_hours = len(hours) - 1
+    series = {
+        t.astimezone(UTC): v
+        for t, v in store.hourly_means(
+            site.id, INTENSITY_METER, INTENSITY_QUANTITY, bounds[0], bounds[-1]
+        )
+    }
+    n_hours = len(starts)
     # Intensity of each hour for each priced meter: the grid's imported series where it
     # has the hour (electricity), the carrier's constant factor elsewhere.
-    priced = [hours[h] in series for h in range(n_hours)]  # aware datetimes hash by instant
+    priced = [t in series for t in starts]
     intensity: dict[str, list[float]] = {}
     for m in flows:
         f = factors.get(m.carrier)
         if f is None:
             continue
         intensity[m.id] = [
-            series[hours[h]] if m.carrier is Carrier.ELECTRICITY and priced[h] else f.value
+            series[starts[h]] if m.carrier is Carrier.ELECTRICITY and priced[h] else f.value
             for h in range(n_hours)
         ]
 
@@ -309,7 +362,9 @@ def carbon_report(
     embodied_total = embodied(materials, site.study_period_years, total_years)
 
     def period(a: datetime, b: datetime) -> CarbonPeriod:
-        idx = [h for h in range(n_hours) if a <= hours[h] < b]
+        # The hours starting in [a, b), found by instant (bisect: linear in all).
+        lo, hi = bisect_left(starts, a.astimezone(UTC)), bisect_left(starts, b.astimezone(UTC))
+        idx = list(range(lo, hi))
         years = (b.timestamp() - a.timestamp()) / YEAR_S
         amortised = embodied(materials, site.study_period_years, years).amortised_kg
         figures = net_carbon(
@@ -335,6 +390,7 @@ def carbon_report(
         missing,
         embodied_total,
         [period(a, b) for a, b in spans],
+        [m.id for m in unconverted],
     )
 
 

@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, Field
 
+from microville.domain.energy import UsesBreakdown
 from microville.domain.factors import Factor
 from microville.domain.materials import Material
 from microville.domain.records import WasteEntry
@@ -53,6 +54,25 @@ class CarrierOut(BaseModel):
     consumption_kwh: float = Field(description="import + production − export")
 
 
+class UsesOut(BaseModel):
+    uses_kwh: dict[str, float] = Field(
+        description="the carrier's consumption by sub-metered use, and the unmetered rest"
+    )
+    submeters_exceed_consumption: bool = Field(
+        description="the sub-meters add up to more than the carrier's consumption (a meter "
+        "error, a sub-meter counted twice, or gaps on the main meters); unmetered is then 0"
+    )
+    excess_kwh: float = Field(description="by how much they exceed it, 0 otherwise")
+
+    @classmethod
+    def of(cls, u: UsesBreakdown) -> UsesOut:
+        return cls(
+            uses_kwh={k: v / KWH for k, v in u.items()},
+            submeters_exceed_consumption=u.submeters_exceed_consumption,
+            excess_kwh=u.excess_wh / KWH,
+        )
+
+
 class EnergyPeriodOut(BaseModel):
     start: datetime
     end: datetime
@@ -64,7 +84,10 @@ class EnergyPeriodOut(BaseModel):
         "when a carrier lacks a primary-energy factor"
     )
     primary_net_kwhep_per_m2: float | None
-    uses_kwh: dict[str, float] | None = Field(description="sub-metered consumption by use")
+    uses: dict[Carrier, UsesOut] | None = Field(
+        description="per carrier with sub-meters, its consumption by use (its own sub-meters "
+        "only: gas sub-meters split the gas consumption)"
+    )
     evidence: EvidenceOut
 
     @classmethod
@@ -89,7 +112,7 @@ class EnergyPeriodOut(BaseModel):
             primary_net_kwhep_per_m2=None
             if b.primary_net_whep_per_m2 is None
             else b.primary_net_whep_per_m2 / KWH,
-            uses_kwh=None if p.uses_wh is None else {k: v / KWH for k, v in p.uses_wh.items()},
+            uses=None if p.uses_wh is None else {c: UsesOut.of(u) for c, u in p.uses_wh.items()},
             evidence=EvidenceOut(
                 coverage=p.evidence.coverage, estimated_kwh=p.evidence.estimated_wh / KWH
             ),
@@ -112,7 +135,13 @@ class MeterQualityOut(BaseModel):
 class EnergyOut(BaseModel):
     site: str
     primary_energy_factors: list[FactorOut]
-    missing_factors: list[Carrier]
+    missing_factors: list[Carrier] = Field(
+        description="carriers without a primary-energy factor, or with a meter in m³ lacking "
+        "kwh_per_m3: the primary figures are then null"
+    )
+    unconverted_meters: list[str] = Field(
+        description="meters in m³ without kwh_per_m3: not counted, their carrier is missing"
+    )
     total: EnergyPeriodOut
     periods: list[EnergyPeriodOut]
     meters: list[MeterQualityOut] = Field(description="each meter's data quality over the query")
@@ -123,6 +152,7 @@ class EnergyOut(BaseModel):
             site=r.site.id,
             primary_energy_factors=FactorOut.table(r.primary_factors),
             missing_factors=r.missing_factors,
+            unconverted_meters=r.unconverted_meters,
             total=EnergyPeriodOut.of(r.total),
             periods=[EnergyPeriodOut.of(p) for p in r.periods],
             meters=[
@@ -181,7 +211,13 @@ class EmbodiedOut(BaseModel):
 class CarbonOut(BaseModel):
     site: str
     carbon_factors: list[FactorOut]
-    missing_factors: list[Carrier]
+    missing_factors: list[Carrier] = Field(
+        description="carriers without a carbon factor, or with a meter in m³ lacking "
+        "kwh_per_m3: the net figure cannot prove zero carbon"
+    )
+    unconverted_meters: list[str] = Field(
+        description="meters in m³ without kwh_per_m3: not priced, their carrier is missing"
+    )
     embodied: EmbodiedOut
     total: CarbonPeriodOut
     periods: list[CarbonPeriodOut]
@@ -193,6 +229,7 @@ class CarbonOut(BaseModel):
             site=r.site.id,
             carbon_factors=FactorOut.table(r.factors),
             missing_factors=r.missing_factors,
+            unconverted_meters=r.unconverted_meters,
             embodied=EmbodiedOut(
                 total_kg=e.total_kg,
                 biogenic_stored_kg=e.biogenic_stored_kg,

@@ -12,12 +12,15 @@ from fastapi.testclient import TestClient
 from support import SITE_S1
 
 from microville.domain.readings import Reading
+from microville.domain.site import ConfigError, parse_sites
 from microville.domain.store import ReadingStore
 from microville.service.app import create_app
+from microville.service.indicators import INTENSITY_METER, INTENSITY_QUANTITY
 from microville.settings import Settings
 from microville.stores.ledger import Ledger
 
 H = timedelta(hours=1)
+QUARTER = timedelta(minutes=15)
 # 2026-01-05 00:00 in Paris.
 T0 = datetime(2026, 1, 4, 23, tzinfo=UTC)
 DAY = {"start": "2026-01-05", "end": "2026-01-06", "step": "day"}
@@ -89,3 +92,148 @@ def _get_energy(client: TestClient, params: dict[str, str]) -> dict:  # type: ig
     resp = client.get("/api/v1/sites/s1/energy", params=params)
     assert resp.status_code == 200, resp.text
     return resp.json()  # type: ignore[no-any-return]
+
+
+# ---------------------------------------------------------------- 2. gas in m³
+
+
+def _gas_meter(meter_id: str, role: str, extra: str = "") -> str:
+    return f"""
+[[sites.meters]]
+id = "{meter_id}"
+role = "{role}"
+carrier = "gas"
+unit = "m3"
+source = {{ topic = "s1/{meter_id}", format = "number" }}
+{extra}
+"""
+
+
+def test_gas_in_m3_is_converted_by_its_calorific_value(
+    client_for: Client, store: ReadingStore
+) -> None:
+    # 1 kWh of electricity and 2 m³ of gas an hour; PCS coefficient 10.5 kWh/m³.
+    _write(store, "in", "energy", T0, [1000.0 * h for h in range(25)])
+    _write(store, "gas", "volume", T0, [2.0 * h for h in range(25)])
+    client = client_for(IMPORT_METER + _gas_meter("gas", "grid_import", "kwh_per_m3 = 10.5"))
+    body = _get_energy(client, DAY)
+    gas = body["total"]["carriers"]["gas"]
+    assert gas["import_kwh"] == pytest.approx(48 * 10.5)  # 504 kWh
+    assert body["missing_factors"] == [] and body["unconverted_meters"] == []
+    # BEPOS: −(2.3 × 24 + 1.0 × 504) = −559.2 kWhep. Before the fix the gas was dropped:
+    # −55.2 kWhep, a balance 504 kWhep too good.
+    assert body["total"]["primary_net_kwhep"] == pytest.approx(-(2.3 * 24 + 504))
+    carbon = client.get("/api/v1/sites/s1/carbon", params=DAY).json()
+    # 24 kWh × 0.079 + 504 kWh × 0.227 (RE2020 natural gas) = 116.304 kg; was 1.896.
+    assert carbon["total"]["operational_kg"] == pytest.approx(24 * 0.079 + 504 * 0.227)
+    assert {f["carrier"] for f in carbon["carbon_factors"]} == {"electricity", "gas"}
+
+
+def test_gas_in_m3_without_a_conversion_is_reported_not_dropped(
+    client_for: Client, store: ReadingStore
+) -> None:
+    _write(store, "in", "energy", T0, [1000.0 * h for h in range(25)])
+    _write(store, "gas", "volume", T0, [2.0 * h for h in range(25)])
+    client = client_for(IMPORT_METER + _gas_meter("gas", "grid_import"))
+    body = _get_energy(client, DAY)
+    assert body["missing_factors"] == ["gas"]
+    assert body["unconverted_meters"] == ["gas"]
+    assert body["total"]["primary_net_kwhep"] is None  # no verdict on a partial balance
+    carbon = client.get("/api/v1/sites/s1/carbon", params=DAY).json()
+    assert carbon["missing_factors"] == ["gas"]
+    assert carbon["unconverted_meters"] == ["gas"]
+
+
+def test_kwh_per_m3_is_for_volume_meters_only() -> None:
+    meter = IMPORT_METER.replace('role = "grid_import"', 'role = "grid_import"\nkwh_per_m3 = 10')
+    with pytest.raises(ConfigError, match=r"kwh_per_m3.*volume unit"):
+        parse_sites(SITE_S1 + meter)
+
+
+# ---------------------------------------------------------------- 3. sub-meters per carrier
+
+
+def test_submeters_split_their_own_carrier_and_the_overflow_is_reported(
+    client_for: Client, store: ReadingStore
+) -> None:
+    # Electricity: import 1 kWh/h, lighting sub-meter 1.5 kWh/h (more than the import:
+    # a wrong sub-meter). Gas: 1 m³/h at 10 kWh/m³, heating sub-meter 0.8 m³/h.
+    _write(store, "in", "energy", T0, [1000.0 * h for h in range(25)])
+    _write(store, "light", "energy", T0, [1500.0 * h for h in range(25)])
+    _write(store, "gas", "volume", T0, [1.0 * h for h in range(25)])
+    _write(store, "boiler", "volume", T0, [0.8 * h for h in range(25)])
+    meters = (
+        IMPORT_METER
+        + """
+[[sites.meters]]
+id = "light"
+role = "submeter"
+use = "lighting"
+source = { topic = "s1/light", format = "number" }
+"""
+        + _gas_meter("gas", "grid_import", "kwh_per_m3 = 10")
+        + _gas_meter("boiler", "submeter", 'use = "heating"\nkwh_per_m3 = 10')
+    )
+    uses = _get_energy(client_for(meters), DAY)["total"]["uses"]
+    # Gas: 240 kWh, 192 for heating, 48 unmetered. Before the fix the gas heating was
+    # taken out of the 24 kWh of electricity.
+    assert uses["gas"]["uses_kwh"] == {
+        "heating": pytest.approx(192.0),
+        "unmetered": pytest.approx(48.0),
+    }
+    assert uses["gas"]["submeters_exceed_consumption"] is False
+    # Electricity: 36 kWh of lighting out of 24 kWh: flagged, 12 kWh over.
+    assert uses["electricity"]["uses_kwh"] == {"lighting": pytest.approx(36.0), "unmetered": 0.0}
+    assert uses["electricity"]["submeters_exceed_consumption"] is True
+    assert uses["electricity"]["excess_kwh"] == pytest.approx(12.0)
+
+
+# ---------------------------------------------------------------- 4-5. autumn clock change
+
+AUTUMN_DAY = {"start": "2026-10-25", "end": "2026-10-26"}
+# 2026-10-25 00:00+02:00 = 2026-10-24T22:00Z; the day lasts 25 hours.
+AUTUMN_T0 = datetime(2026, 10, 24, 22, tzinfo=UTC)
+
+
+def _seed_autumn_day(store: ReadingStore) -> None:
+    # 1 kWh an hour; the grid's intensity 0.1 kg/kWh every 15 minutes of the 25 hours.
+    _write(store, "in", "energy", AUTUMN_T0, [1000.0 * h for h in range(26)])
+    store.write(
+        [
+            Reading("s1", INTENSITY_METER, INTENSITY_QUANTITY, 0.1, AUTUMN_T0 + q * QUARTER)
+            for q in range(25 * 4)
+        ]
+    )
+
+
+def test_the_repeated_autumn_hours_use_the_imported_intensity(
+    client_for: Client, store: ReadingStore
+) -> None:
+    _seed_autumn_day(store)
+    resp = client_for(IMPORT_METER).get(
+        "/api/v1/sites/s1/carbon", params={**AUTUMN_DAY, "step": "day"}
+    )
+    assert resp.status_code == 200, resp.text
+    (day,) = resp.json()["periods"]
+    # Before the fix: 23 of 25 (02:00+01:00 and its fold-1 neighbour missed the series).
+    assert (day["intensity_series_hours"], day["hours"]) == (25, 25)
+    assert day["operational_kg"] == pytest.approx(25 * 0.1)
+
+
+def test_carbon_by_hour_on_the_autumn_day_has_25_distinct_hours(
+    client_for: Client, store: ReadingStore
+) -> None:
+    _seed_autumn_day(store)
+    resp = client_for(IMPORT_METER).get(
+        "/api/v1/sites/s1/carbon", params={**AUTUMN_DAY, "step": "hour"}
+    )
+    assert resp.status_code == 200, resp.text
+    periods = resp.json()["periods"]
+    starts = [datetime.fromisoformat(p["start"]) for p in periods]
+    assert len(periods) == 25 and len(set(starts)) == 25
+    assert [s.astimezone(UTC) for s in starts] == [AUTUMN_T0 + h * H for h in range(25)]
+    # Each hour is one hour, priced with the series: 1 kWh × 0.1 kg/kWh. Before the fix
+    # the first 02:00 got 0 hours and the second 2.
+    assert [p["hours"] for p in periods] == [1] * 25
+    assert [p["intensity_series_hours"] for p in periods] == [1] * 25
+    assert [p["operational_kg"] for p in periods] == pytest.approx([0.1] * 25)
