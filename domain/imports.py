@@ -9,6 +9,7 @@ Pure functions over text already read; no I/O.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import re
@@ -77,11 +78,14 @@ def _wall_time(day_cell: str, time_cell: str) -> datetime:
     return datetime.combine(day, clock)
 
 
-def _localise(wall: datetime, seen: dict[datetime, int]) -> datetime:
+def _localise(wall: datetime, seen: dict[datetime, int], why: str = "") -> datetime:
     """The UTC instant of a Paris wall time; the repeated autumn hour by row order."""
     first, second = wall.replace(tzinfo=PARIS, fold=0), wall.replace(tzinfo=PARIS, fold=1)
     if first.astimezone(UTC).astimezone(PARIS).replace(tzinfo=None) != wall:
-        raise ValueError(f"{wall:%Y-%m-%d %H:%M} does not exist in Europe/Paris (spring gap)")
+        raise ValueError(
+            f"{wall:%Y-%m-%d %H:%M} does not exist in Europe/Paris (spring gap: clocks go "
+            f"from 02:00 to 03:00){why}"
+        )
     if first.utcoffset() == second.utcoffset():
         return first.astimezone(UTC)
     occurrence = seen.get(wall, 0)
@@ -90,6 +94,13 @@ def _localise(wall: datetime, seen: dict[datetime, int]) -> datetime:
     seen[wall] = occurrence + 1
     # First occurrence: summer time (+02:00); second: winter time (+01:00).
     return (first if occurrence == 0 else second).astimezone(UTC)
+
+
+def _note_occurrence(day_cell: str, time_cell: str, seen: dict[datetime, int]) -> None:
+    """Count a row without a value as an occurrence of its wall time, when it has one."""
+    # No value to place: a malformed or nonexistent time loses nothing.
+    with contextlib.suppress(ValueError):
+        _localise(_wall_time(day_cell, time_cell), seen)
 
 
 def parse_eco2mix_csv(text: str) -> list[tuple[datetime, float]]:
@@ -105,8 +116,10 @@ def parse_eco2mix_csv(text: str) -> list[tuple[datetime, float]]:
       occurrence of a 02:xx time is the +02:00 one, the second the +01:00 one.
 
     The separator is ``;``, ``,`` or a tab (sniffed on the header). Blank lines,
-    byte-order marks, trailing separators, rows without a rate (empty or ``ND``)
-    and RTE's closing notice are skipped.
+    byte-order marks, trailing separators, rows without a rate (empty or ``ND``,
+    skipped before their time is read: the spring gap's nonexistent quarter-hours come
+    as ``ND``) and RTE's closing notice are skipped. A nonexistent local time *with* a
+    rate is an error naming its line.
 
     Returns
     -------
@@ -153,16 +166,23 @@ def parse_eco2mix_csv(text: str) -> list[tuple[datetime, float]]:
             errors.append(f"line {line}: {len(cells)} field(s), expected at least {needed}")
             continue
         try:
+            rate = _rate(cells[rate_at])
+            if rate is None:
+                # No value (ND, empty): skipped before its time is read — RTE lists the
+                # spring gap's quarter-hours as ND — but an autumn 02:xx still takes its
+                # occurrence, so that the next one is the winter one.
+                if len(time_at) == 2:
+                    _note_occurrence(cells[time_at[0]], cells[time_at[1]], seen)
+                continue
             if len(time_at) == 1:
                 instant = _iso_instant(cells[time_at[0]])
             else:
-                instant = _localise(_wall_time(cells[time_at[0]], cells[time_at[1]]), seen)
-            rate = _rate(cells[rate_at])
+                wall = _wall_time(cells[time_at[0]], cells[time_at[1]])
+                instant = _localise(wall, seen, f" yet has a rate ({cells[rate_at].strip()})")
         except ValueError as exc:
             errors.append(f"line {line}: {exc}")
             continue
-        if rate is not None:
-            samples.append((instant, rate))
+        samples.append((instant, rate))
     if errors:
         raise ValueError("invalid éCO2mix file:\n" + "\n".join(errors))
     samples.sort(key=lambda sample: sample[0])

@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from support import SITE_S1
 
+from microville.domain.imports import parse_eco2mix_csv
 from microville.domain.readings import Reading
 from microville.domain.site import ConfigError, parse_sites
 from microville.domain.store import ReadingStore
@@ -237,3 +238,36 @@ def test_carbon_by_hour_on_the_autumn_day_has_25_distinct_hours(
     assert [p["hours"] for p in periods] == [1] * 25
     assert [p["intensity_series_hours"] for p in periods] == [1] * 25
     assert [p["operational_kg"] for p in periods] == pytest.approx([0.1] * 25)
+
+
+# ---------------------------------------------------------------- 7. éCO2mix spring gap
+
+ECO2MIX_HEADER = "Périmètre;Nature;Date;Heures;Consommation;Taux de Co2\n"
+
+
+def _eco2mix_row(day: str, hours: str, rate: str) -> str:
+    return f"France;Données temps réel;{day};{hours};45000;{rate}\n"
+
+
+def test_eco2mix_spring_gap_rows_without_a_rate_are_skipped() -> None:
+    # 2026-03-29: 02:00-02:45 do not exist in Paris; RTE lists them with ND.
+    text = ECO2MIX_HEADER + "".join(
+        _eco2mix_row("2026-03-29", w, r)
+        for w, r in [("01:45", "30"), ("02:00", "ND"), ("02:15", ""), ("03:00", "32")]
+    )
+    # Before the fix: "line 3: 2026-03-29 02:00 does not exist", the whole file refused.
+    assert parse_eco2mix_csv(text) == [
+        (datetime(2026, 3, 29, 0, 45, tzinfo=UTC), 30.0),  # 01:45+01:00
+        (datetime(2026, 3, 29, 1, 0, tzinfo=UTC), 32.0),  # 03:00+02:00
+    ]
+
+
+def test_eco2mix_spring_gap_row_with_a_rate_is_an_error_naming_it() -> None:
+    text = ECO2MIX_HEADER + _eco2mix_row("2026-03-29", "01:45", "30")
+    text += _eco2mix_row("2026-03-29", "02:30", "31")
+    with pytest.raises(ValueError) as info:
+        parse_eco2mix_csv(text)
+    assert str(info.value) == (
+        "invalid éCO2mix file:\nline 3: 2026-03-29 02:30 does not exist in Europe/Paris "
+        "(spring gap: clocks go from 02:00 to 03:00) yet has a rate (31)"
+    )
