@@ -23,7 +23,8 @@ class WasteEntry(BaseModel):
 
     time: AwareDatetime = Field(description="when it was weighed or collected")
     stream: WasteStream
-    mass_kg: Annotated[float, Field(gt=0, description="[kg]")]
+    # allow_inf_nan=False: JSON's Infinity would be stored as null, unreadable after.
+    mass_kg: Annotated[float, Field(gt=0, allow_inf_nan=False, description="[kg]")]
     phase: Phase = Phase.OPERATION
     material: str = Field(default="", max_length=200, description="e.g. wood, plaster, biowaste")
     destination: str = Field(default="", max_length=200, description="site or operator")

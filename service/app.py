@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from microville import __version__
@@ -31,6 +34,18 @@ from microville.settings import Settings, reveal
 from microville.stores import open_store
 from microville.stores.ledger import Ledger
 from microville.stores.reports import ReportArchive
+
+
+def _json_safe(value: object) -> object:
+    """``value`` for a JSON response: non-finite floats as the strings JSON lacks."""
+    value = jsonable_encoder(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def _broker_reachable(mqtt: MqttSettings, timeout_s: float = 2.0) -> str:
@@ -107,6 +122,12 @@ def create_app(
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     app.state.sites = sites
     app.state.ledger = ledger if ledger is not None else Ledger(settings.ledger_path)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler, but the echoed inputs made JSON-safe: a body holding
+        # JSON's Infinity or NaN (Python's parser reads them) is a 422, not a 500.
+        return JSONResponse(status_code=422, content={"detail": _json_safe(exc.errors())})
 
     @app.exception_handler(QueryError)
     async def _unanswerable(_request: Request, exc: QueryError) -> JSONResponse:

@@ -408,6 +408,9 @@ class WasteReport:
     renovation: WasteIndicators
     coverage: float
     sources: dict[str, int] = field(default_factory=dict)
+    #: Ids of the period's ledger rows that do not read as entries: the figures
+    #: cannot be proven while they stand.
+    unreadable_entries: list[int] = field(default_factory=list)
 
 
 def waste_report(
@@ -424,7 +427,7 @@ def waste_report(
     for m in scales:
         assert m.stream is not None
         operation[m.stream] += sum(energies[m.id].energy_wh)  # kg: the meter's base unit
-    entries = ledger.waste_entries(site.id, bounds[0], bounds[-1])
+    entries, unreadable = ledger.waste_records(site.id, bounds[0], bounds[-1])
     for _, e in entries:
         (renovation if e.phase is Phase.RENOVATION else operation)[e.stream] += e.mass_kg
     operational_entries = sum(1 for _, e in entries if e.phase is Phase.OPERATION)
@@ -442,6 +445,7 @@ def waste_report(
         waste_indicators(renovation, site.floor_area_m2, site.occupants),
         coverage,
         {"scales": len(scales), "entries": operational_entries},
+        [i for i, _ in unreadable],
     )
 
 
@@ -527,6 +531,8 @@ def judge_targets(
     primary_kwh = primary_whep / 1000 if primary_whep is not None else None
     net_carbon_kg = carbon.total.figures.net_kg if not carbon.missing_factors else None
     w = waste.indicators
+    # An unreadable ledger row of the period: its mass is unknown, no figure is proven.
+    readable = not waste.unreadable_entries
     positive: _Figure = (
         "primary_energy_balance_kwh",
         primary_kwh,
@@ -538,11 +544,13 @@ def judge_targets(
         _judge("zero_carbon", [("net_carbon_kg", net_carbon_kg, t.net_carbon_max_kg, "max")],
                carbon.total.evidence.coverage, t.min_coverage),
         _judge("zero_waste",
-               [("residual_kg", w.residual_kg, t.residual_waste_max_kg, "max"),
+               [("residual_kg", w.residual_kg if readable else None,
+                 t.residual_waste_max_kg, "max"),
                 # L541-1's target: material recovery (energy recovery does not count).
-                ("material_recovery_rate", w.material_recovery_rate,
+                ("material_recovery_rate", w.material_recovery_rate if readable else None,
                  t.material_recovery_rate_min, "min"),
-                ("diversion_rate", w.diversion_rate, t.diversion_rate_min, "min")],
+                ("diversion_rate", w.diversion_rate if readable else None,
+                 t.diversion_rate_min, "min")],
                waste.coverage, t.min_coverage),
     ]  # fmt: skip
     return [j for j in candidates if j is not None]

@@ -275,6 +275,11 @@ class WasteOut(BaseModel):
     renovation: WasteIndicatorsOut = Field(description="the works' ledger (PEMD récolement)")
     coverage: float = Field(description="the scales' coverage; for entries alone 1 if any, else 0")
     sources: dict[str, int]
+    unreadable_entries: list[int] = Field(
+        description="ids of the period's ledger rows that no longer read as waste entries "
+        "(their mass is unknown: the waste targets are not provable until they are deleted "
+        "and entered again)"
+    )
 
     @classmethod
     def of(cls, r: WasteReport) -> WasteOut:
@@ -286,6 +291,7 @@ class WasteOut(BaseModel):
             renovation=WasteIndicatorsOut.of(r.renovation_kg, r.renovation),
             coverage=r.coverage,
             sources=r.sources,
+            unreadable_entries=r.unreadable_entries,
         )
 
 

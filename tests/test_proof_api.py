@@ -3,6 +3,9 @@ hand-computed year."""
 
 from __future__ import annotations
 
+import json
+import math
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -224,6 +227,80 @@ def test_bad_ledger_input_is_refused_and_nothing_is_written(
         f"/api/v1/sites/s1/{path}", params={"start": "2000-01-01", "end": "2100-01-01"}
     )
     assert listed.json() == []
+
+
+@pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan])
+@pytest.mark.parametrize(
+    "path, record, field",
+    [
+        ("waste-entries", WASTE[0], "mass_kg"),
+        ("materials", MATERIALS[0], "quantity"),
+        ("materials", MATERIALS[0], "factor_kgco2e_per_unit"),
+        ("materials", MATERIALS[0], "new_factor_kgco2e_per_unit"),
+        ("materials", MATERIALS[0], "biogenic_kgco2e_per_unit"),
+    ],
+)
+def test_non_finite_ledger_numbers_are_refused_naming_the_field(
+    client: TestClient, path: str, record: dict[str, object], field: str, value: float
+) -> None:
+    valid = WASTE[1] if path == "waste-entries" else MATERIALS[1]
+    # JSON's Infinity / -Infinity / NaN (httpx refuses to write them): Python's parser,
+    # and so the API's, reads them.
+    resp = client.post(
+        f"/api/v1/sites/s1/{path}",
+        content=json.dumps([valid, {**record, field: value}]),
+        headers={"content-type": "application/json"},
+    )
+    assert resp.status_code == 422, resp.text
+    (problem,) = resp.json()["detail"]
+    assert problem["loc"] == ["body", 1, field] and "finite" in problem["msg"]
+    listed = client.get(
+        f"/api/v1/sites/s1/{path}", params={"start": "2000-01-01", "end": "2100-01-01"}
+    )
+    assert listed.json() == []  # nothing half-written
+    for endpoint in ("waste", "targets"):
+        assert (
+            client.get(f"/api/v1/sites/s1/{endpoint}", params={"period": "2026"}).status_code == 200
+        )
+
+
+def test_a_bad_stored_waste_entry_is_reported_not_a_500(client: TestClient, tmp_path: Path) -> None:
+    """A row stored before non-finite masses were refused (Infinity became JSON null)."""
+    good = [
+        {**WASTE[0], "time": f"{day}T10:00:00+01:00", "mass_kg": 100} for day in OCTOBER_COLLECTIONS
+    ]
+    assert client.post("/api/v1/sites/s1/waste-entries", json=good).status_code == 201
+    with sqlite3.connect(tmp_path / "ledger.db") as db:
+        db.execute(
+            "INSERT INTO waste_entries (site, ts_ms, record) VALUES (?, ?, ?)",
+            ("s1", 1_791_014_400_000, '{"time": "2026-10-03T10:00:00+02:00", '
+             '"stream": "landfill", "mass_kg": null, "phase": "operation"}'),
+        )  # fmt: skip
+        (bad_id,) = db.execute("SELECT MAX(id) FROM waste_entries").fetchone()
+    waste = client.get("/api/v1/sites/s1/waste", params={"period": "2026-10"})
+    assert waste.status_code == 200, waste.text
+    body = waste.json()
+    assert body["operation"]["mass_kg"] == {"recycling": pytest.approx(500)}
+    assert body["unreadable_entries"] == [bad_id]
+    # The ledger cannot prove the period while a record of it is unreadable.
+    verdict = _zero_waste(client)
+    assert verdict["verdict"] == "not_provable"
+    listed = client.get("/api/v1/sites/s1/waste-entries", params={"period": "2026-10"})
+    assert listed.status_code == 200 and len(listed.json()) == 5
+    # Deleting the bad row (by the id the report names) makes the period provable again.
+    assert client.delete(f"/api/v1/sites/s1/waste-entries/{bad_id}").status_code == 204
+    assert _zero_waste(client)["verdict"] == "met"
+
+
+def test_the_ledger_refuses_a_record_that_would_not_read_back(tmp_path: Path) -> None:
+    """A model built without validation (model_construct) cannot smuggle Infinity in."""
+    ledger = Ledger(tmp_path / "ledger.db")
+    good = WasteEntry.model_validate(WASTE[0])
+    bad = WasteEntry.model_construct(**{**good.__dict__, "mass_kg": math.inf})
+    with pytest.raises(ValueError, match="would not read back"):
+        ledger.add_waste_entries("s1", [good, bad])
+    assert ledger.waste_records("s1") == ([], [])  # nothing half-written
+    ledger.close()
 
 
 def test_materials_csv_import_reports_every_bad_row(client: TestClient) -> None:
