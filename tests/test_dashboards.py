@@ -55,6 +55,8 @@ STREAMS = (
     "landfill",
 )
 MOMENT = {"YYYY": "%Y", "MM": "%m", "DD": "%d", "HH": "%H", "mm": "%M", "ss": "%S"}
+#: Grafana's read token in the tests (API_READ_TOKEN of .env in the stack).
+GRAFANA_TOKEN = "grafana-read-token-for-the-dashboard-tests-0123456789"
 _DATE_VAR = re.compile(r"\$\{(__from|__to):date:([^}]+)\}")
 
 
@@ -325,6 +327,7 @@ def proof(influxdb_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         ledger_path=str(state / "ledger.db"),
         alerts_path=str(state / "alerts.db"),
         alert_interval_s=0,
+        api_read_token=GRAFANA_TOKEN,
     )
     ledger = Ledger(state / "ledger.db")
     app = create_app(settings, store=store, sites=sites, ledger=ledger)
@@ -359,7 +362,8 @@ def test_every_influxql_panel_query_returns_series(proof: Proof) -> None:
 def test_every_infinity_panel_url_serves_the_selected_fields(proof: Proof) -> None:
     for where, panel, target in _targets(INFINITY_TYPE):
         url = _expand_url(target["url"], _panel_range(panel, proof.span.end, proof.span))
-        response = proof.client.get(url)
+        # With the token the Infinity datasource sends (API_READ_TOKEN), not an admin's.
+        response = proof.client.get(url, headers={"Authorization": f"Bearer {GRAFANA_TOKEN}"})
         assert response.status_code == 200, f"{where}: GET {url}: {response.text}"
         root = _select(response.json(), target["root_selector"])
         assert root is not _MISSING, f"{where}: no {target['root_selector']!r} in {url}"
