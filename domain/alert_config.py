@@ -29,8 +29,22 @@ class AlertRules(BaseModel):
     energy: Literal["final", "primary"] = "final"
     hysteresis_kwh: Annotated[float, Field(ge=0)] = 1.0
     trajectory: bool = True
+    seasonal_net_kwh: list[float] | None = Field(
+        default=None,
+        min_length=12,
+        max_length=12,
+        description="typical net balance of each month, January to December [kWh]: the "
+        "trajectory's fallback for a month missing from last year (a site in its first "
+        "year), e.g. from the design study's monthly PV and consumption estimates",
+    )
     silent_after_s: Annotated[float, Field(gt=0)] = 3600.0
     coverage: bool = True
+    coverage_after_h: Annotated[float, Field(ge=0)] = Field(
+        default=24.0, description="judge the month's coverage once this much of it has passed"
+    )
+    coverage_hysteresis: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.02, description="a coverage alert resolves above min_coverage + this"
+    )
     resets: bool = True
     reminder_h: Annotated[float | None, Field(gt=0)] = Field(
         default=24.0, description="repeat a firing, unacknowledged alert every … hours"
@@ -66,6 +80,12 @@ class EmailChannel(_ChannelBase):
     host: str = Field(min_length=1)
     port: int = Field(default=587, ge=1, le=65535)
     starttls: bool = True
+    ca_file: str | None = Field(
+        default=None,
+        description="PEM file of the CA(s) to verify the server's STARTTLS certificate "
+        "with (a private CA, a self-signed server); default: the system's trust store. "
+        "The certificate is always verified, host name included",
+    )
     username: str | None = None
     password_env: str | None = None
     sender: str = Field(min_length=3)

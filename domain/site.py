@@ -240,6 +240,11 @@ class Meter(_Strict):
     use: Use | None = Field(default=None, description="submeter: what the energy is used for")
     stream: WasteStream | None = Field(default=None, description="waste: the stream weighed")
     quality: IndexRules = Field(default_factory=IndexRules)
+    expected_interval_s: Annotated[float | None, Field(gt=0)] = Field(
+        default=None,
+        description="longest silence expected of this meter [s] before a silent-meter "
+        "alert; default: the site's alerts.silent_after_s",
+    )
     kwh_per_m3: Annotated[float | None, Field(gt=0)] = Field(
         default=None,
         description="energy per m³ of a volume-metered carrier [kWh/m³], e.g. gas: the PCS "

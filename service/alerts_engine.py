@@ -20,6 +20,7 @@ from microville.domain.alerts import (
     project_year_end,
     silent_meters,
     step,
+    threshold_firing,
     window_bounds,
 )
 from microville.domain.energy import EnergyBalance
@@ -225,7 +226,7 @@ class AlertEngine:
             )
         if rules.trajectory:
             out.update(self._trajectory(site, now, was_firing))
-        out.update(self._data_quality(site, now))
+        out.update(self._data_quality(site, now, was_firing))
         return out
 
     def _trajectory(
@@ -240,31 +241,50 @@ class AlertEngine:
         last_year = energy_report(
             site, self.store, localize(datetime(local.year - 1, 1, 1), tz), year_start, Step.MONTH
         )
+        # A month of last year counts when its data would prove a target (min_coverage):
+        # a month barely covered (the site's first readings) would project as ~0 kWh.
         monthly = {
             p.start.astimezone(tz).month: net / 1000
             for p in last_year.periods
-            if p.evidence.coverage > 0 and (net := _net_wh(p.balance, rules.energy)) is not None
+            if p.evidence.coverage >= site.targets.min_coverage
+            and (net := _net_wh(p.balance, rules.energy)) is not None
         }
         ytd_wh = _net_wh(ytd, rules.energy)
         if ytd_wh is None:
             return {}
-        projected = project_year_end(ytd_wh / 1000, now, tz, monthly or None)
+        profile = (
+            {m: v for m, v in enumerate(rules.seasonal_net_kwh, start=1)}
+            if rules.seasonal_net_kwh is not None
+            else None
+        )
+        projected = project_year_end(ytd_wh / 1000, now, tz, monthly or None, profile)
         if projected is None:
             return {}
         alert_id = f"{site.id}:trajectory:year_end"
         firing = balance_firing(projected, was_firing(alert_id), rules.hysteresis_kwh)
+        needed = range(local.month, 13)
+        from_profile = sum(1 for m in needed if m not in monthly)
         figures: Figures = {
             "projected_year_end_net_kwh": projected,
             "year_to_date_net_kwh": ytd_wh / 1000,
             "months_from_last_year": len(monthly),
+            "months_from_seasonal_profile": from_profile,
         }
+        source = (
+            "the same months of last year"
+            if not from_profile
+            else "the seasonal profile"
+            if len(monthly) == 0
+            else "last year and the seasonal profile"
+        )
         message = (
-            f"{site.name}: the year would end at {projected:+.0f} kWh "
-            "(projection from the same months of last year)"
+            f"{site.name}: the year would end at {projected:+.0f} kWh (projection from {source})"
         )
         return {alert_id: Condition("trajectory", firing, figures, message)}
 
-    def _data_quality(self, site: Site, now: datetime) -> dict[str, Condition]:
+    def _data_quality(
+        self, site: Site, now: datetime, was_firing: Callable[[str], bool]
+    ) -> dict[str, Condition]:
         rules, tz = site.alerts, site.tz
         out: dict[str, Condition] = {}
         meters = [
@@ -278,7 +298,9 @@ class AlertEngine:
         last_seen: dict[str, datetime | None] = {}
         for quantity, ids in by_quantity.items():
             last_seen.update(self.store.last_seen(site.id, ids, quantity))
-        expected = {m.id: timedelta(seconds=rules.silent_after_s) for m in meters}
+        expected = {
+            m.id: timedelta(seconds=m.expected_interval_s or rules.silent_after_s) for m in meters
+        }
         silent = silent_meters(last_seen, now, expected)
         for m in meters:
             seen = last_seen.get(m.id)
@@ -297,13 +319,26 @@ class AlertEngine:
             start, end = window_bounds(Window.MONTH_TO_DATE, now, tz)
             if end > start:
                 report = energy_report(site, self.store, start, end, Step.YEAR)
-                if rules.coverage:
+                elapsed = end.astimezone(UTC) - start.astimezone(UTC)
+                # Not judged in the month's first hours (a few empty slots weigh a lot
+                # there): the alert keeps its state until then.
+                if rules.coverage and elapsed >= timedelta(hours=rules.coverage_after_h):
                     coverage = report.total.evidence.coverage
                     minimum = site.targets.min_coverage
-                    out[f"{site.id}:coverage:month_to_date"] = Condition(
+                    resolve_above = min(1.0, minimum + rules.coverage_hysteresis)
+                    alert_id = f"{site.id}:coverage:month_to_date"
+                    firing = coverage < 1.0 and threshold_firing(
+                        coverage, was_firing(alert_id), minimum, resolve_above
+                    )
+                    out[alert_id] = Condition(
                         "coverage",
-                        coverage < minimum,
-                        {"coverage": coverage, "min_coverage": minimum},
+                        firing,
+                        {
+                            "coverage": coverage,
+                            "min_coverage": minimum,
+                            "resolves_above": resolve_above,
+                            "elapsed_h": elapsed.total_seconds() / 3600,
+                        },
                         f"{site.name}: this month's data coverage is {coverage:.0%}, below the "
                         f"{minimum:.0%} a target needs to be provable",
                     )

@@ -214,7 +214,7 @@ def smtp_send(ch: EmailChannel, msg: EmailMessage, recipients: Sequence[str]) ->
             raise DeliveryError(f"environment variable {ch.password_env} is not set")
     with smtplib.SMTP(ch.host, ch.port, timeout=ch.timeout_s) as smtp:
         if ch.starttls:
-            smtp.starttls(context=ssl.create_default_context())
+            smtp.starttls(context=ssl.create_default_context(cafile=ch.ca_file))
         if ch.username and password is not None:
             smtp.login(ch.username, password)
         refused = smtp.send_message(msg, from_addr=ch.sender, to_addrs=list(recipients))

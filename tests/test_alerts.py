@@ -351,3 +351,206 @@ def test_concurrent_evaluations_notify_a_firing_once(
     assert [e["event"] for e in firing] == ["firing"]
     engine.stop()
     outbox.close()
+
+
+# --- rules through the engine on synthetic indexes ---------------------------------------
+
+STEP = timedelta(minutes=15)
+
+
+def _rules_site(rules: str, meters: str = GRID_AND_PV_METERS) -> SitesConfig:
+    """A site with these ``[sites.alerts]`` rules (no reminders)."""
+    return parse_sites(SITE_S1 + "\n[sites.alerts]\nreminder_h = 10000\n" + rules + meters)
+
+
+def _write_indexes(
+    store: ReadingStore,
+    start: datetime,
+    end: datetime,
+    rate_wh: Callable[[str, datetime], float],
+    gaps: tuple[tuple[datetime, datetime], ...] = (),
+    resets: dict[str, datetime] | None = None,
+) -> None:
+    """Indexes of pv/in/out every 15 min over [start, end]: each rises by
+    ``rate_wh(meter, t)`` per step; no reading inside a gap; back to 0 at a reset."""
+    readings, value = [], {"pv": 5e5, "in": 5e5, "out": 5e5}
+    t = start
+    while t <= end:
+        for meter in value:
+            if resets and resets.get(meter) == t:
+                value[meter] = 0.0
+            if not any(a <= t < b for a, b in gaps):
+                readings.append(Reading("s1", meter, "energy", value[meter], t))
+            value[meter] += rate_wh(meter, t)
+        t += STEP
+    store.write(readings)
+
+
+def _run(engine: AlertEngine, clock: Clock, times: list[datetime], rule: str
+         ) -> list[tuple[datetime, str]]:  # fmt: skip
+    events = []
+    for t in times:
+        clock.t = t
+        events += [(n.time, n.event) for n in engine.evaluate() if n.rule == rule]
+    return events
+
+
+@pytest.fixture
+def make_engine(tmp_path: Path, store: ReadingStore) -> Iterator[Callable[..., AlertEngine]]:
+    made: list[tuple[AlertEngine, Outbox]] = []
+
+    def make(sites: SitesConfig, clock: Clock) -> AlertEngine:
+        outbox = Outbox(tmp_path / f"alerts{len(made)}.db", [])
+        engine = AlertEngine(sites, store, outbox.path, outbox, clock=clock)
+        made.append((engine, outbox))
+        return engine
+
+    yield make
+    for engine, outbox in made:
+        engine.stop()
+        outbox.close()
+
+
+def test_coverage_is_not_judged_in_the_months_first_hours_and_has_hysteresis(
+    store: ReadingStore, make_engine: Callable[..., AlertEngine]
+) -> None:
+    sites = _rules_site('windows = []\ntrajectory = false\nresets = false\n'
+                        'silent_after_s = 1e7\n')  # fmt: skip
+    tz = sites.sites[0].tz
+    may = localize(datetime(2026, 5, 1), tz)
+    gap = (may + timedelta(days=2), may + timedelta(days=2, hours=12))  # 12 h without data
+    _write_indexes(store, may - timedelta(days=3), may + timedelta(days=19),
+                   lambda m, t: 100.0, gaps=(gap,))  # fmt: skip
+    clock = Clock(may)
+    engine = make_engine(sites, clock)
+    times = [may + timedelta(minutes=5), may + timedelta(minutes=20),  # 1st, just past 0:00
+             may + timedelta(days=1, hours=12), may + timedelta(days=3),  # the gap: 12 h of 72
+             may + timedelta(days=12), may + timedelta(days=18)]  # fmt: skip
+    coverage: dict[datetime, float] = {}
+    events = []
+    for t in times:
+        clock.t = t
+        for n in engine.evaluate():
+            if n.rule == "coverage":
+                events.append((t, n.event))
+        status = [a for a in engine.alerts("s1") if a.rule == "coverage"]
+        if status and isinstance(c := status[0].figures.get("coverage"), float):
+            coverage[t] = c
+    assert events == [(times[3], "firing"), (times[5], "resolved")]
+    # Day 12: back above min_coverage (0.95) but not above 0.97: still firing, no flap.
+    assert 0.95 < coverage[times[4]] <= 0.97
+    assert coverage[times[5]] > 0.97
+
+
+def test_a_meters_own_expected_interval_overrides_the_sites(
+    store: ReadingStore, make_engine: Callable[..., AlertEngine]
+) -> None:
+    meters = GRID_AND_PV_METERS.replace(
+        'id = "pv"\n', 'id = "pv"\nexpected_interval_s = 1200\n'
+    )  # the PV inverter reports every 5 minutes: 20 min of silence is a gap
+    sites = _rules_site("windows = []\ntrajectory = false\ncoverage = false\n"
+                        "resets = false\nsilent_after_s = 7200\n", meters)  # fmt: skip
+    end = datetime(2026, 5, 10, 12, tzinfo=UTC)
+    _write_indexes(store, end - timedelta(days=1), end, lambda m, t: 100.0)
+    clock = Clock(end)
+    engine = make_engine(sites, clock)
+    silent = _run(engine, clock, [end + timedelta(minutes=15)], "silent_meter")
+    assert silent == []
+    clock.t = end + timedelta(minutes=21)
+    assert [n.alert_id for n in engine.evaluate() if n.rule == "silent_meter"] == ["s1:silent:pv"]
+    clock.t = end + timedelta(hours=2, minutes=1)  # now the site's 2 h for the others
+    assert sorted(n.alert_id for n in engine.evaluate() if n.rule == "silent_meter") == [
+        "s1:silent:in", "s1:silent:out"]  # fmt: skip
+
+
+@pytest.mark.parametrize(("monthly_kwh", "fires"), [(-200.0, True), (300.0, False)])
+def test_trajectory_of_a_first_year_site_uses_the_seasonal_profile(
+    store: ReadingStore, make_engine: Callable[..., AlertEngine], monthly_kwh: float,
+    fires: bool,
+) -> None:  # fmt: skip
+    profile = ", ".join([str(monthly_kwh)] * 12)
+    rules = (f"windows = []\ncoverage = false\nresets = false\nsilent_after_s = 1e7\n"
+             f"seasonal_net_kwh = [{profile}]\n")  # fmt: skip
+    sites = _rules_site(rules)
+    tz = sites.sites[0].tz
+    year = localize(datetime(2026, 1, 1), tz)
+    now = year + timedelta(days=45)  # 15 February: no data of last year at all
+    # +24 Wh per 15 min of net export since 1 January: about +104 kWh so far.
+    # Readings from 1 January 00:00: the first closes last December's last slot, which
+    # must not pass for a month of last year.
+    _write_indexes(store, year, now, lambda m, t: {"pv": 50.0, "in": 26.0, "out": 50.0}[m])
+    clock = Clock(now)
+    engine = make_engine(sites, clock)
+    events = [n for n in engine.evaluate() if n.rule == "trajectory"]
+    (status,) = [a for a in engine.alerts("s1") if a.rule == "trajectory"] or [None]
+    # ytd + half of February + March…December, all from the profile.
+    expected = 45 * 96 * 24 / 1000 + monthly_kwh * (14 / 28 + 10)
+    if fires:
+        assert [n.event for n in events] == ["firing"]
+        assert status is not None
+        figures = status.figures
+        assert figures["projected_year_end_net_kwh"] == pytest.approx(expected, rel=0.01)
+        assert figures["months_from_last_year"] == 0
+        assert figures["months_from_seasonal_profile"] == 11
+        assert "seasonal profile" in events[0].message
+    else:
+        assert events == [] and status is None
+
+
+def test_trajectory_without_last_year_nor_profile_says_nothing(
+    store: ReadingStore, make_engine: Callable[..., AlertEngine]
+) -> None:
+    sites = _rules_site("windows = []\ncoverage = false\nresets = false\nsilent_after_s = 1e7\n")
+    tz = sites.sites[0].tz
+    year = localize(datetime(2026, 1, 1), tz)
+    _write_indexes(store, year, year + timedelta(days=45), lambda m, t: 100.0 if m == "in" else 1)
+    clock = Clock(year + timedelta(days=45))
+    assert [n for n in make_engine(sites, clock).evaluate() if n.rule == "trajectory"] == []
+
+
+def test_counter_reset_fires_for_the_meter_that_went_back_to_zero(
+    store: ReadingStore, make_engine: Callable[..., AlertEngine]
+) -> None:
+    sites = _rules_site("windows = []\ntrajectory = false\ncoverage = false\n"
+                        "silent_after_s = 1e7\n")  # fmt: skip
+    tz = sites.sites[0].tz
+    may = localize(datetime(2026, 5, 1), tz)
+    _write_indexes(store, may - timedelta(days=1), may + timedelta(days=10),
+                   lambda m, t: 100.0, resets={"in": may + timedelta(days=4)})  # fmt: skip
+    clock = Clock(may)
+    engine = make_engine(sites, clock)
+    times = [may + timedelta(days=3), may + timedelta(days=5), may + timedelta(days=9)]
+    clock.t = times[0]
+    assert [n for n in engine.evaluate() if n.rule == "counter_reset"] == []
+    clock.t = times[1]
+    fired = [n for n in engine.evaluate() if n.rule == "counter_reset"]
+    assert [(n.alert_id, n.event) for n in fired] == [("s1:reset:in", "firing")]
+    assert fired[0].figures["resets"] == 1
+    clock.t = times[2]  # still this month: no second notification
+    assert [n for n in engine.evaluate() if n.rule == "counter_reset"] == []
+
+
+def test_a_balance_hovering_around_zero_fires_once_and_does_not_flap(
+    store: ReadingStore, make_engine: Callable[..., AlertEngine]
+) -> None:
+    """Today's net swings between −0.5 and +0.5 kWh hour after hour (inside the 1 kWh
+    hysteresis), then clears +1 kWh: one firing, one resolution."""
+    sites = _rules_site('windows = ["today"]\nhysteresis_kwh = 1\ntrajectory = false\n'
+                        "coverage = false\nresets = false\nsilent_after_s = 1e7\n")  # fmt: skip
+    tz = sites.sites[0].tz
+    day = localize(datetime(2026, 5, 4), tz)
+
+    def rate(meter: str, t: datetime) -> float:
+        hour = int((t - day).total_seconds() // 3600)
+        if meter == "pv" or hour < 0:
+            return 0.0
+        # hour 0: −0.5 kWh net; then alternately +1 and −1 kWh an hour; from 12: +1.5.
+        swing = -500 if hour == 0 else (1000 if hour % 2 else -1000) if hour < 12 else 1500
+        return max(swing, 0) / 4 if meter == "out" else max(-swing, 0) / 4
+
+    _write_indexes(store, day - timedelta(hours=2), day + timedelta(hours=16), rate)
+    clock = Clock(day)
+    engine = make_engine(sites, clock)
+    times = [day + timedelta(hours=h) for h in range(1, 15)]
+    events = _run(engine, clock, times, "balance_today")
+    assert events == [(times[0], "firing"), (times[12], "resolved")]

@@ -7,18 +7,21 @@ import json
 import logging
 import smtplib
 import socket
+import ssl
 import threading
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+from aiosmtpd.controller import Controller
 from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import ValidationError
 from receivers import Inbox, Receiver
-from services import free_port
+from services import free_port, self_signed_certificate
 from support import wait_until
 
 from microville.mqtt import MqttSettings
@@ -69,15 +72,9 @@ def status_of(outbox: Outbox, channel: str) -> str:
 
 
 def email_channel(port: int, **kw: Any) -> EmailChannel:
+    settings: dict[str, Any] = {"starttls": False, "timeout_s": 2, **kw}
     return EmailChannel(
-        name="mail",
-        host="127.0.0.1",
-        port=port,
-        starttls=False,
-        sender=SENDER,
-        recipients=RECIPIENTS,
-        timeout_s=2,
-        **kw,
+        name="mail", host="127.0.0.1", port=port, sender=SENDER, recipients=RECIPIENTS, **settings
     )
 
 
@@ -212,6 +209,52 @@ def test_email_logs_in_with_the_password_from_the_environment(
     [message] = inbox.messages
     assert message["Subject"] == n.title
     assert "s3cret" not in channel.model_dump_json()
+
+
+@pytest.fixture
+def smtp_starttls_server(tmp_path: Path) -> Iterator[tuple[Inbox, int, Path]]:
+    """Requires STARTTLS before anything, and AUTH (over TLS only) before MAIL; its
+    certificate (for 127.0.0.1) is self-signed: yield it as the CA to trust."""
+    cert, key = self_signed_certificate(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    inbox, port = Inbox(), free_port()
+    controller = Controller(
+        inbox,
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=context,
+        require_starttls=True,
+        auth_require_tls=True,
+        auth_required=True,
+        authenticator=inbox.authenticate,
+    )
+    controller.start()
+    yield inbox, port, cert
+    controller.stop()
+
+
+def test_email_over_starttls_verifies_the_server_with_the_given_ca(
+    smtp_starttls_server: tuple[Inbox, int, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inbox, port, cert = smtp_starttls_server
+    monkeypatch.setenv("MV_TEST_SMTP_PASSWORD", "s3cret")
+    secure = email_channel(port, starttls=True, username="alerts",
+                           password_env="MV_TEST_SMTP_PASSWORD", ca_file=str(cert))  # fmt: skip
+    n = make_notification()
+
+    # The system's trust store does not know the server: the certificate is refused.
+    with pytest.raises(ssl.SSLCertVerificationError):
+        send_email(secure.model_copy(update={"ca_file": None}), n)
+    # Without STARTTLS the server offers no AUTH and takes no mail.
+    with pytest.raises(smtplib.SMTPException):
+        send_email(secure.model_copy(update={"starttls": False}), n)
+    assert inbox.messages == [] and inbox.logins == []
+
+    send_email(secure, n)  # TLS verified with the CA file, then AUTH, then the mail
+    assert inbox.logins == [("alerts", "s3cret")]
+    [message] = inbox.messages
+    assert message["Subject"] == n.title
 
 
 # -- webhook -------------------------------------------------------------------------
