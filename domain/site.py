@@ -151,6 +151,11 @@ class TicSource(_Strict):
         default=10.0,
         description="store one value per label per interval (a frame comes every 1-2 s); 0: all",
     )
+    meter_id: str | None = Field(
+        default=None,
+        min_length=1,
+        description="expected ADSC/ADCO: frames of another meter are not stored",
+    )
 
     @model_validator(mode="after")
     def _known_label(self) -> Self:
@@ -391,7 +396,8 @@ class SitesConfig(_Strict):
             src = meter.source
             settings: tuple[object, ...]
             if isinstance(src, TicSource):
-                key, settings = src.port, ("tic", src.mode, src.baudrate, src.interval_s)
+                key = src.port
+                settings = ("tic", src.mode, src.baudrate, src.interval_s, src.meter_id)
             else:
                 assert isinstance(src, ModbusSource)
                 key = src.line

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
@@ -14,11 +16,11 @@ import serial
 from microville.domain.tic_labels import TicMode
 from microville.firmware_sim.building import index_at, power_at
 from microville.firmware_sim.clock import SimulatedClock
-from microville.firmware_sim.tic_frames import corrupt_checksum, line_noise, linky_frame, truncate
+from microville.firmware_sim.tic_frames import corrupt_data, line_noise, linky_frame, truncate
 
 log = logging.getLogger(__name__)
 
-#: Groups whose checksum the corruption may break.
+#: Groups whose data the corruption may change (under their old checksum).
 CORRUPTIBLE = {
     TicMode.STANDARD: ("EAST", "EAIT", "SINSTS", "DATE", "ADSC"),
     TicMode.HISTORIC: ("BASE", "PAPP", "IINST", "ADCO"),
@@ -30,11 +32,14 @@ class LinkyEmulator:
     emulator end of a :class:`~microville.firmware_sim.virtual_serial.VirtualSerialPair`),
     with the building's import and export indexes at the clock's simulated time.
 
-    ``corruption`` is the share of frames damaged on the way (a bad checksum on one
-    group, a frame cut by EOT, or line noise before it); the frames at ``end`` are
-    always intact, so the last index the gateway sees is the true one. The first frame
-    is dated ``first_frame_at`` when given (the start of a simulated period), so that
-    the gateway has the index at the period's start.
+    ``corruption`` is the share of frames damaged on the way (a digit of one group's
+    data — an index, a power, the date, the meter id — changed under its old checksum,
+    so that only checksum verification can catch it; a frame cut by EOT; or line noise
+    before it); the frames at ``end`` are always intact, so the last index the gateway
+    sees is the true one. With ``record_sent``, the true indexes of every frame written
+    are kept in :attr:`sent_indexes` (import, and export in standard mode), for tests.
+    The first frame is dated ``first_frame_at`` when given (the start of a simulated
+    period), so that the gateway has the index at the period's start.
 
     Lifecycle: ``start()`` once; ``done`` is set after the frame at ``end`` is written;
     ``stop()`` once.
@@ -51,6 +56,7 @@ class LinkyEmulator:
         corruption: float = 0.0,
         seed: int = 0,
         first_frame_at: datetime | None = None,
+        record_sent: bool = False,
     ) -> None:
         self.port = str(port)
         self.mode = mode
@@ -62,6 +68,11 @@ class LinkyEmulator:
         self.first_frame_at = first_frame_at
         self.frames_written = 0
         self.frames_corrupted = 0
+        #: Damage done, by kind: ``data EAST`` (a digit of EAST changed)…, ``EOT``, ``noise``.
+        self.damage: Counter[str] = Counter()
+        self.record_sent = record_sent
+        #: True whole-Wh indexes sent: ``{"import": {...}, "export": {...}}``.
+        self.sent_indexes: dict[str, set[int]] = {"import": set(), "export": set()}
         self.done = threading.Event()
         self._rng = np.random.default_rng(seed)
         self._stop = threading.Event()
@@ -77,11 +88,15 @@ class LinkyEmulator:
     def frame_at(self, t: datetime) -> bytes:
         b = self.building
         net_w = power_at(b, "load_power_w", t) - power_at(b, "pv_power_w", t)
+        import_wh, export_wh = index_at(b, "import_wh", t), index_at(b, "export_wh", t)
+        if self.record_sent:
+            self.sent_indexes["import"].add(math.floor(import_wh))
+            self.sent_indexes["export"].add(math.floor(export_wh))
         return linky_frame(
             self.mode,
             t,
-            import_wh=index_at(b, "import_wh", t),
-            export_wh=index_at(b, "export_wh", t),
+            import_wh=import_wh,
+            export_wh=export_wh,
             power_va=max(net_w, 0.0),
             injected_va=max(-net_w, 0.0),
         )
@@ -91,9 +106,13 @@ class LinkyEmulator:
         kind = self._rng.integers(3)
         if kind == 0:
             label = str(self._rng.choice(CORRUPTIBLE[self.mode]))
-            return corrupt_checksum(frame, label)
+            position, delta = int(self._rng.integers(12)), int(self._rng.integers(1, 10))
+            self.damage[f"data {label}"] += 1
+            return corrupt_data(frame, label, position, delta)
         if kind == 1:
+            self.damage["EOT"] += 1
             return truncate(frame, int(self._rng.integers(2, len(frame) - 1)))
+        self.damage["noise"] += 1
         return line_noise(self._rng, int(self._rng.integers(1, 40))) + frame
 
     def _run(self) -> None:

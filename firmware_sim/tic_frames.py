@@ -2,7 +2,8 @@
 
 Pure encoding for the Linky emulator and the tests: groups with their checksum, whole
 frames in either mode from the building's indexes and powers, and the faults of a real
-line (a bad checksum, a frame cut by EOT, noise between frames). No I/O.
+line (a digit changed under its old checksum, a bad checksum, a frame cut by EOT, noise
+between frames). No I/O.
 
 The checksum is computed here on its own, not imported from the gateway's decoder, so
 that the emulator checks the decoder rather than agreeing with it by construction.
@@ -218,6 +219,47 @@ def corrupt_checksum(frame: bytes, label: str) -> bytes:
     old = frame[end - 1]
     new = (old - 0x20 + 1) % 0x40 + 0x20
     return frame[: end - 1] + bytes([new]) + frame[end:]
+
+
+def corrupt_data(frame: bytes, label: str, position: int = 0, delta: int = 1) -> bytes:
+    """``frame`` with one digit of the group ``label`` changed and its checksum kept, as
+    a bit error on the line would: the group still looks well-formed (a number of the
+    same width, a valid horodate), so only the checksum test can catch it.
+
+    The digit changed is in the data, or in the horodate when the data is empty
+    (``DATE``): the ``position``-th digit from the end (cycled over the digits there),
+    moved by ``delta`` (1-9) modulo 10. A digit changed by 1-9 always changes the sum
+    by 1-9 (mod 64), so the checksum always disagrees with the new data.
+    """
+    if not 1 <= delta <= 9:
+        raise ValueError(f"delta must be 1-9, got {delta}")
+    for sep in (b"\t", b" "):
+        start = frame.find(b"\n" + label.encode("ascii") + sep)
+        if start >= 0:
+            break
+    else:
+        raise ValueError(f"no group {label!r} in the frame")
+    end = frame.find(b"\r", start)
+    if end < 0:
+        raise ValueError(f"group {label!r} has no CR")
+    offset = start + 1 + len(label) + 1  # after LF, the label and its separator
+    field = frame[offset : end - 2]  # up to the separator before the checksum
+    if sep == b"\t":
+        # Standard: [horodate HT] data; the data, or the horodate when it is empty. (In
+        # historic mode all of it is the data, spaces included.)
+        *head, data = field.split(sep)
+        if data or not head:
+            offset += len(field) - len(data)
+            field = data
+        else:
+            offset += len(field) - len(data) - 1 - len(head[-1])
+            field = head[-1]
+    digits = [i for i, b in enumerate(field) if 0x30 <= b <= 0x39]
+    if not digits:
+        raise ValueError(f"group {label!r} has no digit to change")
+    at = offset + digits[-1 - position % len(digits)]
+    new = (frame[at] - 0x30 + delta) % 10 + 0x30
+    return frame[:at] + bytes([new]) + frame[at + 1 :]
 
 
 def truncate(frame: bytes, at: int) -> bytes:

@@ -29,13 +29,14 @@ MAX_REASON_KINDS = 200
 
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 _NUMBER = re.compile(r"(?<![\w-])[-+]?\d[\d.eE+-]*")
-_LOCATION = re.compile(r"^(meter \S+|\w+ payload on .*|SenML record \d+|time field .*)$")
+_LOCATION = re.compile(r"^(meter \S+|\w+ payload on .*|SenML record \d+|time field .*|group \S+)$")
 
 
 def reason_kind(reason: str) -> str:
     """The reason without its particulars: the first clause after the location
-    (``meter s1/pv: …``, ``senml payload on 'topic': …``), quoted names and numbers
-    blanked — ``not JSON``, ``negative index N``, ``unknown topic '…'``."""
+    (``meter s1/pv: …``, ``senml payload on 'topic': …``, TIC ``group EAST: …``), quoted
+    names and numbers blanked — ``not JSON``, ``negative index N``, ``unknown topic
+    '…'``, ``bad checksum '…' (expected '…')``."""
     parts = reason.split(": ")
     if len(parts) > 1 and _LOCATION.match(parts[0]):
         parts = parts[1:]

@@ -4,19 +4,60 @@ share a process, as in the tests), served on ``/metrics`` by ``serve()``."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Histogram, start_http_server
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
     from microville.gateway.gateway import Gateway
 
 PREFIX = "microville_gateway"
+
+#: Counters a source may report through ``counters()``, exported per source as
+#: ``microville_gateway_<name>_total{source}``; name → help.
+SOURCE_COUNTERS: dict[str, str] = {
+    "tic_frames_decoded": "TIC frames decoded with at least one valid group",
+    "tic_groups_dropped": "TIC groups dropped (bad checksum, broken framing, bad field)",
+    "tic_frames_lost": "TIC frames without a single valid group",
+    "tic_frames_interrupted": "TIC frames cut by EOT",
+    "tic_bytes_discarded": "Bytes outside any TIC frame, or of frames abandoned without ETX",
+    "tic_unsynchronised_frames": "TIC frames from an unsynchronised meter clock "
+    "(stored at the receive time)",
+    "tic_identity_mismatches": "TIC frames from another meter than the expected one (not stored)",
+    "modbus_polls": "Modbus read requests made",
+    "modbus_timeouts": "Modbus attempts (retries included) that got no byte back",
+    "modbus_crc_errors": "Modbus attempts that got bytes but no valid frame (bad CRC, garbled)",
+    "modbus_exceptions": "Modbus exception responses (illegal address, device failure...)",
+    "modbus_decode_errors": "Modbus values rejected (not implemented, NaN...)",
+}
+
+
+@runtime_checkable
+class CountingSource(Protocol):
+    """A source with counters of its own (line errors, lost frames…)."""
+
+    name: str
+
+    def counters(self) -> Mapping[str, int]: ...
+
+
+@runtime_checkable
+class IdentifiedSource(Protocol):
+    """A source that knows the device it reads (a Linky's ADSC and PRM)."""
+
+    name: str
+
+    def info(self) -> Mapping[str, str]: ...
 
 
 class _GatewayCollector(Collector):
@@ -42,6 +83,7 @@ class _GatewayCollector(Collector):
             up.add_metric([source.name], 1.0 if source.ready else 0.0)
         yield received
         yield up
+        yield from self._source_counters()
         w = gw.writer
         yield CounterMetricFamily(
             f"{PREFIX}_readings_stored", "Readings written to the store", value=w.written
@@ -88,6 +130,26 @@ class _GatewayCollector(Collector):
         for (site, meter), t in gw.last_readings().items():
             age.add_metric([site, meter], (now - t).total_seconds())
         yield age
+
+    def _source_counters(self) -> Iterator[Metric]:
+        families: dict[str, CounterMetricFamily] = {}
+        meters = InfoMetricFamily(
+            f"{PREFIX}_tic_meter",
+            "Identity last seen on each TIC line (ADCO/ADSC as meter_id, PRM)",
+            labels=["source"],
+        )
+        for source in self._gw.sources:
+            if isinstance(source, CountingSource):
+                for name, value in source.counters().items():
+                    if name not in families:
+                        families[name] = CounterMetricFamily(
+                            f"{PREFIX}_{name}", SOURCE_COUNTERS.get(name, name), labels=["source"]
+                        )
+                    families[name].add_metric([source.name], value)
+            if isinstance(source, IdentifiedSource) and (identity := source.info()):
+                meters.add_metric([source.name], dict(identity))
+        yield from families.values()
+        yield meters
 
 
 class GatewayMetrics:

@@ -190,6 +190,16 @@ class ModbusLineSource:
 
     # -- Source protocol -------------------------------------------------------------
 
+    def counters(self) -> dict[str, int]:
+        """Cumulative counts for the gateway's metrics (``microville_gateway_modbus_*``)."""
+        return {
+            "modbus_polls": self.polls,
+            "modbus_timeouts": self.timeouts,
+            "modbus_crc_errors": self.crc_errors,
+            "modbus_exceptions": self.exceptions,
+            "modbus_decode_errors": self.decode_errors,
+        }
+
     @property
     def ready(self) -> bool:
         """Connected, and the last poll cycle got at least one answer."""

@@ -20,6 +20,7 @@ frame kept. :func:`frame_values` turns a frame into :class:`DecodedValue` items.
 from __future__ import annotations
 
 import re
+from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Final
@@ -38,6 +39,11 @@ HT: Final = 0x09
 
 #: A frame still open after this many bytes is discarded (a standard frame is ~1 KiB).
 MAX_FRAME_BYTES: Final = 8192
+#: Lost frames held until the source takes them (beyond, the oldest are forgotten; they
+#: stay counted).
+MAX_PENDING_LOST: Final = 256
+#: Bytes of a lost frame kept with it (for the dead-letter log).
+LOST_FRAME_BYTES: Final = 1024
 
 #: Offsets of the horodate season letters (E: summer, H: winter; lowercase: same
 #: offset, meter clock not synchronised).
@@ -85,6 +91,22 @@ class TicFrame:
     mode: TicMode
     groups: dict[str, TicGroup]
     dropped: list[str]
+
+    @property
+    def clock_synchronised(self) -> bool | None:
+        """From the season letter of ``DATE`` (standard mode); ``None`` without one."""
+        date = self.groups.get("DATE")
+        return None if date is None else date.clock_synchronised
+
+
+@dataclass(frozen=True)
+class LostFrame:
+    """A frame that gives no value at all: why, the reasons of its dropped groups (if
+    it was decoded), and its first :data:`LOST_FRAME_BYTES` bytes from STX."""
+
+    reason: str
+    dropped: tuple[str, ...]
+    data: bytes
 
 
 def checksum(payload: bytes) -> int:
@@ -254,11 +276,16 @@ class TicStreamDecoder:
 
     - ``frames``: frames returned (a frame with no valid group is not returned);
     - ``groups_ok`` / ``groups_dropped``: groups kept / dropped in ETX-terminated frames;
+    - ``frames_lost``: ETX-terminated frames without a valid group (not returned);
     - ``frames_interrupted``: frames cut by EOT (their groups are not decoded);
     - ``bytes_discarded``: bytes outside any frame (garbage before an STX, stray ETX or
       EOT), plus the whole of a frame abandoned without ETX or EOT (an STX inside it
       restarts; beyond :data:`MAX_FRAME_BYTES` it is dropped);
     - ``mode``: the mode of the last decoded frame (the fixed mode from the start).
+
+    Every frame that gives nothing (no valid group, cut by EOT, restarted by an STX,
+    over-long) is also kept as a :class:`LostFrame` until :meth:`take_lost` (at most
+    :data:`MAX_PENDING_LOST`), so that the source can dead-letter it with its reason.
     """
 
     def __init__(self, mode: TicMode | None = None) -> None:
@@ -267,8 +294,10 @@ class TicStreamDecoder:
         self.frames = 0
         self.groups_ok = 0
         self.groups_dropped = 0
+        self.frames_lost = 0
         self.frames_interrupted = 0
         self.bytes_discarded = 0
+        self._lost: deque[LostFrame] = deque(maxlen=MAX_PENDING_LOST)
         self._buffer = bytearray()
         self._in_frame = False
 
@@ -276,6 +305,15 @@ class TicStreamDecoder:
     def buffered(self) -> int:
         """Bytes held for the frame in progress (bounded by :data:`MAX_FRAME_BYTES`)."""
         return len(self._buffer)
+
+    def take_lost(self) -> list[LostFrame]:
+        """The frames lost since the last call, oldest first."""
+        lost = list(self._lost)
+        self._lost.clear()
+        return lost
+
+    def _lose(self, reason: str, body: bytes | bytearray, dropped: tuple[str, ...] = ()) -> None:
+        self._lost.append(LostFrame(reason, dropped, b"\x02" + bytes(body[:LOST_FRAME_BYTES])))
 
     def feed(self, data: bytes) -> list[TicFrame]:
         """Take the next bytes of the line; return the frames they complete."""
@@ -297,6 +335,9 @@ class TicStreamDecoder:
                 # Over-long, so not a frame: drop the STX and everything since, up to
                 # the next control byte, without ever holding more than the bound.
                 self.bytes_discarded += 1 + len(self._buffer) + stop - pos
+                self._lose(
+                    f"frame over {MAX_FRAME_BYTES} bytes without ETX: discarded", self._buffer
+                )
                 self._reset()
                 pos = stop
                 continue
@@ -311,9 +352,15 @@ class TicStreamDecoder:
                     frames.append(frame)
             elif control == EOT:
                 self.frames_interrupted += 1
+                self._lose(
+                    f"frame interrupted by EOT after {len(self._buffer)} bytes", self._buffer
+                )
                 self._reset()
             else:  # STX inside a frame: its ETX was lost; start again from here
                 self.bytes_discarded += 1 + len(self._buffer)
+                self._lose(
+                    f"frame without ETX ({len(self._buffer)} bytes), restarted by STX", self._buffer
+                )
                 self._buffer.clear()
         return frames
 
@@ -328,6 +375,9 @@ class TicStreamDecoder:
         self.groups_ok += len(frame.groups)
         self.groups_dropped += len(frame.dropped)
         if not frame.groups:
+            self.frames_lost += 1
+            why = f"frame without a valid group ({len(frame.dropped)} dropped)"
+            self._lose(why, body, tuple(frame.dropped))
             return None
         self.frames += 1
         self.mode = frame.mode
@@ -348,9 +398,10 @@ def frame_values(frame: TicFrame, received_at: datetime) -> tuple[list[DecodedVa
     A group is a value when its label has a unit in
     :data:`~microville.domain.tic_labels.TIC_LABELS` and its data is a decimal
     number (historic indexes: exactly 9 digits); text labels and unknown labels are
-    skipped silently, a numeric label with other data is a problem. Times: a horodated
-    group's own horodate; otherwise the frame's ``DATE`` when the meter clock is
-    synchronised, else ``received_at``.
+    skipped silently, a numeric label with other data is a problem. Times: the frame's
+    ``DATE`` when the meter clock is synchronised, else ``received_at``; a horodated
+    group (SMAXSN, CCASN, UMOY1…) at its own horodate only when that is trusted (see
+    :func:`unsynchronised_horodates`), else at the frame's time.
     """
     time = received_at
     date = frame.groups.get("DATE")
@@ -372,5 +423,26 @@ def frame_values(frame: TicFrame, received_at: datetime) -> tuple[list[DecodedVa
         except TicError as exc:
             problems.append(str(exc))
             continue
-        values.append(DecodedValue(group.label, number, row.unit, group.horodate or time))
+        own = group.horodate if _trusted(group, frame.clock_synchronised) else None
+        values.append(DecodedValue(group.label, number, row.unit, own or time))
     return values, problems
+
+
+def _trusted(group: TicGroup, frame_clock: bool | None) -> bool:
+    """A group's horodate is the meter clock's: trusted when its season letter is
+    uppercase, or a space (no season) while ``DATE`` does not say the clock is off."""
+    if group.horodate is None or group.clock_synchronised is False:
+        return False
+    return group.clock_synchronised is True or frame_clock is not False
+
+
+def unsynchronised_horodates(frame: TicFrame) -> list[str]:
+    """Labels whose horodate comes from an unsynchronised meter clock (``DATE``
+    included): :func:`frame_values` stamps their values with the frame's time instead
+    (the receive time when ``DATE`` is off too) — an unset clock says e.g. 2019."""
+    clock = frame.clock_synchronised
+    return [
+        label
+        for label, group in frame.groups.items()
+        if group.horodate is not None and not _trusted(group, clock)
+    ]

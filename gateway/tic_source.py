@@ -16,7 +16,12 @@ from microville.domain.tic_labels import TicMode
 from microville.domain.units import UnitError, to_base
 from microville.gateway.serial_line import SerialLine
 from microville.gateway.sources import Sink, Source, SourceOptions, register_source
-from microville.gateway.tic import TicFrame, TicStreamDecoder, frame_values
+from microville.gateway.tic import (
+    TicFrame,
+    TicStreamDecoder,
+    frame_values,
+    unsynchronised_horodates,
+)
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +29,8 @@ log = logging.getLogger(__name__)
 BAUDRATE = {TicMode.HISTORIC: 1200, TicMode.STANDARD: 9600}
 #: With mode "auto", how long to listen at one speed before trying the other.
 DETECT_WINDOW_S = 5.0
+#: Groups naming the meter: its address (ADCO historic, ADSC standard) and delivery point.
+IDENTITY_LABELS = {"ADCO": "meter_id", "ADSC": "meter_id", "PRM": "prm"}
 
 
 @dataclass(frozen=True)
@@ -37,9 +44,22 @@ class TicLineSource:
     """Reads TIC frames from one serial port and stores the configured labels.
 
     Groups with a bad checksum or broken framing are dropped by the decoder and counted;
-    the rest of the frame is kept. One value per label is stored per ``interval_s`` of
-    device time (the first of each interval): indexes are cumulative, so the frames
-    skipped lose no energy. See :class:`~microville.gateway.sources.Source` for the lifecycle.
+    the rest of the frame is kept. Dropped groups and lost frames (no valid group, cut by
+    EOT, restarted by STX) go to the sink's dead-letter log with their reason. One value
+    per label is stored per ``interval_s`` of device time (the first of each interval):
+    indexes are cumulative, so the frames skipped lose no energy.
+
+    A meter whose clock is not synchronised (lowercase season in ``DATE``) has its
+    values stored at the receive time, horodated ones too; such frames are counted
+    (``unsynchronised_frames``) and the condition logged once until it clears.
+
+    The meter's identity (ADCO/ADSC, PRM) is kept as last seen (:attr:`identity`). With
+    ``expected_meter_id``, a frame from another meter (a wrong adapter on this port) is
+    not stored: it is counted (``identity_mismatches``), dead-lettered and warned about
+    once per mismatch, not once per frame; until the meter has said who it is (after a
+    start or an outage of the line), its frames wait unstored too.
+
+    See :class:`~microville.gateway.sources.Source` for the lifecycle.
     """
 
     def __init__(
@@ -51,6 +71,7 @@ class TicLineSource:
         interval_s: float = 10.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         line: SerialLine | None = None,
+        expected_meter_id: str | None = None,
     ) -> None:
         self.name = f"tic:{port}"
         self.received = 0
@@ -69,6 +90,31 @@ class TicLineSource:
         self._sink: Sink | None = None
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self._last_frame = 0.0
+        self.expected_meter_id = expected_meter_id
+        #: Last seen identity: ``meter_id`` (ADCO/ADSC) and ``prm``, when sent.
+        self.identity: dict[str, str] = {}
+        self.unsynchronised_frames = 0
+        self.identity_mismatches = 0
+        self._clock_off = False
+        self._mismatch: str | None = None
+        self._line_outages = 0
+
+    def counters(self) -> dict[str, int]:
+        """Cumulative counts for the gateway's metrics (``microville_gateway_tic_*``)."""
+        d = self.decoder
+        return {
+            "tic_frames_decoded": d.frames,
+            "tic_groups_dropped": d.groups_dropped,
+            "tic_frames_lost": d.frames_lost,
+            "tic_frames_interrupted": d.frames_interrupted,
+            "tic_bytes_discarded": d.bytes_discarded,
+            "tic_unsynchronised_frames": self.unsynchronised_frames,
+            "tic_identity_mismatches": self.identity_mismatches,
+        }
+
+    def info(self) -> dict[str, str]:
+        """The meter's last seen identity, for the ``…_tic_meter_info`` metric."""
+        return dict(self.identity)
 
     @property
     def ready(self) -> bool:
@@ -87,11 +133,23 @@ class TicLineSource:
         self._last_frame = time.monotonic()
         while not self._stop.is_set():
             data = self.line.read(self._stop)
+            if self.line.outages != self._line_outages:
+                # The line went away: whatever is plugged in now has to say who it is.
+                self._line_outages = self.line.outages
+                self.identity.clear()
             if data:
                 for frame in self.decoder.feed(data):
                     self._last_frame = time.monotonic()
                     self._deliver(frame)
+                self._reject_lost()
             self._maybe_switch_speed()
+
+    def _reject_lost(self) -> None:
+        assert self._sink is not None
+        for lost in self.decoder.take_lost():
+            for reason in lost.dropped:
+                self._sink.reject(self.name, reason, b"")
+            self._sink.reject(self.name, lost.reason, lost.data)
 
     def _maybe_switch_speed(self) -> None:
         if self._fixed_baudrate or time.monotonic() - self._last_frame < DETECT_WINDOW_S:
@@ -106,6 +164,21 @@ class TicLineSource:
         self.received += 1
         for reason in frame.dropped:
             self._sink.reject(self.name, reason, b"")
+        if not self._identity_fits(frame):
+            return
+        unsynchronised = unsynchronised_horodates(frame)
+        if unsynchronised:
+            self.unsynchronised_frames += 1
+        if bool(unsynchronised) != self._clock_off:
+            self._clock_off = bool(unsynchronised)
+            if unsynchronised:
+                log.warning(
+                    "%s: meter clock not synchronised (%s); storing at the receive time",
+                    self.name,
+                    ", ".join(unsynchronised),
+                )
+            else:
+                log.info("%s: meter clock synchronised again", self.name)
         values, problems = frame_values(frame, self._clock())
         for problem in problems:
             self._sink.reject(self.name, problem, b"")
@@ -128,6 +201,32 @@ class TicLineSource:
         if readings:
             self._sink.accept(readings)
 
+    def _identity_fits(self, frame: TicFrame) -> bool:
+        """Note the identity the frame carries; whether it is the expected meter's (a
+        frame without its identity group is taken as from the last meter seen)."""
+        for label, key in IDENTITY_LABELS.items():
+            group = frame.groups.get(label)
+            if group is not None:
+                self.identity[key] = group.data
+        expected = self.expected_meter_id
+        seen = self.identity.get("meter_id")
+        if expected is None or seen is None or seen == expected:
+            if self._mismatch is not None and seen == expected:
+                log.info("%s: meter %s is back on this port", self.name, expected)
+                self._mismatch = None
+            return expected is None or seen is not None
+        assert self._sink is not None
+        self.identity_mismatches += 1
+        if self._mismatch != seen:
+            self._mismatch = seen
+            reason = (
+                f"meter id {seen!r} is not the expected {expected!r}: "
+                "its frames are not stored (wrong meter or adapter on this port?)"
+            )
+            log.warning("%s: %s", self.name, reason)
+            self._sink.reject(self.name, reason, b"")
+        return False
+
 
 @register_source("tic")
 def tic_sources(config: SitesConfig, options: SourceOptions) -> list[Source]:
@@ -142,6 +241,14 @@ def tic_sources(config: SitesConfig, options: SourceOptions) -> list[Source]:
         src = entries[0][2]
         bindings = [TicBinding(site, meter, s.label) for site, meter, s in entries]
         sources.append(
-            TicLineSource(port, src.mode, bindings, src.baudrate, src.interval_s, options.clock)
+            TicLineSource(
+                port,
+                src.mode,
+                bindings,
+                src.baudrate,
+                src.interval_s,
+                options.clock,
+                expected_meter_id=src.meter_id,
+            )
         )
     return sources

@@ -7,6 +7,7 @@ import logging
 import math
 import struct
 import threading
+import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -585,3 +586,50 @@ def test_building_values_follow_the_accelerated_clock() -> None:
     inverter = shipped_maps()["sunspec-inverter"]
     for name in at(15):
         assert inverter.register(name) is not None, name
+
+
+def test_line_errors_are_exported_in_the_gateway_metrics(
+    tmp_path: Path,
+    pair: VirtualSerialPair,
+    emulator: ModbusRtuEmulator,
+) -> None:
+    """Timeouts (a silent unit) and CRC errors (corrupted answers) over a real pty, read
+    back from the gateway's /metrics as counters labelled by source."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from microville.gateway.gateway import Gateway
+    from microville.stores import open_store
+
+    config = parse_sites(
+        site_config(f'port = "{pair.device_path}", baudrate = 19200', silent_unit=7)
+    )
+    source = line_source(
+        site_config(f'port = "{pair.device_path}", baudrate = 19200', silent_unit=7)
+    )
+    store = open_store(f"sqlite:///{tmp_path}/readings.db")
+    gateway = Gateway(config, store, sources=[source], batch_delay_s=0.1)
+    gateway.start()
+    try:
+        port = gateway.serve_metrics()
+
+        def scrape() -> dict[str, float]:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                text = r.read().decode()
+            return {
+                s.name: s.value
+                for f in text_string_to_metric_families(text)
+                for s in f.samples
+                if s.labels.get("source") == source.name
+            }
+
+        assert wait_until(lambda: source.timeouts >= 2, 15)
+        emulator.corrupt_responses(3)
+        assert wait_until(lambda: source.crc_errors >= 3, 15)
+        metrics = scrape()
+        assert metrics["microville_gateway_modbus_timeouts_total"] >= 2
+        assert metrics["microville_gateway_modbus_crc_errors_total"] >= 3
+        assert metrics["microville_gateway_modbus_exceptions_total"] == 0
+        assert metrics["microville_gateway_modbus_polls_total"] > 0
+    finally:
+        gateway.stop()
+        store.close()

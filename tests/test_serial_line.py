@@ -117,7 +117,8 @@ def test_the_outage_ends_when_data_comes_and_backoff_restarts(
     assert line.read(stop) == b""  # opened after 1.6 s; nothing sent yet: still out
     assert line.in_outage and line.connected
     os.write(ptys.masters[-1], b"\x02frame\x03")
-    assert line.read(stop) == b"\x02frame\x03"
+    data = line.read(stop)  # what has arrived of it: at least one byte
+    assert data and b"\x02frame\x03".startswith(data)
     assert not line.in_outage
     assert [m for m in (r.getMessage() for r in caplog.records) if "is back" in m]
     assert line.backoff_s == 0.2

@@ -42,6 +42,7 @@ from microville.firmware_sim.tic_frames import (
 from microville.gateway.decoders import DecodedValue
 from microville.gateway.tic import (
     MAX_FRAME_BYTES,
+    MAX_PENDING_LOST,
     TicError,
     TicFrame,
     TicGroup,
@@ -50,6 +51,7 @@ from microville.gateway.tic import (
     frame_values,
     parse_group,
     parse_horodate,
+    unsynchronised_horodates,
 )
 
 FIXTURES = Path(__file__).parent / "fixtures" / "tic"
@@ -735,3 +737,75 @@ def test_any_bytes_never_raise_nor_yield_a_bad_group(data: bytes, cuts: list[int
     chunked, chunked_decoder = _feed(data, cuts or [1])
     assert chunked == frames
     assert _counters(chunked_decoder) == _counters(decoder)
+
+
+# --- Lost frames (whole frames that give nothing) -----------------------------------
+
+
+def test_lost_frames_are_kept_with_their_reason_for_the_dead_letter_log() -> None:
+    decoder = TicStreamDecoder(H)
+    good = encode_group("BASE", "002565285", H)
+    bad = encode_group("BASE", "002565285", H)[:-2] + b"!\r"  # wrong checksum
+    data = (
+        encode_frame([bad, bad])  # no valid group
+        + truncate(encode_frame([good]), 6)  # cut by EOT
+        + b"\x02\nBASE 0025"  # its ETX lost: the next STX restarts
+        + encode_frame([good])
+    )
+    frames = decoder.feed(data)
+    assert len(frames) == 1 and decoder.frames_lost == 1 and decoder.frames_interrupted == 1
+    lost = decoder.take_lost()
+    assert [item.reason for item in lost] == [
+        "frame without a valid group (2 dropped)",
+        "frame interrupted by EOT after 5 bytes",
+        "frame without ETX (10 bytes), restarted by STX",
+    ]
+    assert [len(item.dropped) for item in lost] == [2, 0, 0]
+    assert all("bad checksum" in reason for reason in lost[0].dropped)
+    assert lost[1].data == b"\x02\nBASE"
+    assert decoder.take_lost() == []  # taken once
+
+
+def test_lost_frames_waiting_are_bounded() -> None:
+    decoder = TicStreamDecoder(H)
+    decoder.feed(b"\x02\x04" * (MAX_PENDING_LOST + 10))
+    assert decoder.frames_interrupted == MAX_PENDING_LOST + 10
+    assert len(decoder.take_lost()) == MAX_PENDING_LOST
+
+
+# --- Unsynchronised meter clock ------------------------------------------------------
+
+
+def test_unsynchronised_horodates_are_not_used_as_times() -> None:
+    sync_date = TicGroup("DATE", "", datetime(2026, 7, 1, 12, 30, tzinfo=UTC), True)
+    # A meter whose clock was never set: e200101000000 is 2019-12-31T22:00Z.
+    unset, unset_sync = parse_horodate("e200101000000")
+    assert unset.year == 2019 and unset_sync is False
+    ccasn = TicGroup("CCASN", "00380", unset, False)
+    smaxsn = TicGroup("SMAXSN", "01200", unset, False)
+    umoy = TicGroup("UMOY1", "232", datetime(2026, 7, 1, 12, 20, tzinfo=UTC), None)
+    # DATE synchronised: the lowercase groups take the frame's time, UMOY1 (no season)
+    # keeps its own.
+    frame = _frame(S, sync_date, ccasn, smaxsn, umoy)
+    times = {v.key: v.time for v in frame_values(frame, RECEIVED_AT)[0]}
+    assert times == {
+        "CCASN": sync_date.horodate,
+        "SMAXSN": sync_date.horodate,
+        "UMOY1": umoy.horodate,
+    }
+    assert unsynchronised_horodates(frame) == ["CCASN", "SMAXSN"]
+    # DATE unsynchronised too: everything at the receive time, UMOY1 included.
+    off_date = TicGroup("DATE", "", unset, False)
+    frame = _frame(S, off_date, ccasn, smaxsn, umoy)
+    times = {v.key: v.time for v in frame_values(frame, RECEIVED_AT)[0]}
+    assert times == dict.fromkeys(("CCASN", "SMAXSN", "UMOY1"), RECEIVED_AT)
+    assert unsynchronised_horodates(frame) == ["DATE", "CCASN", "SMAXSN", "UMOY1"]
+
+
+def test_linky_frame_with_an_unset_clock_stores_nothing_in_the_past() -> None:
+    t = datetime(2020, 1, 1, 0, 0, tzinfo=UTC)  # the meter clock's idea of now
+    frame = linky_frame(S, t, 1000, 0, 500, 0, synchronised=False)
+    (decoded,) = TicStreamDecoder(S).feed(frame)
+    values, problems = frame_values(decoded, RECEIVED_AT)
+    assert problems == [] and values
+    assert {v.time for v in values} == {RECEIVED_AT}

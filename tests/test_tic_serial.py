@@ -4,25 +4,31 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator
-from datetime import datetime, timedelta
+import os
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 from support import SITE_S1, wait_until
 
 from microville.domain.periods import localize
+from microville.domain.readings import Reading
 from microville.domain.site import SitesConfig, parse_sites
 from microville.domain.store import ReadingStore
 from microville.domain.tic_labels import TicMode
 from microville.firmware_sim.building import ground_truth, index_at, simulate_building
 from microville.firmware_sim.clock import SimulatedClock
 from microville.firmware_sim.linky_emulator import LinkyEmulator
+from microville.firmware_sim.tic_frames import linky_frame
 from microville.firmware_sim.virtual_serial import VirtualSerialPair
 from microville.gateway.gateway import Gateway
 from microville.gateway.sources import SourceOptions
+from microville.gateway.tic_source import TicBinding, TicLineSource
 from microville.service.app import create_app
 from microville.settings import Settings
 
@@ -101,6 +107,7 @@ class Bench:
             corruption=self.corruption,
             seed=3,
             first_frame_at=first_frame_at,
+            record_sent=True,
         )
 
     def finish(self) -> None:
@@ -179,11 +186,33 @@ def test_linky_over_a_pty_matches_the_emulators_ground_truth(bench: Bench) -> No
         assert bench.gateway.dead_letters.total == 0
 
 
+def _stored_values(bench: Bench, meter: str) -> list[float]:
+    """Every value stored for ``meter`` (one-second slots: at most one reading each)."""
+    series = bench.store.index_slots(
+        bench.site.id,
+        [meter],
+        "energy",
+        bench.start - timedelta(hours=1),
+        bench.end + timedelta(hours=1),
+        timedelta(seconds=1),
+    )[meter]
+    return [slot.last_value for slot in series.slots]
+
+
 @pytest.mark.e2e
 @pytest.mark.parametrize("bench", [(TicMode.STANDARD, 0.3)], indirect=True, ids=["corrupted"])
 def test_no_wrong_value_is_stored_from_corrupted_frames(bench: Bench) -> None:
     bench.run()
     bench.finish()
+    assert bench.emulator is not None
+    # The emulator changed digits of the indexes themselves, under their old checksum:
+    # only checksum verification stands between those and the store.
+    assert bench.emulator.damage["data EAST"] + bench.emulator.damage["data EAIT"] > 0
+    for meter, kind in (("grid-import", "import"), ("grid-export", "export")):
+        stored = _stored_values(bench, meter)
+        assert len(stored) > 20
+        wrong = sorted({v for v in stored if v not in bench.emulator.sent_indexes[kind]})
+        assert wrong == [], f"{meter}: stored values never sent: {wrong[:10]}"
     series = bench.store.index_slots(
         bench.site.id,
         ["grid-import"],
@@ -217,6 +246,11 @@ def test_unplugged_adapter_is_reopened_and_reading_resumes(
     bench.pair.unplug()
     assert wait_until(lambda: not bench.gateway.sources[0].ready, 5)  # type: ignore[union-attr]
     before = bench.gateway.writer.written
+    # Stay unplugged over several attempts to reopen, each after a longer backoff.
+    line = bench.gateway.sources[0].line  # type: ignore[attr-defined]
+    attempts = line.open_attempts
+    assert wait_until(lambda: line.open_attempts >= attempts + 3, 10)
+    assert line.backoff_s > 0.8  # 0.2, 0.4, 0.8… s so far: the backoff grew
     bench.pair.plug()
     bench.emulator = bench.new_emulator()
     bench.emulator.start()
@@ -225,3 +259,166 @@ def test_unplugged_adapter_is_reopened_and_reading_resumes(
     outages = [r for r in caplog.records if "unavailable" in r.getMessage()]
     assert len(outages) == 1, [r.getMessage() for r in outages]
     assert any("is back" in r.getMessage() for r in caplog.records)
+
+
+def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("bench", [(TicMode.STANDARD, 0.3)], indirect=True, ids=["corrupted"])
+def test_a_noisy_line_shows_in_metrics_and_dead_letters(bench: Bench) -> None:
+    bench.run()
+    assert bench.gateway is not None and bench.emulator is not None
+    port = bench.gateway.serve_metrics()
+    source = (("source", bench.gateway.sources[0].name),)
+    names = ("groups_dropped", "frames_interrupted", "bytes_discarded", "frames_decoded")
+    before = _scrape(port)
+    bench.finish()
+    after = _scrape(port)
+    for name in names:
+        key = (f"microville_gateway_tic_{name}_total", source)
+        assert after[key] > before.get(key, 0.0), name
+    assert after[("microville_gateway_tic_frames_lost_total", source)] >= 0
+    decoder = bench.gateway.sources[0].decoder  # type: ignore[attr-defined]
+    assert after[("microville_gateway_tic_groups_dropped_total", source)] == decoder.groups_dropped
+    assert after[("microville_gateway_tic_frames_interrupted_total", source)] == (
+        decoder.frames_interrupted
+    )
+    assert decoder.frames_interrupted == bench.emulator.damage["EOT"]
+    identity = (
+        "microville_gateway_tic_meter_info",
+        tuple(
+            sorted({**dict(source), "meter_id": "0212345678901", "prm": "01234567890123"}.items())
+        ),
+    )
+    assert after[identity] == 1.0
+    # Every dropped group and every interrupted frame is a dead letter with its reason.
+    letters = list(bench.gateway.dead_letters.recent)
+    reasons = [d.reason for d in letters]
+    assert sum("bad checksum" in r for r in reasons) == decoder.groups_dropped
+    interrupted = [d for d in letters if d.reason.startswith("frame interrupted by EOT")]
+    assert len(interrupted) == decoder.frames_interrupted
+    assert all(d.payload.startswith(b"\x02") for d in interrupted)
+    kinds = bench.gateway.dead_letters.counts_by_reason()
+    assert kinds["bad checksum '…' (expected '…')"] == decoder.groups_dropped
+    assert (
+        after[
+            ("microville_gateway_rejected_total", (("reason", "bad checksum '…' (expected '…')"),))
+        ]
+        == decoder.groups_dropped
+    )
+
+
+class RecordingSink:
+    """The gateway's side of a source: what it accepted and rejected."""
+
+    def __init__(self) -> None:
+        self.readings: list[Reading] = []
+        self.rejects: list[tuple[str, str, bytes]] = []
+
+    def accept(
+        self, readings: Sequence[Reading], on_safe: Callable[[], None] | None = None
+    ) -> None:
+        self.readings.extend(readings)
+
+    def reject(self, origin: str, reason: str, payload: bytes) -> None:
+        self.rejects.append((origin, reason, payload))
+
+
+@pytest.fixture
+def pty_source() -> Iterator[Callable[..., tuple[TicLineSource, RecordingSink, int]]]:
+    """A TicLineSource reading a real pty through pyserial; the test writes the master."""
+    opened: list[tuple[TicLineSource, int, int]] = []
+
+    def make(expected_meter_id: str | None = None) -> tuple[TicLineSource, RecordingSink, int]:
+        master, slave = os.openpty()
+        config = parse_sites(SITE_S1 + f"""
+[[sites.meters]]
+id = "grid-import"
+role = "grid_import"
+source = {{ type = "tic", port = "{os.ttyname(slave)}", mode = "standard", label = "EAST", \
+interval_s = 0 }}
+""")  # fmt: skip
+        (meter,) = config.sites[0].meters
+        source = TicLineSource(
+            os.ttyname(slave),
+            "standard",
+            [TicBinding("s1", meter, "EAST")],
+            interval_s=0,
+            expected_meter_id=expected_meter_id,
+        )
+        sink = RecordingSink()
+        source.start(sink)
+        opened.append((source, master, slave))
+        # pyserial flushes the input when it opens the port: write only once it is open.
+        assert wait_until(lambda: source.ready, 5)
+        return source, sink, master
+
+    yield make
+    for source, master, slave in opened:
+        source.stop()
+        os.close(master)
+        os.close(slave)
+
+
+T0 = datetime(2026, 7, 1, 12, tzinfo=UTC)
+
+
+def _frames(n: int, adsc: str = "0212345678901", synchronised: bool = True) -> bytes:
+    return b"".join(
+        linky_frame(
+            TicMode.STANDARD, T0 + timedelta(minutes=i), 1000 + i, 0, 100, 0, adsc=adsc,
+            synchronised=synchronised,
+        )
+        for i in range(n)
+    )  # fmt: skip
+
+
+def test_a_frame_from_another_meter_is_not_stored_and_said_once(
+    pty_source: Callable[..., tuple[TicLineSource, RecordingSink, int]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="microville.gateway.tic_source")
+    source, sink, master = pty_source(expected_meter_id="0212345678901")
+    os.write(master, _frames(3, adsc="0299999999999"))  # the wrong Linky on this port
+    assert wait_until(lambda: source.identity_mismatches == 3, 10)
+    assert sink.readings == []
+    assert source.info() == {"meter_id": "0299999999999", "prm": "01234567890123"}
+    mismatch = [r for _, r, _ in sink.rejects if "is not the expected" in r]
+    assert mismatch == [
+        "meter id '0299999999999' is not the expected '0212345678901': its frames are not "
+        "stored (wrong meter or adapter on this port?)"
+    ]
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1
+    os.write(master, _frames(2))  # the right one again
+    assert wait_until(lambda: len(sink.readings) == 2, 10)
+    assert [r.value for r in sink.readings] == [1000.0, 1001.0]
+    assert source.info()["meter_id"] == "0212345678901"
+    assert any("is back on this port" in r.getMessage() for r in caplog.records)
+
+
+def test_an_unsynchronised_meter_clock_is_counted_and_stored_at_receive_time(
+    pty_source: Callable[..., tuple[TicLineSource, RecordingSink, int]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="microville.gateway.tic_source")
+    source, sink, master = pty_source()
+    before = datetime.now(UTC)
+    os.write(master, _frames(4, synchronised=False))
+    assert wait_until(lambda: len(sink.readings) == 4, 10)
+    assert source.unsynchronised_frames == 4
+    assert all(r.time >= before for r in sink.readings)  # receive time, not 2026-07-01
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "meter clock not synchronised" in warnings[0]
+    os.write(master, _frames(1))
+    assert wait_until(lambda: len(sink.readings) == 5, 10)
+    assert sink.readings[-1].time == T0
+    assert source.unsynchronised_frames == 4
