@@ -39,7 +39,7 @@ from microville.domain.modbus_maps import RegisterMap, shipped_maps
 from microville.domain.quality import IndexRules
 from microville.domain.reporting import Language, ReportSettings
 from microville.domain.targets import Targets
-from microville.domain.tic_labels import TIC_LABELS, TicMode
+from microville.domain.tic_labels import TIC_LABELS, TicMode, label_problem
 from microville.domain.units import UnitError, unit_of
 from microville.domain.waste import WasteStream
 
@@ -282,6 +282,16 @@ class Meter(_Strict):
                 f"role {self.role.value!r} needs a cumulative index (energy or volume unit), "
                 f"not {self.dimension} ({self.unit}); use role 'measurement'"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _tic_label_fits(self) -> Self:
+        src = self.source
+        problem = None
+        if isinstance(src, TicSource):
+            problem = label_problem(src.mode, src.label, self.unit)
+        if problem:
+            raise ValueError(f"source.label: {problem}")
         return self
 
     @property

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
+from microville.domain.units import UNITS, UnitError, unit_of
+
 
 class TicMode(StrEnum):
     HISTORIC = "historic"  # 1200 baud 7E1, SP separator, all meters
@@ -171,3 +173,36 @@ TIC_LABELS: Final[dict[tuple[TicMode, str], TicLabel]] = _rows(
 def tic_label(mode: TicMode, label: str) -> TicLabel | None:
     """The table row for ``label`` in ``mode``, or ``None`` if unknown."""
     return TIC_LABELS.get((mode, label))
+
+
+def label_problem(mode: str, label: str, unit: str) -> str | None:
+    """Why a meter in ``unit`` cannot store TIC ``label`` read in ``mode`` (``historic``,
+    ``standard`` or ``auto``: either), or ``None`` when it can.
+
+    A label is storable when it is known in the mode, has a numeric unit (not text such
+    as ADSC, PRM, or the varh of ERQ1-4) and that unit measures what the meter's unit
+    does (EAST in Wh for an energy meter, SINSTS in VA for a power measurement).
+    """
+    modes = list(TicMode) if mode == "auto" else [TicMode(mode)]
+    rows = [row for m in modes if (row := tic_label(m, label)) is not None]
+    if not rows:
+        return f"unknown TIC label {label!r} for mode {mode!r}"
+    numeric = [row for row in rows if row.unit is not None and row.unit in UNITS]
+    if not numeric:
+        row = rows[0]
+        return (
+            f"TIC label {label!r} ({row.description}) has no value to store: "
+            "it is read as text; pick a numeric label (EAST, EAIT, BASE, SINSTS…)"
+        )
+    try:
+        wanted = unit_of(unit).dimension
+    except UnitError:
+        return None  # the meter's unit is refused on its own
+    if any(unit_of(row.unit).dimension == wanted for row in numeric if row.unit is not None):
+        return None
+    row = numeric[0]
+    assert row.unit is not None
+    return (
+        f"TIC label {label!r} ({row.description}) is in {row.unit} "
+        f"({unit_of(row.unit).dimension}), the meter's unit {unit!r} is {wanted}"
+    )

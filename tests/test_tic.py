@@ -28,7 +28,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from microville.domain.tic_labels import TIC_LABELS, TicLabel, TicMode, tic_label
+from microville.domain.site import ConfigError, parse_sites
+from microville.domain.tic_labels import TIC_LABELS, TicLabel, TicMode, label_problem, tic_label
 from microville.domain.units import UNITS
 from microville.firmware_sim.tic_frames import (
     corrupt_checksum,
@@ -809,3 +810,90 @@ def test_linky_frame_with_an_unset_clock_stores_nothing_in_the_past() -> None:
     values, problems = frame_values(decoded, RECEIVED_AT)
     assert problems == [] and values
     assert {v.time for v in values} == {RECEIVED_AT}
+
+
+# --- Labels checked against the meter at config load --------------------------------
+
+
+def _tic_meter(
+    label: str, role: str = "grid_import", unit: str = "Wh", mode: str = "standard"
+) -> str:
+    return f"""
+[[sites]]
+id = "s1"
+name = "S1"
+timezone = "Europe/Paris"
+floor_area_m2 = 100
+location = {{ lat = 48.0, lon = 2.0 }}
+
+[[sites.meters]]
+id = "m"
+role = "{role}"
+unit = "{unit}"
+source = {{ type = "tic", port = "/dev/ttyUSB0", mode = "{mode}", label = "{label}" }}
+"""
+
+
+@pytest.mark.parametrize(
+    ("label", "role", "unit", "mode", "fragment"),
+    [
+        (
+            "ADSC",
+            "measurement",
+            "VA",
+            "standard",
+            "'ADSC' (secondary meter address (identity)) has no value",
+        ),
+        (
+            "PRM",
+            "measurement",
+            "VA",
+            "standard",
+            "'PRM' (delivery point reference (PRM)) has no value",
+        ),
+        (
+            "ERQ1",
+            "grid_import",
+            "Wh",
+            "standard",
+            "'ERQ1' (total reactive energy, quadrant 1 (varh)) has no",
+        ),
+        ("ADCO", "measurement", "A", "auto", "'ADCO' (meter address (identity)) has no value"),
+        ("SINSTS", "grid_import", "Wh", "standard", "'SINSTS' (apparent power drawn) is in VA"),
+        ("SINSTS", "grid_import", "Wh", "standard", "the meter's unit 'Wh' is energy"),
+        ("EAST", "measurement", "VA", "standard", "'EAST' (total active energy drawn) is in Wh"),
+    ],
+)
+def test_config_refuses_a_label_that_cannot_feed_the_meter(
+    label: str, role: str, unit: str, mode: str, fragment: str
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_sites(_tic_meter(label, role, unit, mode))
+    message = str(err.value)
+    assert message.startswith("sites[0].meters[0]: source.label: TIC label "), message
+    assert fragment in message, message
+
+
+@pytest.mark.parametrize(
+    ("label", "role", "unit", "mode"),
+    [
+        ("EAST", "grid_import", "Wh", "standard"),
+        ("EAIT", "grid_export", "kWh", "standard"),
+        ("BASE", "grid_import", "Wh", "auto"),
+        ("SINSTS", "measurement", "VA", "standard"),
+        ("IINST", "measurement", "A", "historic"),
+        ("PREF", "measurement", "kVA", "standard"),
+    ],
+)
+def test_config_accepts_a_label_that_fits_the_meter(
+    label: str, role: str, unit: str, mode: str
+) -> None:
+    parse_sites(_tic_meter(label, role, unit, mode))
+
+
+def test_every_numeric_label_fits_a_meter_of_its_own_unit() -> None:
+    for (mode, label), row in TIC_LABELS.items():
+        if row.unit is not None and row.unit in UNITS:
+            assert label_problem(mode.value, label, row.unit) is None, label
+        else:
+            assert label_problem(mode.value, label, "Wh") is not None, label
