@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from microville.domain.coverage import contiguous, period_coverage
 from microville.domain.quality import IndexRules
 from microville.domain.store import IndexSeries
 
@@ -26,9 +27,12 @@ class MeterEnergy:
         negative. Summed over the periods it equals the last good index minus the
         baseline, plus what resets and rollovers hide.
     coverage : list of float
-        Share of each period's slots that had at least one reading, in [0, 1].
+        Share of each period backed by readings, in [0, 1]: its clock hours holding a
+        reading, each weighted by its overlap with the period, whatever the slot width
+        (:func:`microville.domain.coverage.period_coverage`).
     estimated_wh : list of float
-        Part of ``energy_wh`` spread over a gap of more than one slot, per period [Wh],
+        Part of ``energy_wh`` spread over a gap (readings more than one hour, or one
+        slot, apart: :func:`microville.domain.coverage.contiguous`), per period [Wh],
         in [0, ``energy_wh``]. The rest was measured between adjacent slots.
     resets : int
         Backward jumps read as a counter restarting from zero (the new value is energy).
@@ -63,11 +67,12 @@ def _spread(
 ) -> None:
     """Attribute ``delta`` [Wh], accrued over ``(since, until]``, to the periods.
 
-    ``until`` is a slot end in period ``k``. Over one slot it is measured and lands in
-    ``k``; over a longer gap it is spread pro rata of time over the periods the gap
-    overlaps, and all of it is estimated.
+    ``until`` is a slot end in period ``k``. Between contiguous readings (at most an
+    hour or a slot apart) it is measured and lands in ``k``; over a longer gap it is
+    spread pro rata of time over the periods the gap overlaps, and all of it is
+    estimated.
     """
-    if until - since <= slot:
+    if contiguous(since, until, slot):
         energy[k] += delta
         return
     total = until - since
@@ -111,13 +116,13 @@ def energy_per_period(
     ``bounds[-1]`` are only looked at (to judge the last slots of the window the same
     way as inside a longer query); pass ``glitch_window_s`` of them beyond the end.
 
-    An increase between values one slot apart lands in the later slot's period and is
-    measured. Between values further apart (a gap, lost messages, a glitch in between),
-    it is spread pro rata of time from the earlier value's slot end to the later one's
-    over the periods this overlaps, and is all estimated. Because the index is
-    cumulative, the sum over periods equals the last good index minus the baseline (plus
-    the resets' and rollovers' corrections), whatever messages were lost. Energy before
-    the first known value (no baseline) is unknown and not counted.
+    An increase between values at most one hour (or one slot) apart lands in the later
+    slot's period and is measured. Between values further apart (a gap, lost messages,
+    a glitch in between), it is spread pro rata of time from the earlier value's slot
+    end to the later one's over the periods this overlaps, and is all estimated. Because
+    the index is cumulative, the sum over periods equals the last good index minus the
+    baseline (plus the resets' and rollovers' corrections), whatever messages were lost.
+    Energy before the first known value (no baseline) is unknown and not counted.
 
     Parameters
     ----------
@@ -136,7 +141,6 @@ def energy_per_period(
     n = len(bounds) - 1
     energy = [0.0] * n
     estimated = [0.0] * n
-    filled = [0] * n
     resets = rollovers = glitches = spikes = 0
     in_glitch = False
     ends = [s.end.astimezone(UTC) for s in series.slots]
@@ -177,8 +181,6 @@ def energy_per_period(
         k = bisect_left(bounds, end) - 1
         if not 0 <= k < n:
             continue
-        if series.slots[i].count > 0:
-            filled[k] += 1
         value = values[i]
         if reference is None:
             reference, reference_end = value, end
@@ -210,7 +212,7 @@ def energy_per_period(
         if delta > 0:
             _spread(delta, reference_end, end, k, bounds, slot, energy, estimated)
         reference, reference_end = value, end
-    coverage = [filled[k] / max(1, round((bounds[k + 1] - bounds[k]) / slot)) for k in range(n)]
+    coverage = period_coverage((s.end for s in series.slots if s.count > 0), bounds)
     return MeterEnergy(
         energy_wh=energy,
         coverage=coverage,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from fastapi import Depends, HTTPException, Path, Query, Request
 
@@ -51,6 +53,37 @@ SiteDep = Annotated[Site, Depends(_site)]
 RecordId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the record's id")]
 
 
+#: The instants the API serves: slots are aligned on the Unix epoch, and InfluxDB keeps
+#: nanoseconds in 64 bits (up to 2262); a date outside is a 422 naming its parameter.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def now(tz: ZoneInfo) -> datetime:
+    """The current time in ``tz`` (the default end of a period)."""
+    return datetime.now(tz)
+
+
+def _out_of_range(name: str, value: str) -> HTTPException:
+    return HTTPException(
+        422,
+        f"{name}: {value!r} is out of range: dates from {EARLIEST:%Y-%m-%d} to"
+        f" {LATEST:%Y-%m-%d} (UTC) are served",
+    )
+
+
+def _in_range(make: Callable[[], datetime], name: str, value: str) -> datetime:
+    """``make()``, or a 422 naming ``name`` when the date does not exist in Python's
+    calendar (year 0 or past 9999) or lies outside ``[EARLIEST, LATEST]``."""
+    try:
+        t = make()
+    except (ValueError, OverflowError):
+        raise _out_of_range(name, value) from None
+    if not EARLIEST <= t <= LATEST:
+        raise _out_of_range(name, value)
+    return t
+
+
 def parse_time(value: str | None, name: str, default: datetime, site: Site) -> datetime:
     if value is None:
         return default
@@ -60,7 +93,7 @@ def parse_time(value: str | None, name: str, default: datetime, site: Site) -> d
         raise HTTPException(
             422, f"{name}: {value!r} is not an ISO 8601 date or date-time (e.g. 2026-10-01)"
         ) from None
-    return localize(parsed, site.tz)
+    return _in_range(lambda: localize(parsed, site.tz), name, value)
 
 
 @dataclass(frozen=True)
@@ -96,25 +129,34 @@ def _period(
         if m := re.fullmatch(r"(\d{4})", period):
             year = int(m[1])
             return Period(
-                localize(datetime(year, 1, 1), tz), localize(datetime(year + 1, 1, 1), tz)
+                _in_range(lambda: localize(datetime(year, 1, 1), tz), "period", period),
+                _in_range(lambda: localize(datetime(year + 1, 1, 1), tz), "period", period),
             )
         if (m := re.fullmatch(r"(\d{4})-(\d{2})", period)) and 1 <= int(m[2]) <= 12:
             year, month = int(m[1]), int(m[2])
             nxt = (year + month // 12, month % 12 + 1)
-            return Period(localize(datetime(year, month, 1), tz), localize(datetime(*nxt, 1), tz))
+            return Period(
+                _in_range(lambda: localize(datetime(year, month, 1), tz), "period", period),
+                _in_range(lambda: localize(datetime(*nxt, 1), tz), "period", period),
+            )
         if m := re.fullmatch(r"\d{4}-\d{2}-\d{2}", period):
             try:
                 day = datetime.strptime(period, "%Y-%m-%d")
             except ValueError:
+                if re.fullmatch(r"0000-\d{2}-\d{2}", period):
+                    raise _out_of_range("period", period) from None
                 raise HTTPException(422, f"period: {period!r} is not a calendar day") from None
-            return Period(localize(day, tz), localize(day + timedelta(days=1), tz))
+            return Period(
+                _in_range(lambda: localize(day, tz), "period", period),
+                _in_range(lambda: localize(day + timedelta(days=1), tz), "period", period),
+            )
         raise HTTPException(
             422, f"period: {period!r} is not a year (2026), a month (2026-10) or a day (2026-10-25)"
         )
-    now = datetime.now(tz)
-    month_start = localize(datetime(now.year, now.month, 1), tz)
+    current = now(tz)
+    month_start = localize(datetime(current.year, current.month, 1), tz)
     t0 = parse_time(start, "start", month_start, site)
-    t1 = parse_time(end, "end", now.replace(microsecond=0) + timedelta(seconds=1), site)
+    t1 = parse_time(end, "end", current.replace(microsecond=0) + timedelta(seconds=1), site)
     return Period(t0, t1)
 
 

@@ -15,6 +15,7 @@ from microville.domain.readings import Reading
 from microville.domain.store import ReadingStore
 from microville.service.app import create_app
 from microville.settings import Settings
+from microville.stores import open_store
 from microville.stores.influx import InfluxStore
 
 CONFIG = SITE_S1 + GRID_AND_PV_METERS
@@ -47,6 +48,17 @@ def client(tmp_path: Path, store: ReadingStore, mosquitto_url: str) -> Iterator[
     app = create_app(Settings(config=str(config), mqtt_url=mosquitto_url), store=store)
     with TestClient(app) as c:
         yield c
+
+
+@pytest.fixture
+def sqlite_client(tmp_path: Path) -> Iterator[TestClient]:
+    """For requests refused before any store is read: one adapter is enough."""
+    config = tmp_path / "sites.toml"
+    config.write_text(CONFIG)
+    store = open_store(f"sqlite:///{tmp_path}/readings.db")
+    with TestClient(create_app(Settings(config=str(config)), store=store)) as c:
+        yield c
+    store.close()
 
 
 def _balance(client: TestClient, **params: str) -> dict:  # type: ignore[type-arg]
@@ -114,6 +126,94 @@ def test_month_step_reports_partial_coverage(client: TestClient, store: ReadingS
     # filled slots of the 745 hours of October (31 × 24 + the repeated hour).
     assert october["coverage"] == pytest.approx(97 / 745)
     assert october["production_kwh"] == pytest.approx(9.6)
+
+
+@pytest.mark.parametrize("start", ["2026-10-24T00:00:01", "2026-10-24T00:15"])
+def test_coverage_of_a_range_not_on_the_hour(
+    client: TestClient, store: ReadingStore, start: str
+) -> None:
+    # Perfect hourly data; the range starts a second or a quarter past local midnight, so
+    # the store's slots are 1 s or 15 min wide. Every hour of the range still holds a
+    # reading: coverage 1 and nothing estimated (a gap is an hour without a reading, not
+    # an empty 1-second slot). Before: 0.00028 (1 s) and 0.25 (15 min), all estimated.
+    _seed(store)
+    body = _balance(client, start=start, end="2026-10-27", step="day")
+    assert [p["coverage"] for p in body["periods"]] == pytest.approx([1.0, 1.0, 1.0])
+    assert body["total"]["coverage"] == pytest.approx(1.0)
+    assert body["total"]["estimated_kwh"] == 0.0
+    assert all(m["coverage"] == pytest.approx(1.0) for m in body["meters"])
+    assert all(m["estimated_kwh"] == 0.0 for m in body["meters"])
+    # The first reading inside the range is at 01:00 local: the hour 00:00 → 01:00 is in
+    # the first day, so the three days still hold 24, 25 and 24 hourly steps.
+    assert [p["production_kwh"] for p in body["periods"]] == pytest.approx([2.4, 2.5, 2.4])
+
+
+def test_coverage_of_an_hour_with_a_gap_in_a_range_off_the_hour(
+    client: TestClient, store: ReadingStore
+) -> None:
+    _seed(store, skip=MISSING)  # no reading in three hours of 25 October
+    body = _balance(client, start="2026-10-24T00:15", end="2026-10-27", step="day")
+    oct24, oct25, _ = body["periods"]
+    assert oct24["coverage"] == pytest.approx(1.0)
+    assert oct25["coverage"] == pytest.approx(22 / 25)
+    # The index on each side of the gap spreads 4 hours' energy: 0.4 kWh of PV, 0.2 of
+    # import, 0.12 of export are estimated; everything else was measured.
+    assert oct25["estimated_kwh"] == pytest.approx(0.4 + 0.2 + 0.12)
+    assert oct24["estimated_kwh"] == 0.0
+
+
+def test_coverage_of_the_default_range(
+    client: TestClient, store: ReadingStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No parameters: from the first of the month to now + 1 s (a range ending at an odd
+    # second). Readings every hour of the month, the last one at 14:00Z.
+    now = datetime(2026, 10, 26, 14, 23, 45, tzinfo=UTC)
+    monkeypatch.setattr("microville.service.deps.now", lambda tz: now.astimezone(tz))
+    month_start = datetime(2026, 9, 30, 22, tzinfo=UTC)  # 1 October 00:00+02:00
+    hours = int((datetime(2026, 10, 26, 14, tzinfo=UTC) - month_start) / timedelta(hours=1))
+    store.write(
+        [
+            Reading("s1", m, "energy", 10.0 * h, month_start + timedelta(hours=h))
+            for h in range(hours + 1)
+            for m in ("pv", "in", "out")
+        ]
+    )
+    resp = client.get("/api/v1/sites/s1/balance")
+    assert resp.status_code == 200, resp.text
+    total = resp.json()["total"]
+    # Only the current hour, 14:00Z → 14:23:46Z, holds no reading yet (was 0.039).
+    length = (now + timedelta(seconds=1) - month_start).total_seconds()
+    assert total["coverage"] == pytest.approx(1 - (23 * 60 + 46) / length)
+    assert total["estimated_kwh"] == 0.0
+    assert total["production_kwh"] == pytest.approx(hours * 10 / 1000)
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["balance", "energy", "carbon", "waste", "targets", "waste-entries"]
+)
+@pytest.mark.parametrize(
+    "query, name",
+    [
+        ("period=0000", "period"),
+        ("period=9999", "period"),
+        ("period=0000-01", "period"),
+        ("period=9999-12", "period"),
+        ("period=0001-01-01", "period"),
+        ("period=9999-12-31", "period"),
+        ("start=0001-01-01", "start"),
+        ("start=9999-12-31", "start"),
+        ("start=2026-10-01&end=9999-12-31T23:59:59", "end"),
+        ("start=0001-01-01T00:00:00%2B14:00", "start"),
+    ],
+)
+def test_out_of_range_dates_are_a_422_naming_the_parameter(
+    sqlite_client: TestClient, endpoint: str, query: str, name: str
+) -> None:
+    # Years 0 and 9999 were a 500 (ValueError or OverflowError building the bounds).
+    resp = sqlite_client.get(f"/api/v1/sites/s1/{endpoint}?{query}")
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["detail"].startswith(f"{name}: "), resp.text
+    assert "out of range" in resp.json()["detail"]
 
 
 def test_sites_listing(client: TestClient) -> None:

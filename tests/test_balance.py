@@ -177,6 +177,35 @@ def test_coverage_with_quarter_hour_slots() -> None:
     assert result.coverage == pytest.approx([0.5])  # 48 of 96 quarter hours
 
 
+def test_hourly_readings_in_kathmandu_quarter_hour_slots_cover_the_day() -> None:
+    # Local midnight in Kathmandu is 18:15Z: the slots are 15 minutes wide, the readings
+    # hourly (on the UTC hour). Every hour holds a reading: coverage 1 (was 24 of 96
+    # slots, 0.25) and nothing estimated (was all of it: readings 4 slots apart).
+    ktm = ZoneInfo("Asia/Kathmandu")
+    bounds = period_bounds(datetime(2026, 1, 10), datetime(2026, 1, 11), Step.DAY, ktm)
+    q = timedelta(minutes=15)
+    first = datetime(2026, 1, 9, 19, tzinfo=UTC)  # the first full hour after 18:15Z
+    slots = [IndexSlot(first + i * H, 10.0 * (i + 1), 1) for i in range(24)]  # to 18:00Z
+    result = energy_per_period(IndexSeries(0.0, slots), bounds, q)
+    assert result.energy_wh == pytest.approx([240.0])
+    assert result.estimated_wh == [0.0]
+    # The last 15 minutes (18:00Z → 18:15Z) have no reading yet: 1 − 15/1440.
+    assert result.coverage == pytest.approx([1 - 15 / 1440])
+
+
+def test_a_missing_hour_in_one_second_slots_is_a_gap() -> None:
+    # From 00:00:01 local: one-second slots. Readings on the hour but 05:00 is missing.
+    start = datetime(2026, 1, 10, 0, 0, 1)
+    bounds = period_bounds(start, datetime(2026, 1, 11), Step.DAY, PARIS)
+    s = timedelta(seconds=1)
+    slots = [IndexSlot(T0 + (i + 1) * H, 10.0 * (i + 1), 1) for i in range(24) if i != 4]
+    result = energy_per_period(IndexSeries(0.0, slots), bounds, s)
+    assert result.energy_wh == pytest.approx([240.0])
+    assert result.estimated_wh == pytest.approx([20.0])  # 04:00 → 06:00, spread
+    # 23 hours covered, the first one for 3599 s: (23 × 3600 − 1) / (86400 − 1).
+    assert result.coverage == pytest.approx([(23 * 3600 - 1) / (86400 - 1)])
+
+
 def test_spring_forward_day_counts_23_slots() -> None:
     bounds = period_bounds(datetime(2026, 3, 29), datetime(2026, 3, 30), Step.DAY, PARIS)
     start = datetime(2026, 3, 28, 23, tzinfo=UTC)  # 29 March 00:00+01:00
@@ -270,6 +299,11 @@ def test_energy_telescopes_whatever_the_split(
     assert all(e >= 0 for e in result.energy_wh)
     assert (result.resets, result.rollovers, result.glitches) == (0, 0, 0)
     assert all(0.0 <= c <= 1.0 for c in result.coverage)
-    slots_per_period = [round((b - a) / slot) for a, b in pairwise(bounds)]
-    filled = sum(c * n for c, n in zip(result.coverage, slots_per_period, strict=True))
-    assert filled == pytest.approx(len(series.slots))
+    # Counted minute by minute: a minute is covered when its clock hour, within its
+    # period, holds a filled slot; coverage is the covered share of each period.
+    ends = [s.end for s in series.slots]
+    for (a, b), c in zip(pairwise(bounds), result.coverage, strict=True):
+        hours = {(e - timedelta(seconds=1)).replace(minute=0, second=0) for e in ends if a < e <= b}
+        minutes = [a + timedelta(minutes=m) for m in range(round((b - a) / timedelta(minutes=1)))]
+        covered = sum(1 for m in minutes if m.replace(minute=0) in hours)
+        assert c == pytest.approx(covered / len(minutes))
