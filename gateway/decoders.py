@@ -201,23 +201,39 @@ def _device_time(raw: Any, field: str) -> datetime:
     return _epoch(seconds / 1000 if seconds > 1e11 else seconds, f"time field {field!r}")
 
 
+def _empty_object(obj: dict[str, Any], path: str) -> bool:
+    """Whether the dotted ``path`` leads to an object with no leaves (``_flatten`` skips it)."""
+    node: Any = obj
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return isinstance(node, dict)
+
+
 def decode_json(
     payload: bytes, received_at: datetime, time_field: str | None = None
 ) -> list[DecodedValue]:
     """A JSON object; every numeric leaf becomes a value keyed by its dotted path.
 
     Non-numeric leaves (strings, booleans, lists) are ignored here; a configured field
-    that is missing or not a number is reported by the router.
+    that is missing or not a number is reported by the router. ``time_field`` gives the
+    device time; without it in the payload, the values take ``received_at``.
     """
     obj = _load_json(payload)
     if not isinstance(obj, dict):
         raise DecodeError(f"expected a JSON object, got {type(obj).__name__}")
     leaves = dict(_flatten(obj))
+    # Device time when the payload carries it, receive time otherwise; a time that is
+    # there but unreadable (a string without offset, null, an object) is refused.
     time = received_at
     if time_field is not None:
-        if time_field not in leaves:
-            raise DecodeError(f"time field {time_field!r} is missing")
-        time = _device_time(leaves.pop(time_field), time_field)
+        if time_field in leaves:
+            time = _device_time(leaves.pop(time_field), time_field)
+        elif any(path.startswith(f"{time_field}.") for path in leaves) or _empty_object(
+            obj, time_field
+        ):
+            raise DecodeError(f"time field {time_field!r} is an object, expected a time")
     values = []
     for path, raw in leaves.items():
         if isinstance(raw, bool) or not isinstance(raw, int | float):
