@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from microville.domain.readings import Reading
-from microville.domain.site import Meter, MqttSource, SitesConfig
+from microville.domain.site import INDEX_ROLES, Meter, MqttSource, SitesConfig
 from microville.domain.units import UnitError, to_base
 from microville.gateway.decoders import DECODERS, DecodedValue, DecodeError
 
@@ -93,8 +93,13 @@ class Router:
         except UnitError as exc:
             out.rejects.append(f"meter {b.site}/{b.meter.id}: {exc}")
             return
-        if value < 0:
-            out.rejects.append(f"meter {b.site}/{b.meter.id}: negative index {found.value}")
+        # A cumulative counter never goes below zero; a measurement may (grid power is
+        # negative while the site exports, a temperature below freezing).
+        if value < 0 and b.meter.role in INDEX_ROLES:
+            out.rejects.append(
+                f"meter {b.site}/{b.meter.id}: negative index {found.value}"
+                f" (role {b.meter.role.value!r} is a cumulative counter)"
+            )
             return
         if abs(value) > MAX_ABS_VALUE:
             out.rejects.append(f"meter {b.site}/{b.meter.id}: value out of range: {found.value}")
