@@ -193,13 +193,16 @@ def serve(
     )
 
 
-def _parse_start(value: str, sites: SitesConfig) -> datetime:
+def _parse_start(value: str) -> date:
     try:
-        day = date.fromisoformat(value)
+        return date.fromisoformat(value)
     except ValueError:
         console.print(f"[red]--start[/red]: {value!r} is not a date like 2026-10-01")
         raise typer.Exit(2) from None
-    return localize(datetime(day.year, day.month, day.day), sites.sites[0].tz)
+
+
+def _local_midnight(day: date, site: Site) -> datetime:
+    return localize(datetime(day.year, day.month, day.day), site.tz)
 
 
 @app.command()
@@ -245,16 +248,25 @@ def simulate(
     if not chosen:
         console.print(f"[red]no site matches[/red] {site}")
         raise typer.Exit(2)
-    t0 = _parse_start(start, sites)
+    first_day = _parse_start(start)
     if 1440 % step_min:
         console.print(f"[red]--step-min[/red] {step_min} must divide a day (1440 minutes)")
         raise typer.Exit(2)
-    day = t0.date() + timedelta(days=days)
-    t1 = localize(datetime(day.year, day.month, day.day), chosen[0].tz)  # local midnight
+    # Each site from its own local midnight to its own: sites may be in any timezone.
+    last_day = first_day + timedelta(days=days)
+    windows = {s.id: (_local_midnight(first_day, s), _local_midnight(last_day, s)) for s in chosen}
+    t0 = min(w[0] for w in windows.values())
+    t1 = max(w[1] for w in windows.values())
     step = timedelta(minutes=step_min)
     clock = SimulatedClock(t0, speed or 1.0)
     serial = [
-        SerialDevices(sites, s, simulate_building(s, t0, t1, step, site_seed(seed, i)), clock, t1)
+        SerialDevices(
+            sites,
+            s,
+            simulate_building(s, *windows[s.id], step, site_seed(seed, i)),
+            clock,
+            windows[s.id][1],
+        )
         for i, s in enumerate(chosen)
     ]
     serial = [devices for devices in serial if devices.pairs]
@@ -277,6 +289,7 @@ def simulate(
             seed=seed,
             speed=speed,
             progress=sys.stderr.isatty(),
+            windows=windows,
         )
         while serial and not (all(d.done() for d in serial) and clock.now() >= t1):
             time.sleep(0.1)

@@ -8,7 +8,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ def run_simulation(
     speed: float = 0.0,
     progress: bool = False,
     pv_outages: Sequence[tuple[datetime, datetime]] = (),
+    windows: Mapping[str, tuple[datetime, datetime]] | None = None,
 ) -> dict[str, dict[str, float]]:
     """Simulate ``sites`` and publish their meter indexes at every step, QoS 1.
 
@@ -68,37 +69,47 @@ def run_simulation(
         Show a progress bar on the console.
     pv_outages : sequence of (datetime, datetime)
         Intervals without PV production (see ``simulate_building``).
+    windows : mapping of site id to (datetime, datetime), optional
+        A site's own ``(start, end)`` instead of ``start``/``end``: sites in different
+        timezones each run from their own local midnight. Their readings are published
+        in time order on one timeline.
 
     Returns
     -------
     dict of str to dict
-        Per site id, the exact energies over ``[start, end]`` from
+        Per site id, the exact energies over its window from
         :func:`~microville.firmware_sim.building.ground_truth` [Wh].
     """
     truth: dict[str, dict[str, float]] = {}
-    streams = []
+    # (first reading's time in UTC, topic, meters, one row of indexes per step)
+    streams: list[tuple[datetime, str, list[Meter], list[dict[str, Any]]]] = []
     for i, site in enumerate(sites):
-        frame = simulate_building(site, start, end, step, site_seed(seed, i), pv_outages=pv_outages)
-        truth[site.id] = ground_truth(frame, start, end)
+        s0, s1 = (windows or {}).get(site.id, (start, end))
+        frame = simulate_building(site, s0, s1, step, site_seed(seed, i), pv_outages=pv_outages)
+        truth[site.id] = ground_truth(frame, s0, s1)
         meters = _published_meters(site, real_time=speed == 1)
         indexes = meter_indexes(meters, frame)
         for topic in dict.fromkeys(m.source.topic for m in meters):
             on_topic = [m for m in meters if m.source.topic == topic]
             rows = indexes[[m.id for m in on_topic]].to_dict("records")
-            streams.append((topic, on_topic, rows))
+            # In UTC: same-zone aware arithmetic would be wall-clock time.
+            streams.append((s0.astimezone(UTC), topic, on_topic, rows))
 
-    start_utc = start.astimezone(UTC)  # same-zone aware arithmetic would be wall-clock time
-    n_steps = (end.astimezone(UTC) - start_utc) // step
+    # One timeline: every instant at which some site publishes, in order.
+    instants = sorted({s0 + k * step for s0, _, _, rows in streams for k in range(len(rows))})
     client = _connect(mqtt)
     pending: deque[MQTTMessageInfo] = deque()
     t0 = time.monotonic()
     try:
         with Progress(disable=not progress, transient=True) as bar:
-            for k in bar.track(range(n_steps + 1), description="publishing"):
+            for t in bar.track(instants, description="publishing"):
                 if speed > 0:
-                    time.sleep(max(0.0, t0 + k * step.total_seconds() / speed - time.monotonic()))
-                t = start_utc + k * step
-                for topic, on_topic, rows in streams:
+                    elapsed = (t - instants[0]).total_seconds() / speed
+                    time.sleep(max(0.0, t0 + elapsed - time.monotonic()))
+                for s0, topic, on_topic, rows in streams:
+                    k, off = divmod(t - s0, step)
+                    if off or not 0 <= k < len(rows):
+                        continue
                     payload = encode_payload(on_topic, rows[k], t)
                     pending.append(client.publish(topic, payload, qos=1))
                 _await_acks(pending, MAX_PENDING)
