@@ -23,7 +23,7 @@ from microville.bench.query import latency
 from microville.bench.services import influx_query
 from microville.domain.periods import Step
 from microville.domain.readings import Reading
-from microville.domain.store import IndexSeries, ReadingStore
+from microville.domain.store import IndexSeries, ReadingStore, SumSlot
 from microville.service.usecases import electricity_balance
 
 SECTION = "what-if"
@@ -52,6 +52,17 @@ class MemoStore:
 
     def write(self, readings: Sequence[Reading]) -> None:
         raise NotImplementedError
+
+    def slot_sums(
+        self,
+        site: str,
+        meters: Sequence[str],
+        quantity: str,
+        start: datetime,
+        end: datetime,
+        slot: timedelta,
+    ) -> dict[str, list[SumSlot]]:
+        return self._real.slot_sums(site, meters, quantity, start, end, slot)
 
     def hourly_means(
         self, site: str, meter: str, quantity: str, start: datetime, end: datetime

@@ -244,6 +244,16 @@ class Meter(_Strict):
     source: Source
     use: Use | None = Field(default=None, description="submeter: what the energy is used for")
     stream: WasteStream | None = Field(default=None, description="waste: the stream weighed")
+    scale: Literal["counter", "weighing"] = Field(
+        default="counter",
+        description="waste: 'counter', the scale publishes its cumulative mass; 'weighing', "
+        "each value is one weighing, summed over the period",
+    )
+    weighing_interval_days: Annotated[int, Field(gt=0, le=366)] = Field(
+        default=7,
+        description="scale 'weighing': the longest expected time between two weighings "
+        "(its coverage is the share of the period weighed within it)",
+    )
     quality: IndexRules = Field(default_factory=IndexRules)
     expected_interval_s: Annotated[float | None, Field(gt=0)] = Field(
         default=None,
@@ -270,9 +280,13 @@ class Meter(_Strict):
         if self.role is Role.WASTE:
             if self.stream is None or self.dimension != "mass":
                 raise ValueError("role 'waste' needs a 'stream' and a mass unit (kg, t)")
+            if self.scale != "weighing" and "weighing_interval_days" in self.model_fields_set:
+                raise ValueError("'weighing_interval_days' applies to scale 'weighing' only")
             return self
         if self.stream is not None:
             raise ValueError("'stream' applies to role 'waste' only")
+        if self.model_fields_set & {"scale", "weighing_interval_days"}:
+            raise ValueError("'scale' and 'weighing_interval_days' apply to role 'waste' only")
         if self.use is not None and self.role is not Role.SUBMETER:
             raise ValueError("'use' applies to role 'submeter' only")
         if self.kwh_per_m3 is not None and self.dimension != "volume":
@@ -321,6 +335,10 @@ class Site(_Strict):
         default_factory=dict
     )
     study_period_years: Annotated[int, Field(gt=0, le=200)] = 50
+    #: Longest expected time between two manual waste entries: their coverage is the
+    #: share of the period weighed within it (weekly collections by default); 0: no
+    #: entries expected (all waste weighed by scales).
+    waste_entry_interval_days: Annotated[int, Field(ge=0, le=366)] = 7
     targets: Targets = Field(default_factory=Targets)
     alerts: AlertRules = Field(default_factory=AlertRules)
     #: Language of the site's monthly reports (the other one is available on request).

@@ -34,6 +34,16 @@ class IndexSlot:
     count: int
 
 
+@dataclass(frozen=True, slots=True)
+class SumSlot:
+    """The values of one slot ``[start, start + width)`` added up, and how many there were:
+    for meters whose values are events (a scale's weighings), not a cumulative index."""
+
+    start: datetime
+    total: float
+    count: int
+
+
 @dataclass(frozen=True)
 class IndexSeries:
     """A meter's index over a query window, reduced to one value per slot.
@@ -77,6 +87,21 @@ class ReadingStore(Protocol):
         1970-01-01T00:00Z, and ``start``/``end`` must fall on slot ends. Meters
         without any reading are present with ``baseline=None`` and no slots.
         """
+        ...
+
+    def slot_sums(
+        self,
+        site: str,
+        meters: Sequence[str],
+        quantity: str,
+        start: datetime,
+        end: datetime,
+        slot: timedelta,
+    ) -> dict[str, list[SumSlot]]:
+        """Sum and count of each meter's values per slot ``[k·w, (k+1)·w)`` within
+        ``[start, end)``, added up in the database: for values that are events (a waste
+        scale's weighings). Slots are aligned on the epoch like :meth:`index_slots`;
+        slots without values are left out; every meter asked is a key."""
         ...
 
     def hourly_means(

@@ -7,7 +7,7 @@ Pure functions over explicit arguments; no I/O. Masses in kg, rates as fractions
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -134,3 +134,44 @@ def waste_indicators(
         generated_kg_per_occupant=None if occupants is None else generated / occupants,
         residual_kg_per_occupant=None if occupants is None else landfill / occupants,
     )
+
+
+def collection_coverage(
+    times_s: Sequence[float], start_s: float, end_s: float, interval_s: float
+) -> float:
+    """Share of ``[start_s, end_s)`` whose waste was weighed within ``interval_s``.
+
+    Manual entries (and weighings) are events, not a continuous series: a moment ``t``
+    is covered when an event lies in ``[t, t + interval_s)`` — the waste present at
+    ``t`` was weighed by the next collection, which came in time. Each event at ``e``
+    covers ``(e − interval_s, e]``; the coverage is the length of the union of those
+    inside the period over the period's length. Events after the period count (the
+    collection after its last days), events before it do not.
+
+    Parameters
+    ----------
+    times_s : sequence of float
+        Event times [s since the epoch], in any order.
+    start_s, end_s : float
+        The period [s since the epoch], ``end_s > start_s``.
+    interval_s : float
+        The longest expected time between two events [s], > 0.
+
+    Returns
+    -------
+    float
+        In [0, 1]: one entry in January over a year with weekly collections gives
+        7 / 365, weekly entries all year round 1.
+    """
+    if not (end_s > start_s and interval_s > 0):
+        raise ValueError(f"need end > start and interval > 0, got {start_s, end_s, interval_s}")
+    covered = 0.0
+    reach = start_s  # everything before it is counted already
+    for e in sorted(t for t in times_s if t >= start_s):
+        lo, hi = max(e - interval_s, reach), min(e, end_s)
+        if hi > lo:
+            covered += hi - lo
+        reach = max(reach, hi)
+        if e - interval_s >= end_s:
+            break
+    return covered / (end_s - start_s)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import itertools
 import math
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from microville.domain.balance import MeterEnergy, energy_per_period
@@ -28,11 +28,16 @@ from microville.domain.energy import (
 from microville.domain.factors import Factor, carbon_factor, primary_factor
 from microville.domain.materials import Embodied, embodied
 from microville.domain.periods import Step, common_slot, period_bounds
-from microville.domain.records import Phase
+from microville.domain.records import Phase, WasteEntry
 from microville.domain.site import Carrier, Meter, Role, Site, Use
 from microville.domain.store import ReadingStore
 from microville.domain.targets import Verdict, judge
-from microville.domain.waste import WasteIndicators, WasteStream, waste_indicators
+from microville.domain.waste import (
+    WasteIndicators,
+    WasteStream,
+    collection_coverage,
+    waste_indicators,
+)
 from microville.stores.ledger import Ledger
 
 #: Meter id and quantity under which `microville import carbon-intensity` stores the
@@ -396,6 +401,33 @@ def carbon_report(
 
 # --- waste --------------------------------------------------------------------------------
 
+DAY_S = 86400
+
+
+@dataclass(frozen=True)
+class WastePeriod:
+    """One period's waste: operation per stream, the renovation ledger apart."""
+
+    start: datetime
+    end: datetime
+    mass_kg: dict[WasteStream, float]
+    indicators: WasteIndicators
+    renovation_kg: dict[WasteStream, float]
+    renovation: WasteIndicators
+    coverage: float
+
+
+@dataclass(frozen=True)
+class RenovationLine:
+    """A line of the works' récolement (Cerfa 16288): a stream (recovery route), its
+    destination and material, with the mass and the number of entries behind it."""
+
+    stream: WasteStream
+    destination: str
+    material: str
+    mass_kg: float
+    entries: int
+
 
 @dataclass(frozen=True)
 class WasteReport:
@@ -411,41 +443,138 @@ class WasteReport:
     #: Ids of the period's ledger rows that do not read as entries: the figures
     #: cannot be proven while they stand.
     unreadable_entries: list[int] = field(default_factory=list)
+    #: Per period of ``step`` (empty without a step).
+    step: Step | None = None
+    periods: list[WastePeriod] = field(default_factory=list)
+    renovation_lines: list[RenovationLine] = field(default_factory=list)
+
+
+def _renovation_lines(entries: Sequence[WasteEntry]) -> list[RenovationLine]:
+    lines: dict[tuple[WasteStream, str, str], list[float]] = defaultdict(list)
+    for e in entries:
+        lines[(e.stream, e.destination, e.material)].append(e.mass_kg)
+    order = list(WasteStream)
+    return [
+        RenovationLine(stream, destination, material, math.fsum(kg), len(kg))
+        for (stream, destination, material), kg in sorted(
+            lines.items(), key=lambda item: (order.index(item[0][0]), *item[0][1:])
+        )
+    ]
 
 
 def waste_report(
-    site: Site, store: ReadingStore, ledger: Ledger, start: datetime, end: datetime
+    site: Site,
+    store: ReadingStore,
+    ledger: Ledger,
+    start: datetime,
+    end: datetime,
+    step: Step | None = None,
 ) -> WasteReport:
     """Operational waste per stream from the scales (waste meters) and the entries; the
-    renovation ledger apart. Coverage: the scales' coverage, or for entries alone 1 when
-    the period has entries and 0 when it has none."""
-    bounds = bounds_of(site, start, end, Step.YEAR)
+    renovation ledger apart, also line by line (stream, destination, material); per
+    period of ``step`` when given.
+
+    Mass: a counter scale's rise (its cumulative index, quality rules applied), a
+    weighing scale's weighings added up in the store, the entries of the period.
+    Coverage, the lowest over the sources: each counter scale's share of slots with a
+    reading; for each weighing scale (within its ``weighing_interval_days``) and for
+    the manual entries (within ``waste_entry_interval_days``, unless 0), the share of
+    the period weighed within that interval
+    (:func:`~microville.domain.waste.collection_coverage`); 0 with no source."""
+    bounds = bounds_of(site, start, end, step or Step.YEAR)
+    n = len(bounds) - 1
+    edges = [b.timestamp() for b in bounds]
     scales = [m for m in site.meters if m.role is Role.WASTE]
-    energies = meter_energies(site, store, scales, bounds) if scales else {}
-    operation: dict[WasteStream, float] = defaultdict(float)
-    renovation: dict[WasteStream, float] = defaultdict(float)
-    for m in scales:
+    counters = [m for m in scales if m.scale == "counter"]
+    weighers = [m for m in scales if m.scale == "weighing"]
+    interval_s = site.waste_entry_interval_days * DAY_S
+    energies = meter_energies(site, store, counters, bounds) if counters else {}
+    slot = common_slot(bounds)
+    # Weighings after the end count for the coverage of the last days, not for the mass.
+    longest = max([interval_s, *(m.weighing_interval_days * DAY_S for m in weighers)])
+    ahead = slot * math.ceil(longest / slot.total_seconds())
+    weighings = (
+        store.slot_sums(
+            site.id, [m.id for m in weighers], "mass", bounds[0], bounds[-1] + ahead, slot
+        )
+        if weighers
+        else {}
+    )
+    records, unreadable = ledger.waste_records(
+        site.id, bounds[0], bounds[-1] + timedelta(seconds=interval_s)
+    )
+    inside = [e for _, e in records if e.time < bounds[-1]]
+    collections = sorted(e.time.timestamp() for _, e in records if e.phase is Phase.OPERATION)
+    weighed = {m.id: [w.start.timestamp() for w in weighings[m.id]] for m in weighers}
+
+    def period_of(t: float) -> int | None:
+        k = bisect_right(edges, t) - 1
+        return k if 0 <= k < n else None
+
+    operation: list[dict[WasteStream, float]] = [defaultdict(float) for _ in range(n)]
+    renovation: list[dict[WasteStream, float]] = [defaultdict(float) for _ in range(n)]
+    for m in counters:
         assert m.stream is not None
-        operation[m.stream] += sum(energies[m.id].energy_wh)  # kg: the meter's base unit
-    entries, unreadable = ledger.waste_records(site.id, bounds[0], bounds[-1])
-    for _, e in entries:
-        (renovation if e.phase is Phase.RENOVATION else operation)[e.stream] += e.mass_kg
-    operational_entries = sum(1 for _, e in entries if e.phase is Phase.OPERATION)
-    if scales:
-        coverage = min(weighted_coverage(energies[m.id], bounds) for m in scales)
-    else:
-        coverage = 1.0 if operational_entries else 0.0
+        for k in range(n):
+            operation[k][m.stream] += energies[m.id].energy_wh[k]  # kg: the base unit
+    for m in weighers:
+        assert m.stream is not None
+        for w in weighings[m.id]:
+            if (at := period_of(w.start.timestamp())) is not None:
+                operation[at][m.stream] += w.total
+    for e in inside:
+        if (at := period_of(e.time.timestamp())) is not None:
+            target = renovation if e.phase is Phase.RENOVATION else operation
+            target[at][e.stream] += e.mass_kg
+
+    def coverage(i: int, j: int) -> float:
+        parts = [weighted_coverage(energies[m.id], bounds, i, j) for m in counters]
+        parts += [
+            collection_coverage(weighed[m.id], edges[i], edges[j], m.weighing_interval_days * DAY_S)
+            for m in weighers
+        ]
+        if interval_s:
+            parts.append(collection_coverage(collections, edges[i], edges[j], interval_s))
+        return min(parts, default=0.0)
+
+    def summed(masses: list[dict[WasteStream, float]], i: int, j: int) -> dict[WasteStream, float]:
+        out: dict[WasteStream, float] = defaultdict(float)
+        for k in range(i, j):
+            for stream, kg in masses[k].items():
+                out[stream] += kg
+        return dict(out)
+
+    def period(i: int, j: int) -> WastePeriod:
+        op, ren = summed(operation, i, j), summed(renovation, i, j)
+        return WastePeriod(
+            bounds[i],
+            bounds[j],
+            op,
+            waste_indicators(op, site.floor_area_m2, site.occupants),
+            ren,
+            waste_indicators(ren, site.floor_area_m2, site.occupants),
+            coverage(i, j),
+        )
+
+    total = period(0, n)
     return WasteReport(
         site,
         bounds[0],
         bounds[-1],
-        dict(operation),
-        waste_indicators(operation, site.floor_area_m2, site.occupants),
-        dict(renovation),
-        waste_indicators(renovation, site.floor_area_m2, site.occupants),
-        coverage,
-        {"scales": len(scales), "entries": operational_entries},
+        total.mass_kg,
+        total.indicators,
+        total.renovation_kg,
+        total.renovation,
+        total.coverage,
+        {
+            "scales": len(scales),
+            "entries": sum(1 for e in inside if e.phase is Phase.OPERATION),
+            "renovation_entries": sum(1 for e in inside if e.phase is Phase.RENOVATION),
+        },
         [i for i, _ in unreadable],
+        step,
+        [period(k, k + 1) for k in range(n)] if step is not None else [],
+        _renovation_lines([e for e in inside if e.phase is Phase.RENOVATION]),
     )
 
 

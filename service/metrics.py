@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from microville.domain.readings import Reading
 from microville.domain.site import SitesConfig
-from microville.domain.store import IndexSeries, ReadingStore, StoreError
+from microville.domain.store import IndexSeries, ReadingStore, StoreError, SumSlot
 from microville.service.alerts_engine import AlertEngine
 
 P = ParamSpec("P")
@@ -218,6 +218,19 @@ class TimedStore:
     ) -> dict[str, IndexSeries]:
         return self._timed(
             "index_slots", self.inner.index_slots, site, meters, quantity, start, end, slot
+        )
+
+    def slot_sums(
+        self,
+        site: str,
+        meters: Sequence[str],
+        quantity: str,
+        start: datetime,
+        end: datetime,
+        slot: timedelta,
+    ) -> dict[str, list[SumSlot]]:
+        return self._timed(
+            "slot_sums", self.inner.slot_sums, site, meters, quantity, start, end, slot
         )
 
     def hourly_means(

@@ -3,9 +3,9 @@ the per-target verdicts. Handlers parse, call a use case, return a schema."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, HTTPException
+from fastapi import APIRouter, Body, HTTPException, Query
 
 from microville.domain.materials import Material, parse_materials_csv
 from microville.domain.periods import Step
@@ -56,10 +56,22 @@ def get_carbon(
     return CarbonOut.of(carbon_report(site, store, ledger, period.start, period.end, step))
 
 
+WasteStep = Annotated[
+    Literal["day", "month", "year"] | None,
+    Query(description="Also per local day, month or year (cut at local boundaries)"),
+]
+
+
 @router.get("/waste", response_model=WasteOut)
-def get_waste(site: SiteDep, store: StoreDep, ledger: LedgerDep, period: PeriodDep) -> WasteOut:
-    """Waste per stream and the diversion, recovery and reuse rates over the period."""
-    return WasteOut.of(waste_report(site, store, ledger, period.start, period.end))
+def get_waste(
+    site: SiteDep, store: StoreDep, ledger: LedgerDep, period: PeriodDep, step: WasteStep = None
+) -> WasteOut:
+    """Waste per stream and the diversion, recovery and reuse rates over the period, and
+    per period of ``step`` when given."""
+    report = waste_report(
+        site, store, ledger, period.start, period.end, None if step is None else Step(step)
+    )
+    return WasteOut.of(report)
 
 
 @router.get("/targets", response_model=TargetsOut)

@@ -22,6 +22,7 @@ from microville.service.indicators import (
     EnergyReport,
     Judgement,
     TargetsReport,
+    WastePeriod,
     WasteReport,
     weighted_coverage,
 )
@@ -267,14 +268,57 @@ class WasteIndicatorsOut(BaseModel):
         return cls(mass_kg=mass, **{k: getattr(w, k) for k in cls.model_fields if k != "mass_kg"})
 
 
+class WastePeriodOut(BaseModel):
+    start: datetime
+    end: datetime
+    operation: WasteIndicatorsOut
+    renovation: WasteIndicatorsOut
+    coverage: float
+
+    @classmethod
+    def of(cls, p: WastePeriod) -> WastePeriodOut:
+        return cls(
+            start=p.start,
+            end=p.end,
+            operation=WasteIndicatorsOut.of(p.mass_kg, p.indicators),
+            renovation=WasteIndicatorsOut.of(p.renovation_kg, p.renovation),
+            coverage=p.coverage,
+        )
+
+
+class RenovationLineOut(BaseModel):
+    stream: WasteStream = Field(description="the recovery route")
+    destination: str = Field(description="site or operator, as entered")
+    material: str = Field(description="the waste's material, as entered")
+    mass_kg: float
+    entries: int
+
+
+WASTE_COVERAGE = (
+    "lowest over the sources: a counter scale's share of slots with a reading; for a "
+    "weighing scale and for the manual entries, the share of the period weighed within "
+    "the site's waste_entry_interval_days (a moment is covered when a weighing or entry "
+    "follows within that interval); 0 with no source"
+)
+
+
 class WasteOut(BaseModel):
     site: str
     start: datetime
     end: datetime
     operation: WasteIndicatorsOut
     renovation: WasteIndicatorsOut = Field(description="the works' ledger (PEMD récolement)")
-    coverage: float = Field(description="the scales' coverage; for entries alone 1 if any, else 0")
+    renovation_lines: list[RenovationLineOut] = Field(
+        description="the works' waste per stream, destination and material (Cerfa 16288)"
+    )
+    coverage: float = Field(description=WASTE_COVERAGE)
     sources: dict[str, int]
+    step: Literal["day", "month", "year"] | None = Field(
+        description="the step asked for; null: totals only"
+    )
+    periods: list[WastePeriodOut] = Field(
+        description="per local day, month or year of `step` (empty without one)"
+    )
     unreadable_entries: list[int] = Field(
         description="ids of the period's ledger rows that no longer read as waste entries "
         "(their mass is unknown: the waste targets are not provable until they are deleted "
@@ -289,9 +333,12 @@ class WasteOut(BaseModel):
             end=r.end,
             operation=WasteIndicatorsOut.of(r.mass_kg, r.indicators),
             renovation=WasteIndicatorsOut.of(r.renovation_kg, r.renovation),
+            renovation_lines=[RenovationLineOut(**asdict(line)) for line in r.renovation_lines],
             coverage=r.coverage,
             sources=r.sources,
             unreadable_entries=r.unreadable_entries,
+            step=None if r.step is None else r.step.value,
+            periods=[WastePeriodOut.of(p) for p in r.periods],
         )
 
 

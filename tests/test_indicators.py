@@ -31,7 +31,7 @@ from microville.domain.imports import parse_eco2mix_csv
 from microville.domain.materials import Material, embodied, parse_materials_csv
 from microville.domain.site import Carrier, Site, Use
 from microville.domain.targets import Targets, Verdict, judge
-from microville.domain.waste import WasteStream, waste_indicators
+from microville.domain.waste import WasteStream, collection_coverage, waste_indicators
 
 PARIS = ZoneInfo("Europe/Paris")
 E, G, H, W = Carrier.ELECTRICITY, Carrier.GAS, Carrier.HEAT, Carrier.WOOD
@@ -549,6 +549,45 @@ def test_material_recovery_target_defaults_to_l541_1() -> None:
     assert t.material_recovery_rate_min == 0.7
     assert "L541-1" in Targets.model_fields["material_recovery_rate_min"].description  # type: ignore[operator]
     assert t.diversion_rate_min is None  # a diversion target only when asked for
+
+
+DAY = 86_400.0
+YEAR_2026 = (0.0, 365 * DAY)  # any 365-day period: only the differences matter
+
+
+def test_collection_coverage_hand_computed() -> None:
+    week = 7 * DAY
+    # One entry on day 14 of a year of weekly collections: it weighs days 7-14 only.
+    assert collection_coverage([14 * DAY], *YEAR_2026, week) == pytest.approx(7 / 365)
+    # Every Monday (day 4, 11, …) and one the next year: all of it.
+    mondays = [(4 + 7 * w) * DAY for w in range(53)]
+    assert collection_coverage(mondays, *YEAR_2026, week) == pytest.approx(1.0)
+    # Without the collection of the next year, the days after the last Monday (day 361)
+    # are not weighed yet: 4 of 365.
+    assert collection_coverage(mondays[:-1], *YEAR_2026, week) == pytest.approx(361 / 365)
+    # Fortnightly collections judged against a weekly interval: half of each fortnight.
+    fortnights = [(14 * w) * DAY for w in range(1, 28)]
+    assert collection_coverage(fortnights, *YEAR_2026, week) == pytest.approx(0.5, abs=0.01)
+    assert collection_coverage(fortnights, *YEAR_2026, 2 * week) == pytest.approx(1.0)
+    # Before the period: nothing; at its very start: an instant, nothing.
+    assert collection_coverage([-DAY, 0.0], *YEAR_2026, week) == 0.0
+    assert collection_coverage([], *YEAR_2026, week) == 0.0
+    with pytest.raises(ValueError):
+        collection_coverage([DAY], 0.0, DAY, 0.0)
+
+
+@given(
+    st.lists(st.floats(min_value=-30 * DAY, max_value=400 * DAY), max_size=30),
+    st.floats(min_value=-30 * DAY, max_value=400 * DAY),
+    st.floats(min_value=1.0, max_value=30 * DAY),
+)
+def test_collection_coverage_is_a_fraction_and_more_entries_never_lower_it(
+    times: list[float], extra: float, interval: float
+) -> None:
+    c = collection_coverage(times, *YEAR_2026, interval)
+    assert 0.0 <= c <= 1.0 + 1e-12
+    assert collection_coverage([*times, extra], *YEAR_2026, interval) >= c - 1e-12
+    assert collection_coverage(times, *YEAR_2026, interval * 2) >= c - 1e-12
 
 
 def test_waste_rates_without_waste() -> None:

@@ -72,9 +72,27 @@ WASTE = [
 ]  # fmt: skip
 
 
+#: The Mondays from 2026-01-05 to 2027-01-04: weekly collections weigh all of 2026 (the
+#: last one, in 2027, weighs the last days of December).
+MONDAYS = [datetime(2026, 1, 5, 9, tzinfo=UTC) + timedelta(weeks=w) for w in range(53)]
+
+
+def _weekly_collections(kg_per_stream: dict[str, float]) -> list[dict[str, object]]:
+    """``kg_per_stream`` over 2026, split evenly over its 52 Monday collections."""
+    return [
+        {"time": t.isoformat(), "stream": stream, "mass_kg": kg / 52 if t.year == 2026 else 1.0}
+        for t in MONDAYS
+        for stream, kg in kg_per_stream.items()
+    ]
+
+
 def _ledger(client: TestClient) -> None:
     assert client.post("/api/v1/sites/s1/materials", json=MATERIALS).status_code == 201
-    assert client.post("/api/v1/sites/s1/waste-entries", json=WASTE).status_code == 201
+    # The year's operation waste of WASTE (800 recycled, 100 composted, 100 landfilled),
+    # collected weekly, and the renovation's reused doors.
+    weekly = _weekly_collections({"recycling": 800, "composting": 100, "landfill": 100})
+    resp = client.post("/api/v1/sites/s1/waste-entries", json=[*weekly, WASTE[3]])
+    assert resp.status_code == 201, resp.text
 
 
 def test_year_targets_give_three_verdicts_with_their_evidence(
@@ -392,7 +410,7 @@ def test_waste_scales_count_with_the_entries(tmp_path: Path, store: ReadingStore
     config = tmp_path / "sites.toml"
     config.write_text(
         SITE_S1
-        + """
+        + """waste_entry_interval_days = 0  # all waste weighed: entries are not expected
 [[sites.meters]]
 id = "compost-scale"
 role = "waste"
@@ -427,3 +445,114 @@ source = { topic = "s1/compost", format = "number" }
     assert year["operation"]["residual_kg"] == pytest.approx(100)
     assert year["operation"]["diversion_rate"] == pytest.approx(1 - 100 / (2.0 * hours + 100))
     assert year["coverage"] == pytest.approx(745 / 8760)
+
+
+def test_one_manual_entry_does_not_make_a_year_provable(client: TestClient) -> None:
+    entry = {"time": "2026-01-15T10:00:00+01:00", "stream": "recycling", "mass_kg": 500}
+    assert client.post("/api/v1/sites/s1/waste-entries", json=[entry]).status_code == 201
+    year = client.get("/api/v1/sites/s1/waste", params={"period": "2026"}).json()
+    # Weekly collections expected (the default): the entry weighs Jan 8-15 only.
+    assert year["coverage"] == pytest.approx(7 / 365)
+    assert year["operation"]["material_recovery_rate"] == 1.0
+    verdicts = client.get("/api/v1/sites/s1/targets", params={"period": "2026"}).json()
+    (zero_waste,) = [v for v in verdicts["verdicts"] if v["target"] == "zero_waste"]
+    assert zero_waste["verdict"] == "not_provable"
+    assert zero_waste["coverage"] == pytest.approx(7 / 365)
+    # The week before the entry is fully covered.
+    week = client.get(
+        "/api/v1/sites/s1/waste", params={"start": "2026-01-08T10:00", "end": "2026-01-15T10:00"}
+    ).json()
+    assert week["coverage"] == pytest.approx(1.0)
+
+
+def test_weekly_collections_prove_the_year_and_the_interval_is_per_site(
+    tmp_path: Path, store: ReadingStore
+) -> None:
+    fortnightly = [t for i, t in enumerate(MONDAYS) if i % 2 == 0]  # 27 Mondays
+    entries = [WasteEntry(time=t, stream="recycling", mass_kg=10) for t in fortnightly]  # type: ignore[arg-type]
+    coverages = {}
+    for days in (7, 14):
+        config = tmp_path / f"sites-{days}.toml"
+        config.write_text(SITE_S1 + f"waste_entry_interval_days = {days}\n")
+        ledger = Ledger(tmp_path / f"ledger-{days}.db")
+        ledger.add_waste_entries("s1", entries)
+        app = create_app(Settings(config=str(config)), store=store, ledger=ledger)
+        with TestClient(app) as c:
+            coverages[days] = c.get("/api/v1/sites/s1/waste", params={"period": "2026"}).json()[
+                "coverage"
+            ]
+        ledger.close()
+    # Every other Monday (9 h UTC) from Jan 5: a fortnightly interval covers it all; a
+    # weekly one, the week before each: Jan 1 00:00 local (Dec 31 23 h UTC) to Jan 5
+    # (4 d 10 h), 25 weeks (Jan 19 … Dec 21) and Dec 28 9 h to the end, 23 h UTC, by the
+    # collection of 2027-01-04 (3 d 14 h): 183 days.
+    assert coverages[14] == pytest.approx(1.0)
+    assert coverages[7] == pytest.approx(183 / 365)
+
+
+def test_waste_per_month_with_local_boundaries(client: TestClient) -> None:
+    weekly = _weekly_collections({"recycling": 520, "landfill": 52})
+    assert client.post("/api/v1/sites/s1/waste-entries", json=weekly).status_code == 201
+    resp = client.get("/api/v1/sites/s1/waste", params={"period": "2026", "step": "month"})
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["step"] == "month" and len(body["periods"]) == 12
+    march = body["periods"][2]
+    # Local boundaries: March starts in winter time and ends in summer time.
+    assert (march["start"], march["end"]) == (
+        "2026-03-01T00:00:00+01:00",
+        "2026-04-01T00:00:00+02:00",
+    )
+    # Mondays of March 2026 (9 h UTC): the 2nd, 9th, 16th, 23rd and 30th.
+    assert march["operation"]["mass_kg"] == {
+        "recycling": pytest.approx(5 * 10),
+        "landfill": pytest.approx(5 * 1),
+    }
+    assert march["operation"]["diversion_rate"] == pytest.approx(1 - 5 / 55)
+    assert march["coverage"] == pytest.approx(1.0)
+    # The totals are kept, and are the periods' sums.
+    assert body["operation"]["mass_kg"]["recycling"] == pytest.approx(520)
+    assert sum(p["operation"]["generated_kg"] for p in body["periods"]) == pytest.approx(572)
+    totals = client.get("/api/v1/sites/s1/waste", params={"period": "2026"}).json()
+    assert totals["step"] is None and totals["periods"] == []
+    assert totals["operation"] == body["operation"]
+
+
+@pytest.mark.parametrize("step", ["hour", "week", ""])
+def test_waste_step_is_day_month_or_year(client: TestClient, step: str) -> None:
+    resp = client.get("/api/v1/sites/s1/waste", params={"period": "2026", "step": step})
+    assert resp.status_code == 422
+    assert "step" in resp.text
+
+
+def test_renovation_waste_per_stream_and_destination(client: TestClient) -> None:
+    works = [
+        ("2026-02-02", "recycling", 1200, "plaster", "Recyclerie du plâtre, Angers"),
+        ("2026-02-09", "recycling", 800, "plaster", "Recyclerie du plâtre, Angers"),
+        ("2026-02-09", "recycling", 700, "wood", "Recyclerie du plâtre, Angers"),
+        ("2026-02-10", "preparation_for_reuse", 400, "wood", "Atelier bois, Trélazé"),
+        ("2026-02-11", "landfill", 300, "mixed", "ISDND, Lasse"),
+        ("2026-02-12", "reuse", 500, "doors", "on site"),
+    ]
+    entries = [
+        {"time": f"{d}T10:00:00+01:00", "stream": s, "mass_kg": kg, "phase": "renovation",
+         "material": mat, "destination": dest}
+        for d, s, kg, mat, dest in works
+    ]  # fmt: skip
+    assert client.post("/api/v1/sites/s1/waste-entries", json=entries).status_code == 201
+    body = client.get("/api/v1/sites/s1/waste", params={"period": "2026"}).json()
+    lines = [
+        (x["stream"], x["destination"], x["material"], x["mass_kg"], x["entries"])
+        for x in body["renovation_lines"]
+    ]
+    assert lines == [  # in the streams' order, then destination and material
+        ("reuse", "on site", "doors", 500, 1),
+        ("preparation_for_reuse", "Atelier bois, Trélazé", "wood", 400, 1),
+        ("recycling", "Recyclerie du plâtre, Angers", "plaster", 2000, 2),
+        ("recycling", "Recyclerie du plâtre, Angers", "wood", 700, 1),
+        ("landfill", "ISDND, Lasse", "mixed", 300, 1),
+    ]
+    renovation = body["renovation"]
+    assert renovation["generated_kg"] == pytest.approx(3_400)  # all but the reused doors
+    assert renovation["material_recovery_rate"] == pytest.approx(3_100 / 3_400)
+    assert body["operation"]["generated_kg"] == 0 and body["sources"]["renovation_entries"] == 6

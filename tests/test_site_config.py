@@ -167,8 +167,8 @@ def test_unknown_key_in_site() -> None:
 
 def test_unknown_key_in_meter() -> None:
     _assert_error(
-        _site(meters=_meter("pv") + _meter("pv2", extra="scale = 2")),
-        "sites[0].meters[1].scale",
+        _site(meters=_meter("pv") + _meter("pv2", extra="scale_factor = 2")),
+        "sites[0].meters[1].scale_factor",
         "unknown key",
     )
 

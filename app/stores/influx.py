@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from microville.domain.readings import Reading
-from microville.domain.store import IndexSeries, IndexSlot, StoreError, StoreRejected
+from microville.domain.store import IndexSeries, IndexSlot, StoreError, StoreRejected, SumSlot
 
 #: Identifiers that may reach a query. Values are also escaped, so this is a
 #: second fence, not the only one.
@@ -182,6 +182,36 @@ class InfluxStore:
                     for t, last, count in series["values"]
                 ],
             )
+        return out
+
+    def slot_sums(
+        self,
+        site: str,
+        meters: Sequence[str],
+        quantity: str,
+        start: datetime,
+        end: datetime,
+        slot: timedelta,
+    ) -> dict[str, list[SumSlot]]:
+        out: dict[str, list[SumSlot]] = {m: [] for m in meters}
+        if not meters:
+            return out
+        width_s = round(slot.total_seconds())
+        if width_s < 1 or width_s * 1000 != round(slot.total_seconds() * 1000):
+            raise StoreError(f"slot {slot} must be a whole number of seconds")
+        measurement = quote_identifier(_safe(quantity, "quantity"))
+        # GROUP BY time without offset: bucket k covers [k*w, (k+1)*w), like the window.
+        (result,) = self._query(
+            f'SELECT sum("value"), count("value") FROM {measurement}'
+            f" WHERE {self._where(site, meters)}"
+            f" AND time >= {_ms(start)}ms AND time < {_ms(end)}ms"
+            f' GROUP BY time({width_s}s), "meter" fill(none)'
+        )
+        for series in result.get("series", []):
+            out[series["tags"]["meter"]] = [
+                SumSlot(datetime.fromtimestamp(t // 1_000_000_000, UTC), float(total), int(n))
+                for t, total, n in series["values"]
+            ]
         return out
 
     def hourly_means(

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from microville.domain.readings import Reading
-from microville.domain.store import IndexSeries, IndexSlot, StoreError, StoreRejected
+from microville.domain.store import IndexSeries, IndexSlot, StoreError, StoreRejected, SumSlot
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS readings (
@@ -189,6 +189,36 @@ class SqliteStore:
             " GROUP BY b ORDER BY b",
             (width // HOUR_MS, *key, *hours),
         ).fetchall()
+
+    def slot_sums(
+        self,
+        site: str,
+        meters: Sequence[str],
+        quantity: str,
+        start: datetime,
+        end: datetime,
+        slot: timedelta,
+    ) -> dict[str, list[SumSlot]]:
+        width = round(slot.total_seconds() * 1000)
+        if width < 1:
+            raise StoreError(f"slot {slot} must be at least a millisecond")
+        out: dict[str, list[SumSlot]] = {}
+        try:
+            with self._lock:
+                for meter in meters:
+                    rows = self._db.execute(
+                        "SELECT ts_ms / ? AS b, SUM(value), COUNT(*) FROM readings"
+                        " WHERE site=? AND quantity=? AND meter=? AND ts_ms >= ? AND ts_ms < ?"
+                        " GROUP BY b ORDER BY b",
+                        (width, site, quantity, meter, _ms(start), _ms(end)),
+                    ).fetchall()
+                    out[meter] = [
+                        SumSlot(datetime.fromtimestamp(b * width / 1000, UTC), float(total), n)
+                        for b, total, n in rows
+                    ]
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite query failed: {exc}") from exc
+        return out
 
     def hourly_means(
         self, site: str, meter: str, quantity: str, start: datetime, end: datetime
