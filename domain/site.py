@@ -512,6 +512,12 @@ def read_sites(path: str | Path) -> SitesConfig:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}: not UTF-8 text: byte 0x{exc.object[exc.start]:02x} at line {line}"
+            " (TOML files are UTF-8; re-save it as UTF-8)"
+        ) from None
     try:
         return parse_sites(text)
     except ConfigError as exc:

@@ -40,6 +40,24 @@ def test_check_config_names_each_bad_key(tmp_path: Path) -> None:
     assert "sites[0].colour: unknown key" in result.stdout
 
 
+def test_check_config_on_a_file_that_is_not_utf8_says_so(tmp_path: Path) -> None:
+    latin1 = tmp_path / "latin1.toml"
+    latin1.write_bytes('[[sites]]\nid = "s"\nname = "Fabrique de Sèvres"\n'.encode("latin-1"))
+    result = _run("check-config", str(latin1))
+    # Was a UnicodeDecodeError traceback, rc 1.
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "not UTF-8 text: byte 0xe8 at line 3" in " ".join(result.stdout.split())
+
+
+def test_check_config_names_the_line_and_column_of_a_toml_syntax_error(tmp_path: Path) -> None:
+    bad = tmp_path / "syntax.toml"
+    bad.write_text('[[sites]]\nid = "s"\nname = = "S"\n')
+    result = _run("check-config", str(bad))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "not valid TOML" in result.stdout and "(at line 3, column 8)" in result.stdout
+
+
 def _demo_rows(stdout: str) -> dict[str, tuple[float, float]]:
     """{figure: (API value, ground truth)} from the demo's table."""
     rows = {}
