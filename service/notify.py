@@ -13,17 +13,19 @@ that holds its SMTP password (``password_env``), never the password.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import math
 import os
+import re
 import smtplib
 import sqlite3
 import ssl
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -31,6 +33,7 @@ from email.utils import format_datetime, make_msgid
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal, Self, get_args
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import httpx
 from paho.mqtt.client import Client, ConnectFlags
@@ -58,6 +61,8 @@ __all__ = [
     "Sender",
     "WebhookChannel",
     "email_body",
+    "mask_url",
+    "redact",
     "send_email",
     "send_mqtt",
     "send_webhook",
@@ -148,6 +153,55 @@ CHANNELS: TypeAdapter[list[Channel]] = TypeAdapter(list[Channel])
 
 
 # --------------------------------------------------------------------------------------
+# Secrets out of error messages
+
+MASK = "***"
+#: A URL's credentials (``user:password@``) and its query string (``?token=…``).
+_URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/?#@]+@")
+_QUERY = re.compile(r"(/[^\s?#\"']*|://[^\s/?#\"']+)\?[^\s#\"'<>]+")
+#: Shorter secret fragments are not searched for (they would mask ordinary words).
+_MIN_SECRET_CHARS = 4
+
+
+def mask_url(url: str) -> str:
+    """``url`` without its credentials and query string (``https://***@host/p?***``)."""
+    return redact(url)
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` with each of ``secrets`` (of at least 4 characters) replaced by ``***``,
+    and every URL's credentials and query string masked, wherever they appear: in an
+    exception's message, or echoed back by a receiver (``Cannot POST /hook?token=…``)."""
+    for secret in sorted(set(secrets), key=len, reverse=True):
+        if len(secret) >= _MIN_SECRET_CHARS:
+            text = text.replace(secret, MASK)
+    text = _URL_CREDENTIALS.sub(lambda m: f"{m[1]}{MASK}@", text)
+    return _QUERY.sub(lambda m: f"{m[1]}?{MASK}", text)
+
+
+def channel_secrets(ch: Channel) -> list[str]:
+    """What must never appear in a delivery error of ``ch``: a webhook URL's user,
+    password, query string and its values, the Basic credentials made of them, its
+    headers' values (and their words, the token of ``Bearer …``); an e-mail channel's
+    password (read from its variable)."""
+    secrets: list[str] = []
+    if isinstance(ch, WebhookChannel):
+        url = urlsplit(ch.url)
+        secrets += [x for x in (url.username, url.password, url.query) if x]
+        if url.username is not None:  # sent as Basic auth: its base64 may be echoed too
+            pair = f"{unquote(url.username)}:{unquote(url.password or '')}"
+            secrets.append(base64.b64encode(pair.encode()).decode())
+        secrets += [v for _, v in parse_qsl(url.query, keep_blank_values=False)]
+        for value in ch.headers.values():
+            secrets += [value, *value.split()]
+    elif isinstance(ch, EmailChannel) and ch.password_env:
+        password = os.environ.get(ch.password_env)
+        if password:
+            secrets.append(password)
+    return secrets
+
+
+# --------------------------------------------------------------------------------------
 # Senders: each raises on failure
 
 
@@ -158,8 +212,8 @@ def send_webhook(ch: WebhookChannel, n: Notification) -> None:
     if not response.is_success:
         body = response.text[:200].strip()
         raise DeliveryError(
-            f"webhook answered {response.status_code} {response.reason_phrase}"
-            + (f": {body}" if body else "")
+            f"webhook {mask_url(ch.url)} answered {response.status_code} "
+            f"{response.reason_phrase}" + (f": {body}" if body else "")
         )
 
 
@@ -545,7 +599,10 @@ class Outbox:
                 raise DeliveryError(f"no sender for channel type {channel.type!r}")
             sender(channel, d.notification)
         except Exception as e:  # any failure of one channel is that channel's alone
-            error = (f"{type(e).__name__}: {e}")[:1000]
+            # Stored, logged and shown: never with the channel's secrets (a token in the
+            # URL's query string, echoed back by a receiver's 404 page).
+            secrets = channel_secrets(channel) if channel is not None else []
+            error = redact(f"{type(e).__name__}: {e}", secrets)[:1000]
         attempts = d.attempts + 1
         n = d.notification
         if error is None:

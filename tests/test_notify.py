@@ -3,6 +3,7 @@ local HTTP receiver, the tests' Mosquitto; and the outbox's retries and persiste
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import smtplib
@@ -12,6 +13,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,7 @@ from microville.service.notify import (
     Notification,
     Outbox,
     WebhookChannel,
+    redact,
     send_email,
 )
 
@@ -516,3 +519,70 @@ def test_workers_stop_and_start_again(tmp_path: Path, receivers: list[Receiver])
         outbox.start()
         assert wait_until(lambda: not outbox.pending(), 10)
     assert len(receiver.accepted) == 1
+
+
+# -- secrets stay out of delivery errors ------------------------------------------------
+
+
+class EchoingReceiver:
+    """A webhook endpoint that does not know the path, answering 404 with the request
+    line echoed back (as Express does: ``Cannot POST /hook?token=…``)."""
+
+    def __init__(self) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers["Content-Length"]))
+                answer = f"Cannot POST {self.path} ({self.headers['Authorization']})".encode()
+                self.send_response(404)
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_delivery_errors_mask_url_credentials_query_strings_and_headers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    receiver = EchoingReceiver()
+    url = f"http://hook-user:pa55-w0rd@127.0.0.1:{receiver.port}/wrong/path?token=s3cr3t-t0ken"
+    basic = base64.b64encode(b"hook-user:pa55-w0rd").decode()  # httpx sends Basic auth
+    secrets = ["pa55-w0rd", "s3cr3t-t0ken", "b3arer-t0ken", basic]
+    channel = WebhookChannel(name="hook", url=url, timeout_s=2,
+                             headers={"Authorization": "Bearer b3arer-t0ken"})  # fmt: skip
+    try:
+        with (
+            caplog.at_level(logging.INFO, logger="microville.service.notify"),
+            Outbox(tmp_path / "outbox.db", [channel], max_attempts=1) as outbox,
+        ):
+            outbox.enqueue(make_notification())
+            assert outbox.deliver_due() == 0
+            [failed] = outbox.history()
+    finally:
+        receiver.close()
+    error = failed.last_error
+    assert failed.status == "failed" and error is not None
+    assert "404" in error and "Cannot POST /wrong/path?***" in error  # still says what failed
+    assert f"http://***@127.0.0.1:{receiver.port}/wrong/path?***" in error
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "404" in logged
+    for secret in secrets:
+        assert secret not in error and secret not in logged
+
+
+def test_redact_masks_urls_wherever_they_appear() -> None:
+    text = "ConnectError: https://u:p4ss@example.org:8443/h?k=v&t=x refused; see /a/b?sig=zz"
+    assert redact(text) == (
+        "ConnectError: https://***@example.org:8443/h?*** refused; see /a/b?***"
+    )
+    assert redact("a short value 12 stays", ["12"]) == "a short value 12 stays"
+    assert redact("why? nobody knows") == "why? nobody knows"
