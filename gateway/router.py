@@ -88,6 +88,14 @@ class Router:
 
     @staticmethod
     def _bind(b: Binding, found: DecodedValue, out: Routed) -> None:
+        if found.unit == "":
+            # An empty SenML unit is not "no unit" (RFC 8428 §4.5.2: omit u for that):
+            # reading it in the meter's unit could change its meaning.
+            out.rejects.append(
+                f'meter {b.site}/{b.meter.id}: empty unit (u or bu is ""), which is not a'
+                " unit; omit it to mean the meter's configured unit"
+            )
+            return
         try:
             value = to_base(found.value, found.unit or b.meter.unit, b.meter.dimension)
         except UnitError as exc:
@@ -96,10 +104,7 @@ class Router:
         # A cumulative counter never goes below zero; a measurement may (grid power is
         # negative while the site exports, a temperature below freezing).
         if value < 0 and b.meter.role in INDEX_ROLES:
-            out.rejects.append(
-                f"meter {b.site}/{b.meter.id}: negative index {found.value}"
-                f" (role {b.meter.role.value!r} is a cumulative counter)"
-            )
+            out.rejects.append(f"meter {b.site}/{b.meter.id}: negative index {found.value}")
             return
         if abs(value) > MAX_ABS_VALUE:
             out.rejects.append(f"meter {b.site}/{b.meter.id}: value out of range: {found.value}")
