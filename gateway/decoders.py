@@ -18,6 +18,13 @@ from typing import Any
 
 #: RFC 8428 §4.5.3: a time below 2**28 seconds is relative to now.
 SENML_RELATIVE_LIMIT = 2**28
+#: RFC 8428 §4.4: the SenML version this decoder implements (bver, default 10).
+SENML_VERSION = 10
+#: The labels this decoder understands (RFC 8428 §4, §6): any other label ending in "_"
+#: is "must understand" (§12.2/§12.3) and makes the pack an error.
+SENML_LABELS = frozenset(
+    {"bn", "bt", "bu", "bv", "bs", "bver", "n", "u", "v", "vs", "vb", "vd", "s", "t", "ut"}
+)
 #: A meter's message is a few hundred bytes; anything this large is not one (and is
 #: not parsed: a hostile payload must not cost memory or time).
 MAX_PAYLOAD_BYTES = 64 * 1024
@@ -129,6 +136,21 @@ def decode_senml(
     for i, record in enumerate(pack):
         if not isinstance(record, dict):
             raise DecodeError(f"SenML record {i} is not an object")
+        unknown = sorted(k for k in record if k.endswith("_") and k not in SENML_LABELS)
+        if unknown:
+            raise DecodeError(
+                f"SenML record {i}: must-understand field {unknown[0]!r} is not supported"
+                " (RFC 8428 §4.4: the pack cannot be processed)"
+            )
+        if "bver" in record:
+            bver = record["bver"]
+            if isinstance(bver, bool) or not isinstance(bver, int | float) or bver != int(bver):
+                raise DecodeError(f"SenML record {i}: bver must be an integer")
+            if bver > SENML_VERSION:
+                raise DecodeError(
+                    f"SenML record {i}: bver {int(bver)} is newer than the supported"
+                    f" version {SENML_VERSION}"
+                )
         if "bn" in record:
             if not isinstance(record["bn"], str):
                 raise DecodeError(f"SenML record {i}: bn must be a string")
