@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from datetime import date, datetime, timedelta
@@ -32,6 +33,8 @@ from microville.service.alerts_engine import AlertEngine
 from microville.service.app import create_app
 from microville.service.indicators import QueryError
 from microville.service.notify import Outbox
+from microville.service.report_data import monthly_report
+from microville.service.report_render import render_html
 from microville.service.reports import generate_report
 from microville.settings import Settings
 from microville.stores.ledger import Ledger
@@ -56,16 +59,19 @@ SAMPLE_WEEKLY_WASTE_KG = {
 
 
 def _add_sample_waste(ledger: Ledger, sites: SitesConfig, t0: datetime, t1: datetime) -> None:
-    """Weekly waste collections over the simulated period (once per data directory)."""
+    """Weekly waste collections over the simulated period (once per data directory),
+    counted back from its last evening so that every day is weighed within a week (the
+    waste coverage of a site with weekly collections, ``waste_entry_interval_days`` 7)."""
     for site in sites.sites:
         if ledger.waste_entries(site.id, t0, t1):
             continue
-        weeks = int((t1.timestamp() - t0.timestamp()) // (7 * 86400))
+        last = t1 - timedelta(hours=6)
+        weeks = math.ceil((last - t0) / timedelta(days=7))
         ledger.add_waste_entries(
             site.id,
             [
                 WasteEntry(
-                    time=t0 + timedelta(days=7 * w + 3, hours=10),
+                    time=last - timedelta(days=7 * w),
                     stream=stream,
                     mass_kg=mass_kg,
                     destination="demo collection",
@@ -90,6 +96,7 @@ def _monthly_reports(
     would have made them on the 1st: PDF and HTML files under ``reports_dir``."""
     archive = ReportArchive(reports_dir)
     paths: list[Path] = []
+    no_pdf: OSError | ImportError | None = None
     try:
         for site in sites.sites:
             months = months_between(
@@ -97,15 +104,32 @@ def _monthly_reports(
             )
             for month in months:
                 for language in (site.language, *(x for x in Language if x != site.language)):
-                    record = generate_report(
-                        site, store, ledger, archive, month, language, alerts, scheduled=True
-                    )
+                    try:
+                        record = generate_report(
+                            site, store, ledger, archive, month, language, alerts, scheduled=True
+                        )
+                    except (OSError, ImportError) as exc:  # WeasyPrint without Pango
+                        no_pdf = exc
+                        report = monthly_report(site, store, ledger, month, alerts)
+                        html = render_html(report, language)
+                        path = archive.path(site.id, month, language, "html")
+                        path.parent.mkdir(parents=True, exist_ok=True)
+                        path.write_text(html, encoding="utf-8")
+                        paths.append(path)
+                        continue
                     for fmt in ("pdf", "html"):
                         paths.append(archive.path(site.id, record.month, language, fmt))
     except QueryError as exc:  # a month not over yet in real time: nothing to report
         console.print(f"no monthly report: {exc}")
     finally:
         archive.close()
+    if no_pdf is not None:
+        console.print(
+            f"PDF reports skipped: WeasyPrint cannot run ({no_pdf}); HTML written. For the"
+            " PDFs install Pango (Debian: apt-get install libpango-1.0-0 libpangoft2-1.0-0"
+            " fonts-dejavu-core)",
+            markup=False,
+        )
     return paths
 
 
