@@ -18,7 +18,10 @@ from enum import StrEnum
 from typing import Literal, assert_never
 from zoneinfo import ZoneInfo
 
+from microville.domain.energy import NOT_ENERGY
+from microville.domain.factors import primary_factor
 from microville.domain.periods import localize
+from microville.domain.site import Role, Site
 
 AlertEvent = Literal["firing", "resolved", "reminder"]
 """What :func:`step` asks to notify."""
@@ -388,6 +391,40 @@ def project_year_end(
             return None
         total += net
     return total
+
+
+# ---------------------------------------------------------------- primary energy
+
+
+def primary_energy_gaps(site: Site) -> list[str]:
+    """What keeps ``site``'s primary-energy balance from being computed, as the
+    configuration keys to set: a primary factor for every carrier exchanged with the
+    grid (``primary_energy_factors.<carrier>``, when there is no default), a
+    ``kwh_per_m3`` for every balance meter counting in m³. Empty: computable.
+    """
+    gaps: list[str] = []
+    exchanged = sorted(
+        {
+            m.carrier
+            for m in site.meters
+            if m.role in (Role.GRID_IMPORT, Role.GRID_EXPORT) and m.carrier not in NOT_ENERGY
+        }
+    )
+    for carrier in exchanged:
+        if primary_factor(site, carrier) is None:
+            gaps.append(
+                f"primary_energy_factors.{carrier.value} is not set (no default for "
+                f"{carrier.value})"
+            )
+    for m in site.meters:
+        if (
+            m.role in (Role.PRODUCTION, Role.GRID_IMPORT, Role.GRID_EXPORT)
+            and m.carrier not in NOT_ENERGY
+            and m.dimension == "volume"
+            and m.kwh_per_m3 is None
+        ):
+            gaps.append(f"meter {m.id!r} counts in {m.unit} without kwh_per_m3")
+    return gaps
 
 
 # ---------------------------------------------------------------- silent meters

@@ -360,6 +360,18 @@ class Site(_Strict):
         _reject_duplicates([m.id for m in meters], "meter id")
         return meters
 
+    @model_validator(mode="after")
+    def _primary_energy_computable(self) -> Self:
+        """Alerts in primary energy need every factor: a window whose balance cannot be
+        computed would never fire."""
+        if self.alerts.enabled and self.alerts.energy == "primary":
+            from microville.domain.alerts import primary_energy_gaps  # it imports this module
+
+            gaps = primary_energy_gaps(self)
+            if gaps:
+                raise ValueError(f"alerts.energy = 'primary' needs: {'; '.join(gaps)}")
+        return self
+
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)

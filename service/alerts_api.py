@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from microville.domain.alerts import AlertStatus
 from microville.service.alerts_engine import AlertEngine
+from microville.service.auth import PrincipalDep
 from microville.service.deps import SiteDep
 
 router = APIRouter(prefix="/api/v1/sites/{site}/alerts", tags=["alerts"])
@@ -48,9 +49,14 @@ class AlertOut(BaseModel):
 
 class EventOut(BaseModel):
     alert_id: str
-    event: str = Field(description="firing, resolved or reminder")
+    event: str = Field(
+        description="firing, resolved or reminder (notified); acknowledged (recorded only)"
+    )
     time: datetime
     figures: dict[str, float | str | None]
+    by: str | None = Field(
+        default=None, description="who acknowledged (the API token's name); None otherwise"
+    )
 
 
 class AlertsOut(BaseModel):
@@ -85,9 +91,12 @@ def evaluate(site: SiteDep, engine: EngineDep) -> list[EventOut]:
 
 
 @router.post("/{alert_id}/acknowledge", response_model=AlertOut)
-def acknowledge(site: SiteDep, engine: EngineDep, alert_id: str) -> AlertOut:
-    """Acknowledge an alert: no more reminders for this episode."""
-    status = engine.acknowledge(site.id, alert_id)
+def acknowledge(
+    site: SiteDep, engine: EngineDep, principal: PrincipalDep, alert_id: str
+) -> AlertOut:
+    """Acknowledge an alert: no more reminders for this episode; the history records
+    who (the token's name) and when."""
+    status = engine.acknowledge(site.id, alert_id, by=principal.name)
     if status is None:
         raise HTTPException(404, f"no alert {alert_id!r} for site {site.id!r}")
     return AlertOut.of(status)

@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 from microville.domain.alerts import (
@@ -48,18 +49,43 @@ CREATE TABLE IF NOT EXISTS alert_events (
 );
 CREATE INDEX IF NOT EXISTS alert_events_site ON alert_events (site, id);
 """
+#: Who did it (an acknowledgement's token name); added to files made before it.
+_ACTOR_COLUMN = "ALTER TABLE alert_events ADD COLUMN actor TEXT"
+
+#: Events of the alerts themselves (notified); an acknowledgement is recorded beside them.
+NOTIFIED_EVENTS = ("firing", "resolved", "reminder")
 
 Figures = dict[str, float | str | None]
 
 
 @dataclass(frozen=True)
 class Condition:
-    """What one rule says now about one alert."""
+    """What one rule says now about one alert.
+
+    ``firing`` ``None``: not judged now (too little of the window has passed), the alert
+    keeps its state. ``reason``: why a firing alert resolves although its rule did not
+    judge it back to normal (the condition can no longer be evaluated); its figures
+    are then the alert's last ones with ``resolved_reason``.
+    """
 
     rule: str
-    firing: bool
+    firing: bool | None
     figures: Figures
     message: str
+    reason: str | None = None
+
+
+def _held(rule: str) -> Condition:
+    return Condition(rule, None, {}, "")
+
+
+#: Why a firing alert whose rule no longer says anything about it resolves.
+RULE_REMOVED = "rule removed from the configuration"
+ALERTS_DISABLED = "alerts disabled for the site"
+SITE_REMOVED = "site removed from the configuration"
+
+#: A site to judge: id, name, reminder interval, its conditions, why an absent alert resolves.
+_Judged = tuple[str, str, timedelta | None, Callable[[], dict[str, Condition]], str]
 
 
 def _net_wh(balance: EnergyBalance, energy: str) -> float | None:
@@ -113,6 +139,9 @@ class AlertEngine:
         self._db = sqlite3.connect(path, check_same_thread=False, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(alert_events)")}
+        if "actor" not in columns:
+            self._db.execute(_ACTOR_COLUMN)
         self._lock = threading.Lock()  # the database connection
         self._evaluating = threading.Lock()  # one evaluation at a time
         self._stop = threading.Event()
@@ -130,34 +159,55 @@ class AlertEngine:
     def history(self, site: str, limit: int = 200) -> list[dict[str, object]]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT alert_id, event, time, figures FROM alert_events WHERE site=?"
+                "SELECT alert_id, event, time, figures, actor FROM alert_events WHERE site=?"
                 " ORDER BY id DESC LIMIT ?",
                 (site, limit),
             ).fetchall()
         return [
-            {"alert_id": a, "event": e, "time": datetime.fromisoformat(t), "figures": json.loads(f)}
-            for a, e, t, f in rows
+            {
+                "alert_id": a,
+                "event": e,
+                "time": datetime.fromisoformat(t),
+                "figures": json.loads(f),
+                "by": by,
+            }
+            for a, e, t, f, by in rows
         ]
 
     def events_between(self, site: str, start: datetime, end: datetime) -> list[dict[str, object]]:
-        """Events of ``site`` in ``[start, end)``, oldest first (for the monthly report)."""
+        """Notified events (firing, resolved, reminder) of ``site`` in ``[start, end)``,
+        oldest first (for the monthly report)."""
         return [
             e
             for e in reversed(self.history(site, limit=100_000))
-            if isinstance(t := e["time"], datetime)
+            if e["event"] in NOTIFIED_EVENTS
+            and isinstance(t := e["time"], datetime)
             and start.astimezone(UTC) <= t.astimezone(UTC) < end.astimezone(UTC)
         ]
 
-    def acknowledge(self, site: str, alert_id: str) -> AlertStatus | None:
+    def acknowledge(self, site: str, alert_id: str, by: str | None = None) -> AlertStatus | None:
+        """Mark ``alert_id`` acknowledged (no more reminders for this episode) and record
+        an ``acknowledged`` event in the history, by ``by`` (a token's name), at the
+        engine's clock; ``None`` if there is no such alert. Acknowledging again records
+        nothing more."""
+        now = self.clock().replace(microsecond=0)
         with self._lock, self._db:
             row = self._db.execute(
                 "SELECT status FROM alerts WHERE site=? AND alert_id=?", (site, alert_id)
             ).fetchone()
             if row is None:
                 return None
-            status = replace(_status_of(row[0]), acknowledged=True)
+            previous = _status_of(row[0])
+            if previous.acknowledged:
+                return previous
+            status = replace(previous, acknowledged=True)
             self._db.execute(
                 "UPDATE alerts SET status=? WHERE alert_id=?", (_status_json(status), alert_id)
+            )
+            self._db.execute(
+                "INSERT INTO alert_events (alert_id, site, event, time, figures, actor)"
+                " VALUES (?, ?, 'acknowledged', ?, ?, ?)",
+                (alert_id, site, now.isoformat(), json.dumps({"state": status.state.value}), by),
             )
         return status
 
@@ -172,25 +222,40 @@ class AlertEngine:
         with self._evaluating:
             now = self.clock().replace(microsecond=0)  # periods are cut at whole seconds
             notifications: list[Notification] = []
+            # Sites whose alerts are kept but which are no longer configured: their firing
+            # alerts resolve, said so once.
+            with self._lock:
+                stored = {r for (r,) in self._db.execute("SELECT DISTINCT site FROM alerts")}
+            judged: list[_Judged] = [
+                (s, s, None, dict, SITE_REMOVED)
+                for s in sorted(stored - {site.id for site in self.sites.sites})
+            ]
             for site in self.sites.sites:
+                hours = site.alerts.reminder_h
+                reminder = timedelta(hours=hours) if hours else None
                 if not site.alerts.enabled:
-                    continue
+                    judged.append((site.id, site.name, reminder, dict, ALERTS_DISABLED))
+                else:
+                    judge = partial(self._conditions, site, now)
+                    judged.append((site.id, site.name, reminder, judge, RULE_REMOVED))
+            for site_id, name, reminder, conditions_of, absent in judged:
                 try:
-                    conditions = self._conditions(site, now)
+                    conditions = conditions_of()
                 except StoreError as exc:
-                    log.error("alerts of %s not evaluated: %s", site.id, exc)
+                    log.error("alerts of %s not evaluated: %s", site_id, exc)
                     continue
                 try:
-                    notifications += self._apply(site, now, conditions)
+                    notifications += self._apply(site_id, name, reminder, now, conditions, absent)
                 except sqlite3.Error as exc:
                     log.error("alerts of %s not recorded (next evaluation retries): %s",
-                              site.id, exc)  # fmt: skip
+                              site_id, exc)  # fmt: skip
             if notifications:
                 self.outbox.wake()
             return notifications
 
     def _conditions(self, site: Site, now: datetime) -> dict[str, Condition]:
-        """alert id → (rule, firing (None: keep the previous state), figures, message)."""
+        """alert id → what its rule says now. A firing alert left out resolves (its rule
+        was removed); a held one (``firing`` None) keeps its state."""
         rules = site.alerts
         previous = {s.alert_id: s for s in self.alerts(site.id)}
 
@@ -200,33 +265,58 @@ class AlertEngine:
 
         out: dict[str, Condition] = {}
         tz = site.tz
+        minimum = site.targets.min_coverage
         for window in rules.windows:
+            alert_id, rule = f"{site.id}:balance:{window}", f"balance_{window}"
             start, end = window_bounds(Window(window), now, tz)
-            if end <= start:
+            elapsed = end.astimezone(UTC) - start.astimezone(UTC)
+            # A month's balance on its first night is no signal: judged once enough of
+            # the window has passed; until then the alert keeps its state.
+            if end <= start or elapsed < timedelta(hours=rules.window_min_elapsed_h(window)):
+                out[alert_id] = _held(rule)
                 continue
             report = energy_report(site, self.store, start, end, Step.YEAR)
             net_wh = _net_wh(report.total.balance, rules.energy)
             if net_wh is None:
+                # Refused when the configuration is read (primary_energy_gaps): a site
+                # built around that check still says so, every evaluation.
+                log.error("%s: the %s-energy balance over %s cannot be computed (missing "
+                          "factors: %s); its alert keeps its state", site.id, rules.energy,
+                          window, ", ".join(report.missing_factors))  # fmt: skip
+                out[alert_id] = _held(rule)
                 continue
-            alert_id = f"{site.id}:balance:{window}"
             net_kwh = net_wh / 1000
+            coverage = report.total.evidence.coverage
+            hysteresis = rules.window_hysteresis_kwh(window)
             figures: Figures = {
                 "net_kwh": net_kwh,
                 "energy": rules.energy,
-                "coverage": report.total.evidence.coverage,
+                "coverage": coverage,
+                "min_coverage": minimum,
+                "provable": "yes" if coverage >= minimum else "no",
+                "resolves_above_kwh": hysteresis,
+                "elapsed_h": elapsed.total_seconds() / 3600,
                 "start": start.isoformat(),
                 "end": end.isoformat(),
             }
+            # A window covered below min_coverage still fires (the data there is
+            # negative), but says it proves nothing.
+            covered = (
+                f"data coverage {coverage:.0%}"
+                if coverage >= minimum
+                else f"data coverage {coverage:.0%}, below the {minimum:.0%} a proof needs: "
+                "an indication, not a verdict"
+            )
             out[alert_id] = Condition(
-                f"balance_{window}",
-                balance_firing(net_kwh, was_firing(alert_id), rules.hysteresis_kwh),
+                rule,
+                balance_firing(net_kwh, was_firing(alert_id), hysteresis),
                 figures,
                 f"{site.name}: the {rules.energy}-energy balance over {window.replace('_', ' ')} "
-                f"is {net_kwh:+.1f} kWh",
+                f"is {net_kwh:+.1f} kWh ({covered})",
             )
         if rules.trajectory:
             out.update(self._trajectory(site, now, was_firing))
-        out.update(self._data_quality(site, now, was_firing))
+        out.update(self._data_quality(site, now, was_firing, previous))
         return out
 
     def _trajectory(
@@ -235,8 +325,9 @@ class AlertEngine:
         rules, tz = site.alerts, site.tz
         local = now.astimezone(tz)
         year_start = localize(datetime(local.year, 1, 1), tz)
+        alert_id = f"{site.id}:trajectory:year_end"
         if now <= year_start:
-            return {}
+            return {alert_id: _held("trajectory")}
         ytd = energy_report(site, self.store, year_start, now, Step.YEAR).total.balance
         last_year = energy_report(
             site, self.store, localize(datetime(local.year - 1, 1, 1), tz), year_start, Step.MONTH
@@ -250,8 +341,10 @@ class AlertEngine:
             and (net := _net_wh(p.balance, rules.energy)) is not None
         }
         ytd_wh = _net_wh(ytd, rules.energy)
-        if ytd_wh is None:
-            return {}
+        if ytd_wh is None:  # refused at load, see _conditions
+            log.error("%s: the year-to-date %s-energy balance cannot be computed; the "
+                      "trajectory alert keeps its state", site.id, rules.energy)  # fmt: skip
+            return {alert_id: _held("trajectory")}
         profile = (
             {m: v for m, v in enumerate(rules.seasonal_net_kwh, start=1)}
             if rules.seasonal_net_kwh is not None
@@ -259,9 +352,16 @@ class AlertEngine:
         )
         projected = project_year_end(ytd_wh / 1000, now, tz, monthly or None, profile)
         if projected is None:
-            return {}
-        alert_id = f"{site.id}:trajectory:year_end"
-        firing = balance_firing(projected, was_firing(alert_id), rules.hysteresis_kwh)
+            # A projection that was possible no longer is (the seasonal profile was
+            # removed, a month of last year lost): a firing alert resolves, saying why.
+            reason = (
+                "the year end can no longer be projected: a month still to come is neither "
+                "in last year's data (covered at min_coverage) nor in seasonal_net_kwh"
+            )
+            message = f"{site.name}: trajectory alert resolved, {reason}"
+            return {alert_id: Condition("trajectory", False, {}, message, reason)}
+        hysteresis = rules.trajectory_hysteresis_kwh
+        firing = balance_firing(projected, was_firing(alert_id), hysteresis)
         needed = range(local.month, 13)
         from_profile = sum(1 for m in needed if m not in monthly)
         figures: Figures = {
@@ -269,6 +369,7 @@ class AlertEngine:
             "year_to_date_net_kwh": ytd_wh / 1000,
             "months_from_last_year": len(monthly),
             "months_from_seasonal_profile": from_profile,
+            "resolves_above_kwh": hysteresis,
         }
         source = (
             "the same months of last year"
@@ -283,7 +384,11 @@ class AlertEngine:
         return {alert_id: Condition("trajectory", firing, figures, message)}
 
     def _data_quality(
-        self, site: Site, now: datetime, was_firing: Callable[[str], bool]
+        self,
+        site: Site,
+        now: datetime,
+        was_firing: Callable[[str], bool],
+        previous: dict[str, AlertStatus],
     ) -> dict[str, Condition]:
         rules, tz = site.alerts, site.tz
         out: dict[str, Condition] = {}
@@ -315,18 +420,28 @@ class AlertEngine:
                 },
                 f"{site.name}: meter {m.id} has sent nothing {since}",
             )
+        coverage_id = f"{site.id}:coverage:month_to_date"
         if rules.coverage or rules.resets:
             start, end = window_bounds(Window.MONTH_TO_DATE, now, tz)
-            if end > start:
+            if end <= start:  # midnight on the 1st: nothing to judge, states kept
+                if rules.coverage:
+                    out[coverage_id] = _held("coverage")
+                if rules.resets:
+                    out.update(
+                        (a, _held(s.rule)) for a, s in previous.items() if s.rule == "counter_reset"
+                    )
+            else:
                 report = energy_report(site, self.store, start, end, Step.YEAR)
                 elapsed = end.astimezone(UTC) - start.astimezone(UTC)
                 # Not judged in the month's first hours (a few empty slots weigh a lot
                 # there): the alert keeps its state until then.
-                if rules.coverage and elapsed >= timedelta(hours=rules.coverage_after_h):
+                if rules.coverage and elapsed < timedelta(hours=rules.coverage_after_h):
+                    out[coverage_id] = _held("coverage")
+                elif rules.coverage:
                     coverage = report.total.evidence.coverage
                     minimum = site.targets.min_coverage
                     resolve_above = min(1.0, minimum + rules.coverage_hysteresis)
-                    alert_id = f"{site.id}:coverage:month_to_date"
+                    alert_id = coverage_id
                     firing = coverage < 1.0 and threshold_firing(
                         coverage, was_firing(alert_id), minimum, resolve_above
                     )
@@ -354,46 +469,66 @@ class AlertEngine:
 
     def _apply(
         self,
-        site: Site,
+        site_id: str,
+        site_name: str,
+        reminder: timedelta | None,
         now: datetime,
         conditions: dict[str, Condition],
+        absent_reason: str,
     ) -> list[Notification]:
-        reminder = timedelta(hours=site.alerts.reminder_h) if site.alerts.reminder_h else None
+        """Step each alert of ``conditions``; a firing alert of the site they leave out
+        resolves with ``absent_reason``."""
         notifications = []
         with self._lock, self._db:
             # Read inside the transaction: an acknowledgement in between is not overwritten.
-            rows = self._db.execute("SELECT status FROM alerts WHERE site=?", (site.id,))
+            rows = self._db.execute("SELECT status FROM alerts WHERE site=?", (site_id,))
             previous = {s.alert_id: s for s in map(_status_of, (t for (t,) in rows))}
+            conditions = dict(conditions)
+            for alert_id, s in previous.items():
+                if alert_id not in conditions and s.state is AlertState.FIRING:
+                    message = (
+                        f"{site_name}: {s.rule.replace('_', ' ')} alert resolved, {absent_reason}"
+                    )
+                    conditions[alert_id] = Condition(s.rule, False, {}, message, absent_reason)
             for alert_id, c in conditions.items():
+                firing = c.firing
+                if firing is None:
+                    continue  # not judged now: the alert keeps its state
+                before = previous.get(alert_id)
+                figures = c.figures
+                if c.reason is not None:
+                    last = before.figures if before is not None else {}
+                    figures = {**last, "resolved_reason": c.reason}
+                    c = replace(c, figures=figures)
                 status, event = step(
-                    previous.get(alert_id),
-                    c.firing,
+                    before,
+                    firing,
                     now,
-                    c.figures,
+                    figures,
                     reminder,
                     alert_id,
-                    site.id,
+                    site_id,
                     c.rule,
                 )
                 if status is None:
                     continue
                 self._db.execute(
                     "INSERT OR REPLACE INTO alerts (alert_id, site, status) VALUES (?, ?, ?)",
-                    (alert_id, site.id, _status_json(status)),
+                    (alert_id, site_id, _status_json(status)),
                 )
                 if event is None:
                     continue
                 self._db.execute(
                     "INSERT INTO alert_events (alert_id, site, event, time, figures)"
                     " VALUES (?, ?, ?, ?, ?)",
-                    (alert_id, site.id, event, now.isoformat(), json.dumps(c.figures)),
+                    (alert_id, site_id, event, now.isoformat(), json.dumps(c.figures)),
                 )
                 notification = Notification(
                     alert_id=alert_id,
-                    site=site.id,
+                    site=site_id,
                     rule=c.rule,
                     event=event,
-                    title=f"[{event}] {c.rule.replace('_', ' ')} — {site.name}",
+                    title=f"[{event}] {c.rule.replace('_', ' ')} — {site_name}",
                     message=c.message,
                     figures=c.figures,
                     time=now,

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import get_args
 from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
+from microville.domain.alert_config import AlertRules, WindowName
 from microville.domain.alerts import (
     AlertState,
     AlertStatus,
@@ -26,6 +29,7 @@ from microville.domain.alerts import (
     threshold_firing,
     window_bounds,
 )
+from microville.domain.site import ConfigError, parse_sites
 
 PARIS = ZoneInfo("Europe/Paris")
 H = timedelta(hours=1)
@@ -553,3 +557,86 @@ def test_silent_meters_refuses_bad_input() -> None:
         silent_meters({}, datetime(2026, 6, 1, 12), {"pv": H})
     with pytest.raises(ValueError, match="positive"):
         silent_meters({}, now, {"pv": timedelta(0)})
+
+
+# ---------------------------------------------------------------- configuration
+
+_SITE = """
+[[sites]]
+id = "s1"
+name = "Test site"
+timezone = "Europe/Paris"
+floor_area_m2 = 100
+location = { lat = 47.47, lon = -0.55 }
+"""
+_ELECTRICITY = """
+[[sites.meters]]
+id = "in"
+role = "grid_import"
+source = { topic = "s1/in", format = "number" }
+"""
+
+
+def test_hysteresis_defaults_scale_with_the_window_and_the_trajectory() -> None:
+    rules = AlertRules()
+    margins = {w: rules.window_hysteresis_kwh(w) for w in get_args(WindowName)}
+    assert margins == {"today": 1, "rolling_7d": 5, "month_to_date": 10,
+                       "rolling_12m": 50, "year_to_date": 50}  # fmt: skip
+    assert rules.trajectory_hysteresis_kwh == 200
+
+
+def test_hysteresis_by_window_overrides_only_the_windows_named() -> None:
+    rules = AlertRules.model_validate({"hysteresis_kwh": {"rolling_7d": 20}})
+    assert rules.window_hysteresis_kwh("rolling_7d") == 20
+    assert rules.window_hysteresis_kwh("year_to_date") == 50  # its default
+    one = AlertRules.model_validate({"hysteresis_kwh": 3})  # one number: every window
+    assert {one.window_hysteresis_kwh(w) for w in get_args(WindowName)} == {3}
+    with pytest.raises(ValidationError, match="hysteresis_kwh"):
+        AlertRules.model_validate({"hysteresis_kwh": {"weekly": 2}})
+    with pytest.raises(ValidationError, match="hysteresis_kwh"):
+        AlertRules.model_validate({"hysteresis_kwh": {"today": -1}})
+
+
+def test_min_elapsed_defaults_and_overrides() -> None:
+    rules = AlertRules.model_validate({"min_elapsed_h": {"today": 6}})
+    assert rules.window_min_elapsed_h("today") == 6
+    assert rules.window_min_elapsed_h("month_to_date") == 24
+    assert rules.window_min_elapsed_h("rolling_7d") == 0
+    with pytest.raises(ValidationError, match="min_elapsed_h"):
+        AlertRules.model_validate({"min_elapsed_h": {"rolling_7d": -1}})
+
+
+def test_primary_energy_alerts_refuse_a_carrier_without_a_factor() -> None:
+    heat = """
+[[sites.meters]]
+id = "heat"
+carrier = "heat"
+role = "grid_import"
+source = { topic = "s1/heat", format = "number" }
+"""
+    primary = '\n[sites.alerts]\nenergy = "primary"\n'
+    with pytest.raises(ConfigError, match=r"sites\[0\]: alerts.energy = 'primary' needs: "
+                       r"primary_energy_factors\.heat is not set"):  # fmt: skip
+        parse_sites(_SITE + primary + _ELECTRICITY + heat)
+    # The factor given, or the alerts in final energy: accepted.
+    with_factor = "primary_energy_factors = { heat = 0.77 }\n"
+    assert parse_sites(_SITE + with_factor + primary + _ELECTRICITY + heat).sites
+    assert parse_sites(_SITE + _ELECTRICITY + heat).sites
+    # Electricity alone has its default factor (2.3).
+    assert parse_sites(_SITE + primary + _ELECTRICITY).sites
+
+
+def test_primary_energy_alerts_refuse_a_gas_meter_in_m3_without_kwh_per_m3() -> None:
+    gas = """
+[[sites.meters]]
+id = "gas"
+carrier = "gas"
+unit = "m3"
+role = "grid_import"
+source = { topic = "s1/gas", format = "number" }
+"""
+    primary = '\n[sites.alerts]\nenergy = "primary"\n'
+    with pytest.raises(ConfigError, match="meter 'gas' counts in m3 without kwh_per_m3"):
+        parse_sites(_SITE + primary + _ELECTRICITY + gas)
+    converted = gas.replace('unit = "m3"\n', 'unit = "m3"\nkwh_per_m3 = 11.2\n')
+    assert parse_sites(_SITE + primary + _ELECTRICITY + converted).sites

@@ -534,9 +534,11 @@ def test_a_balance_hovering_around_zero_fires_once_and_does_not_flap(
     store: ReadingStore, make_engine: Callable[..., AlertEngine]
 ) -> None:
     """Today's net swings between −0.5 and +0.5 kWh hour after hour (inside the 1 kWh
-    hysteresis), then clears +1 kWh: one firing, one resolution."""
-    sites = _rules_site('windows = ["today"]\nhysteresis_kwh = 1\ntrajectory = false\n'
-                        "coverage = false\nresets = false\nsilent_after_s = 1e7\n")  # fmt: skip
+    hysteresis), then clears +1 kWh: one firing, one resolution. Judged from the first
+    hour (min_elapsed_h 0; the default waits until noon)."""
+    sites = _rules_site('windows = ["today"]\nhysteresis_kwh = 1\nmin_elapsed_h = { today = 0 }\n'
+                        "trajectory = false\ncoverage = false\nresets = false\n"
+                        "silent_after_s = 1e7\n")  # fmt: skip
     tz = sites.sites[0].tz
     day = localize(datetime(2026, 5, 4), tz)
 
@@ -554,3 +556,181 @@ def test_a_balance_hovering_around_zero_fires_once_and_does_not_flap(
     times = [day + timedelta(hours=h) for h in range(1, 15)]
     events = _run(engine, clock, times, "balance_today")
     assert events == [(times[0], "firing"), (times[12], "resolved")]
+
+
+# --- balance windows: elapsed time, coverage, hysteresis ---------------------------------
+
+QUIET = "trajectory = false\ncoverage = false\nresets = false\nsilent_after_s = 1e7\n"
+
+
+def test_a_window_is_judged_once_enough_of_it_has_passed(
+    store: ReadingStore, make_engine: Callable[..., AlertEngine]
+) -> None:
+    """A sunny April, then from 1 May only imports: today's balance is judged from noon
+    (12 h), the month's from the 2nd (24 h), not on their first minutes of night."""
+    sites = _rules_site('windows = ["today", "month_to_date"]\n' + QUIET)
+    tz = sites.sites[0].tz
+    may = localize(datetime(2026, 5, 1), tz)
+
+    def rate(meter: str, t: datetime) -> float:
+        sunny = t < may
+        return {"pv": 400.0 if sunny else 0.0, "out": 300.0 if sunny else 0.0, "in": 50.0}[meter]
+
+    _write_indexes(store, may - timedelta(days=5), may + timedelta(days=2), rate)
+    clock = Clock(may)
+    engine = make_engine(sites, clock)
+    # 21:00 on the 30th, 00:20, 11:50, 12:20, 23:00 on the 1st, 00:20 on the 2nd
+    hours = [-3, 1 / 3, 11 + 5 / 6, 12 + 1 / 3, 23, 24 + 1 / 3]
+    times = [may + timedelta(hours=h) for h in hours]
+    events: list[tuple[datetime, str, str]] = []
+    for t in times:
+        clock.t = t
+        events += [(t, n.rule, n.event) for n in engine.evaluate()]
+    assert events == [(times[3], "balance_today", "firing"),
+                      (times[5], "balance_month_to_date", "firing")]  # fmt: skip
+    # Past midnight the new day is not judged yet: today's alert keeps firing, unnotified.
+    (today,) = [a for a in engine.alerts("s1") if a.rule == "balance_today"]
+    assert today.state == "firing" and today.last_seen == times[4]
+    (month,) = [a for a in engine.alerts("s1") if a.rule == "balance_month_to_date"]
+    assert month.figures["elapsed_h"] == pytest.approx(24 + 1 / 3)
+
+
+def test_a_window_covered_below_min_coverage_fires_and_says_it_proves_nothing(
+    store: ReadingStore, make_engine: Callable[..., AlertEngine]
+) -> None:
+    """Data from 1 June only (the demo's case): the year to date is negative, 7 % covered."""
+    sites = _rules_site('windows = ["year_to_date", "rolling_7d"]\n' + QUIET)
+    tz = sites.sites[0].tz
+    june, now = localize(datetime(2026, 6, 1), tz), localize(datetime(2026, 6, 12, 21), tz)
+    _write_indexes(store, june, now, lambda m, t: 100.0 if m == "in" else 0.0)
+    clock = Clock(now)
+    fired = {n.rule: n for n in make_engine(sites, clock).evaluate()}
+    ytd = fired["balance_year_to_date"]
+    assert ytd.event == "firing" and isinstance(ytd.figures["net_kwh"], float)
+    year_h = (now - localize(datetime(2026, 1, 1), tz)).total_seconds() / 3600
+    covered_h = (now - june).total_seconds() / 3600
+    assert ytd.figures["coverage"] == pytest.approx(covered_h / year_h, abs=0.005)  # 7.3 %
+    assert (ytd.figures["min_coverage"], ytd.figures["provable"]) == (0.95, "no")
+    assert "data coverage 7%, below the 95% a proof needs" in ytd.message
+    # The last 7 days are fully covered: an ordinary alert.
+    week = fired["balance_rolling_7d"]
+    assert week.figures["provable"] == "yes" and "below" not in week.message
+
+
+@pytest.mark.parametrize(
+    ("rules", "resolves"), [("", False), ("trajectory_hysteresis_kwh = 10\n", True)]
+)
+def test_the_trajectory_has_its_own_hysteresis(
+    store: ReadingStore, make_engine: Callable[..., AlertEngine], rules: str, resolves: bool
+) -> None:
+    """The projection climbs from about −22 kWh (15 February) to about +41 kWh (10 March):
+    within the default 200 kWh it keeps firing; with 10 kWh it resolves."""
+    profile = ", ".join(["-12.0"] * 12)
+    sites = _rules_site("windows = []\ncoverage = false\nresets = false\nsilent_after_s = 1e7\n"
+                        f"seasonal_net_kwh = [{profile}]\n{rules}")  # fmt: skip
+    tz = sites.sites[0].tz
+    year = localize(datetime(2026, 1, 1), tz)
+    times = [year + timedelta(days=45), year + timedelta(days=68)]
+    _write_indexes(store, year, times[1], lambda m, t: {"pv": 50.0, "in": 26.0, "out": 50.0}[m])
+    clock = Clock(times[0])
+    engine = make_engine(sites, clock)
+    events = _run(engine, clock, times, "trajectory")
+    (status,) = [a for a in engine.alerts("s1") if a.rule == "trajectory"]
+    projected = status.figures["projected_year_end_net_kwh"]
+    assert isinstance(projected, float) and 30 < projected < 50
+    expected = [(times[0], "firing")] + ([(times[1], "resolved")] if resolves else [])
+    assert events == expected
+    assert status.figures["resolves_above_kwh"] == (10 if resolves else 200)
+
+
+# --- alerts whose condition disappears ---------------------------------------------------
+
+
+def test_alerts_whose_rule_is_removed_resolve_once_saying_why(
+    store: ReadingStore, tmp_path: Path
+) -> None:
+    """Firing: the 7-day balance, the trajectory (from a seasonal profile), three silent
+    meters. The configuration then drops the window, the profile and the PV meter, and
+    later disables the site's alerts."""
+    profile = ", ".join(["-100.0"] * 12)
+    before = _rules_site('windows = ["rolling_7d"]\ncoverage = false\nresets = false\n'
+                         f'silent_after_s = 3600\nseasonal_net_kwh = [{profile}]\n')  # fmt: skip
+    tz = before.sites[0].tz
+    end = localize(datetime(2026, 5, 10), tz)
+    _write_indexes(store, end - timedelta(days=9), end, lambda m, t: 100.0 if m == "in" else 0.0)
+    path = tmp_path / "alerts.db"
+    outbox = Outbox(path, [])
+    clock = Clock(end + timedelta(hours=2))
+    engine = AlertEngine(before, store, path, outbox, clock=clock)
+    firing = {n.alert_id for n in engine.evaluate() if n.event == "firing"}
+    assert firing == {"s1:balance:rolling_7d", "s1:trajectory:year_end",
+                      "s1:silent:pv", "s1:silent:in", "s1:silent:out"}  # fmt: skip
+    engine.stop()
+
+    meters = GRID_AND_PV_METERS.split("[[sites.meters]]")
+    without_pv = "".join("[[sites.meters]]" + m for m in meters[1:] if 'id = "pv"' not in m)
+    after = _rules_site("windows = []\ncoverage = false\nresets = false\nsilent_after_s = 3600\n",
+                        without_pv)  # fmt: skip
+    clock.t = end + timedelta(hours=3)
+    engine = AlertEngine(after, store, path, outbox, clock=clock)
+    resolved = {n.alert_id: n for n in engine.evaluate()}
+    assert set(resolved) == {"s1:balance:rolling_7d", "s1:trajectory:year_end", "s1:silent:pv"}
+    assert all(n.event == "resolved" for n in resolved.values())
+    week = resolved["s1:balance:rolling_7d"]
+    assert week.figures["resolved_reason"] == "rule removed from the configuration"
+    assert isinstance(net := week.figures["net_kwh"], float) and net < 0  # its last figures
+    assert "rule removed" in week.message
+    assert (
+        resolved["s1:silent:pv"].figures["resolved_reason"] == "rule removed from the configuration"
+    )
+    trajectory = resolved["s1:trajectory:year_end"]
+    assert "can no longer be projected" in str(trajectory.figures["resolved_reason"])
+    assert "can no longer be projected" in trajectory.message
+    clock.t = end + timedelta(hours=4)
+    assert engine.evaluate() == []  # notified once
+    states = {a.alert_id: a.state for a in engine.alerts("s1")}
+    assert states["s1:silent:in"] == "firing" and states["s1:silent:pv"] == "resolved"
+    engine.stop()
+
+    disabled = _rules_site("enabled = false\n", without_pv)
+    clock.t = end + timedelta(hours=5)
+    engine = AlertEngine(disabled, store, path, outbox, clock=clock)
+    last = engine.evaluate()
+    assert sorted((n.alert_id, n.event) for n in last) == [
+        ("s1:silent:in", "resolved"), ("s1:silent:out", "resolved")]  # fmt: skip
+    assert {n.figures["resolved_reason"] for n in last} == {"alerts disabled for the site"}
+    engine.stop()
+    outbox.close()
+
+
+# --- acknowledgement ----------------------------------------------------------------------
+
+
+def test_an_acknowledgement_is_recorded_in_the_history_with_who_and_when(
+    store: ReadingStore, tmp_path: Path
+) -> None:
+    sites = _rules_site('windows = ["rolling_7d"]\n' + QUIET)
+    tz = sites.sites[0].tz
+    end = localize(datetime(2026, 5, 10), tz)
+    _write_indexes(store, end - timedelta(days=8), end, lambda m, t: 100.0 if m == "in" else 0.0)
+    path = tmp_path / "alerts.db"
+    outbox = Outbox(path, [])
+    clock = Clock(end)
+    engine = AlertEngine(sites, store, path, outbox, clock=clock)
+    assert [n.event for n in engine.evaluate()] == ["firing"]
+    app = create_app(Settings(config="/dev/null"), store=store, sites=sites, alerts=engine)
+    with TestClient(app) as client:  # with the tests' admin token, named "tests"
+        clock.t = end + timedelta(minutes=7, seconds=30)
+        ack = client.post("/api/v1/sites/s1/alerts/s1:balance:rolling_7d/acknowledge")
+        assert ack.status_code == 200 and ack.json()["acknowledged"] is True
+        clock.t = end + timedelta(minutes=9)
+        assert client.post("/api/v1/sites/s1/alerts/s1:balance:rolling_7d/acknowledge").is_success
+        history = client.get("/api/v1/sites/s1/alerts").json()["history"]
+    assert [(e["event"], e["by"]) for e in history] == [("acknowledged", "tests"),
+                                                        ("firing", None)]  # fmt: skip
+    assert datetime.fromisoformat(history[0]["time"]) == end + timedelta(minutes=7, seconds=30)
+    # The monthly report lists the alerts' own events.
+    month = engine.events_between("s1", end - timedelta(days=9), end + timedelta(days=1))
+    assert [e["event"] for e in month] == ["firing"]
+    engine.stop()
+    outbox.close()
