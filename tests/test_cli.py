@@ -155,3 +155,62 @@ def test_import_commands_load_intensity_and_materials(tmp_path: Path) -> None:
     refused = _run("import", "carbon-intensity", str(bad), "--site", "microville112",
                    "-c", str(SAMPLE_CONFIG), "--store", f"sqlite:///{db}")  # fmt: skip
     assert refused.returncode == 2 and "line 2" in refused.stdout
+
+
+def test_demo_reports_without_pango_write_the_html_and_say_how_to_get_pdfs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import builtins
+
+    from rich.console import Console
+
+    from microville.demo import _monthly_reports
+    from microville.domain.periods import localize
+    from microville.domain.site import read_sites
+    from microville.stores.ledger import Ledger
+    from microville.stores.sqlite import SqliteStore
+
+    real_import = builtins.__import__
+
+    def no_pango(name: str, *args: object, **kwargs: object) -> object:
+        if name == "weasyprint":  # what WeasyPrint raises on a machine without Pango
+            raise OSError("cannot load library 'libpango-1.0-0': No such file")
+        return real_import(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.delitem(sys.modules, "weasyprint", raising=False)
+    monkeypatch.setattr(builtins, "__import__", no_pango)
+    sites = read_sites(SAMPLE_CONFIG)
+    tz = sites.sites[0].tz
+    store, ledger = SqliteStore(tmp_path / "r.db"), Ledger(tmp_path / "ledger.db")
+    console = Console(record=True, width=200)
+    try:
+        paths = _monthly_reports(
+            console, sites, store, ledger, None,  # type: ignore[arg-type]
+            tmp_path / "reports", localize(datetime(2026, 6, 1), tz),
+            localize(datetime(2026, 7, 1), tz),
+        )  # fmt: skip
+    finally:
+        store.close()
+        ledger.close()
+    out = " ".join(console.export_text().split())
+    assert "PDF reports skipped" in out and "libpango-1.0-0" in out
+    assert "apt-get install libpango-1.0-0 libpangoft2-1.0-0" in out
+    # June in French and English, HTML only.
+    assert sorted(p.name for p in paths) == ["2026-06.en.html", "2026-06.fr.html"]
+    assert all(p.is_file() and "<html" in p.read_text(encoding="utf-8") for p in paths)
+
+
+def test_simulate_start_may_be_days_before_today() -> None:
+    """The compose demo simulates the last 30 days (``--start today-30``), so that the
+    dashboards' default ranges show them; anything else that is not a date is refused."""
+    from datetime import date
+
+    import typer
+
+    from microville.cli import _parse_start
+
+    assert _parse_start("today-30") == date.today() - timedelta(days=30)
+    assert _parse_start("2026-06-01") == date(2026, 6, 1)
+    for bad in ("today+3", "today-", "yesterday", "2026-13-01"):
+        with pytest.raises(typer.Exit):
+            _parse_start(bad)
