@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import signal
 import sys
 import threading
@@ -194,10 +195,14 @@ def serve(
 
 
 def _parse_start(value: str) -> date:
+    """An ISO date, or ``today-N``: N days before today (the compose demo simulates the
+    last days, so that the dashboards' default ranges show them)."""
+    if m := re.fullmatch(r"today-(\d{1,4})", value):
+        return date.today() - timedelta(days=int(m[1]))
     try:
         return date.fromisoformat(value)
     except ValueError:
-        console.print(f"[red]--start[/red]: {value!r} is not a date like 2026-10-01")
+        console.print(f"[red]--start[/red]: {value!r} is not a date like 2026-10-01 or today-30")
         raise typer.Exit(2) from None
 
 
@@ -213,7 +218,7 @@ def simulate(
         list[str] | None, typer.Option("--site", help="Site id (repeat); default all")
     ] = None,
     start: Annotated[
-        str, typer.Option(help="First simulated day (site local time)")
+        str, typer.Option(help="First simulated day (site local time): 2026-06-01, or today-30")
     ] = "2026-06-01",
     days: Annotated[int, typer.Option(min=1, max=3660, help="Simulated days")] = 30,
     step_min: Annotated[
