@@ -69,19 +69,27 @@ def test_balance_rates_clamped_when_meters_disagree() -> None:
 
 
 energies = st.floats(min_value=0, max_value=1e9, allow_nan=False, allow_infinity=False)
-fractions = st.floats(min_value=0, max_value=1, allow_nan=False, allow_infinity=False)
 
 
-@given(production=energies, import_=energies, export_share=fractions)
-def test_balance_properties(production: float, import_: float, export_share: float) -> None:
-    export = production * export_share  # export ≤ production
+@given(production=energies, import_=energies, export=energies)
+def test_balance_properties(production: float, import_: float, export: float) -> None:
+    # Any three indexes' energies, export above production included (meters of different
+    # coverage, or a misconfigured one): the identities hold, and each rate is the raw
+    # ratio clamped to [0, 1], or None when its denominator is not positive.
     b = balance(production, import_, export)
     assert b.consumption_wh == pytest.approx(import_ + production - export, rel=1e-9, abs=1e-6)
     assert b.net_wh == pytest.approx(export - import_, rel=1e-9, abs=1e-3)
-    for rate in (b.self_consumption, b.self_sufficiency):
-        assert rate is None or 0.0 <= rate <= 1.0
-    assert (b.self_consumption is None) == (production == 0)
-    assert (b.self_sufficiency is None) == (b.consumption_wh <= 0)
+    self_used = production - export
+    for rate, denominator in (
+        (b.self_consumption, production),
+        (b.self_sufficiency, b.consumption_wh),
+    ):
+        if denominator <= 0:
+            assert rate is None
+            continue
+        raw = self_used / denominator
+        assert rate is not None and 0.0 <= rate <= 1.0
+        assert rate == (0.0 if raw < 0 else 1.0 if raw > 1 else raw)
 
 
 # ---------------------------------------------------------------- energy_per_period()
