@@ -16,7 +16,14 @@ import serial
 from microville.domain.tic_labels import TicMode
 from microville.firmware_sim.building import index_at, power_at
 from microville.firmware_sim.clock import SimulatedClock
-from microville.firmware_sim.tic_frames import corrupt_data, line_noise, linky_frame, truncate
+from microville.firmware_sim.tic_frames import (
+    Tariff,
+    TariffIndexes,
+    corrupt_data,
+    line_noise,
+    linky_frame,
+    truncate,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +43,16 @@ class LinkyEmulator:
     data — an index, a power, the date, the meter id — changed under its old checksum,
     so that only checksum verification can catch it; a frame cut by EOT; or line noise
     before it); the frames at ``end`` are always intact, so the last index the gateway
-    sees is the true one. With ``record_sent``, the true indexes of every frame written
+    sees is the true one; so is the first frame, which gives the index at the period's
+    start. With ``record_sent``, the true indexes of every frame written
     are kept in :attr:`sent_indexes` (import, and export in standard mode), for tests.
     The first frame is dated ``first_frame_at`` when given (the start of a simulated
     period), so that the gateway has the index at the period's start.
+
+    ``tariff`` (default: Tempo in standard mode, BASE in historic mode) splits the drawn
+    energy over the supplier and distributor indexes by the time of day and the Tempo
+    day colour (:func:`~microville.firmware_sim.tic_frames.tariff_slot`), EAST (or the
+    historic total) staying their exact sum.
 
     Lifecycle: ``start()`` once; ``done`` is set after the frame at ``end`` is written;
     ``stop()`` once.
@@ -57,6 +70,7 @@ class LinkyEmulator:
         seed: int = 0,
         first_frame_at: datetime | None = None,
         record_sent: bool = False,
+        tariff: Tariff | None = None,
     ) -> None:
         self.port = str(port)
         self.mode = mode
@@ -74,6 +88,13 @@ class LinkyEmulator:
         #: True whole-Wh indexes sent: ``{"import": {...}, "export": {...}}``.
         self.sent_indexes: dict[str, set[int]] = {"import": set(), "export": set()}
         self.done = threading.Event()
+        if tariff is None:
+            tariff = Tariff.TEMPO if mode is TicMode.STANDARD else Tariff.BASE
+        self.tariff = tariff
+        start = building.index[0].to_pydatetime()
+        self.indexes = TariffIndexes(
+            tariff, lambda t: index_at(building, "import_wh", t), start, max(start, end)
+        )
         self._rng = np.random.default_rng(seed)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"linky:{port}", daemon=True)
@@ -92,6 +113,7 @@ class LinkyEmulator:
         if self.record_sent:
             self.sent_indexes["import"].add(math.floor(import_wh))
             self.sent_indexes["export"].add(math.floor(export_wh))
+        supplier, distributor = self.indexes.at(t)
         return linky_frame(
             self.mode,
             t,
@@ -99,6 +121,9 @@ class LinkyEmulator:
             export_wh=export_wh,
             power_va=max(net_w, 0.0),
             injected_va=max(-net_w, 0.0),
+            tariff=self.tariff,
+            supplier=supplier,
+            distributor=distributor,
         )
 
     def _damage(self, frame: bytes) -> bytes:
@@ -123,7 +148,8 @@ class LinkyEmulator:
                     t = self.first_frame_at
                 frame = self.frame_at(t)
                 final = t >= self.end
-                if not final and self._rng.random() < self.corruption:
+                first = self.frames_written == 0
+                if not (final or first) and self._rng.random() < self.corruption:
                     frame = self._damage(frame)
                 # The final frame goes twice: a reader starting mid-frame still gets one.
                 line.write(frame * (2 if final else 1))

@@ -11,9 +11,13 @@ that the emulator checks the decoder rather than agreeing with it by constructio
 
 from __future__ import annotations
 
+import bisect
 import math
 import random
-from datetime import datetime, timedelta
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Final
 from zoneinfo import ZoneInfo
 
@@ -35,6 +39,134 @@ SUBSCRIBED_KVA: Final = 6
 #: Standard-mode MSG1 (32 characters, spaces kept) and PJOURF+1 (11 blocks of 8).
 MSG1_NO_MESSAGE: Final = "PAS DE          MESSAGE         "
 PJOURF1_BASE: Final = " ".join(["00008001", *["NONUTILE"] * 10])
+#: A real ADSC (standard) / ADCO (historic) has 12 characters.
+DEFAULT_ADSC: Final = "021234567890"
+
+
+class Tariff(StrEnum):
+    """Supplier tariff options the emulated Linky counts under."""
+
+    BASE = "base"
+    HCHP = "hchp"  # off-peak / peak hours
+    TEMPO = "tempo"  # off-peak / peak of blue, white and red days
+
+
+@dataclass(frozen=True)
+class TariffSlot:
+    """The indexes counting at one instant: supplier ``EASF{supplier+1:02d}``,
+    distributor ``EASD{distributor+1:02d}``, and the labels a meter shows then."""
+
+    supplier: int
+    distributor: int
+    ltarf: str  # standard LTARF, 16 characters
+    ptec: str  # historic PTEC, 4 characters
+    colour: int  # Tempo day colour: 0 blue, 1 white, 2 red (0 for other tariffs)
+
+
+#: Off-peak hours of the emulated meter (local time): 22:00 to 06:00.
+OFF_PEAK_HOURS: Final = (22, 6)
+_COLOURS: Final = (("BLEU", "JB"), ("BLANC", "JW"), ("ROUGE", "JR"))
+_TEMPO_DEMAIN: Final = ("BLEU", "BLAN", "ROUG")
+NGTF: Final = {
+    Tariff.BASE: "      BASE      ",
+    Tariff.HCHP: "H PLEINE/CREUSE ",
+    Tariff.TEMPO: "     TEMPO      ",
+}
+
+
+def tempo_colour(day: datetime) -> int:
+    """The colour of the Tempo day holding ``day``'s date (local): an illustrative fixed
+    calendar, not RTE's — red on some weekdays from November to March, white on some
+    days but Sundays all year, blue otherwise (0 blue, 1 white, 2 red)."""
+    n = day.timetuple().tm_yday
+    if day.month in (11, 12, 1, 2, 3) and day.weekday() < 5 and n % 9 == 4:
+        return 2
+    if day.weekday() < 6 and n % 5 == 2:
+        return 1
+    return 0
+
+
+def tariff_slot(tariff: Tariff, t: datetime) -> TariffSlot:
+    """Which indexes count at ``t``. Off-peak is 22:00-06:00 Paris time; a Tempo day runs
+    from 06:00 to 06:00 the next day. Supplier indexes: BASE EASF01; HC/HP EASF01 HC,
+    EASF02 HP; Tempo EASF01-06 = HC/HP blue, HC/HP white, HC/HP red. Distributor
+    indexes (the emulator's grid, TURPE four time slots): EASD01 HP and EASD02 HC of the
+    high season (November to March), EASD03 HP and EASD04 HC of the low season."""
+    local = t.astimezone(_PARIS)
+    off_peak = local.hour >= OFF_PEAK_HOURS[0] or local.hour < OFF_PEAK_HOURS[1]
+    high_season = local.month in (11, 12, 1, 2, 3)
+    distributor = (0 if high_season else 2) + (1 if off_peak else 0)
+    if tariff is Tariff.BASE:
+        return TariffSlot(0, distributor, "       BASE     ", "TH..", 0)
+    if tariff is Tariff.HCHP:
+        if off_peak:
+            return TariffSlot(0, distributor, " HEURE  CREUSE  ", "HC..", 0)
+        return TariffSlot(1, distributor, " HEURE  PLEINE  ", "HP..", 0)
+    colour = tempo_colour(local - timedelta(hours=OFF_PEAK_HOURS[1]))
+    name, suffix = _COLOURS[colour]
+    period = "HC" if off_peak else "HP"
+    ltarf = f"    {period}  {name}".ljust(16)
+    return TariffSlot(
+        2 * colour + (0 if off_peak else 1), distributor, ltarf, period + suffix, colour
+    )
+
+
+class TariffIndexes:
+    """The supplier (EASF01-10) and distributor (EASD01-04) indexes of a meter whose
+    total drawn index is ``total_wh(t)``, split by the tariff slot in force.
+
+    Whole Wh, as the meter shows them: each index adds the floored total's increase
+    while its slot is in force, so EAST = Σ EASF = Σ EASD exactly (floor of the total)
+    and every index only grows. The total at ``start`` is shared out by fixed
+    shares. Stateless in ``t`` (any order of calls), within [start, end].
+    """
+
+    _SHARES: Final = (0.22, 0.4, 0.08, 0.14, 0.04, 0.12)
+
+    def __init__(
+        self,
+        tariff: Tariff,
+        total_wh: Callable[[datetime], float],
+        start: datetime,
+        end: datetime,
+    ) -> None:
+        self.tariff = tariff
+        self._total = total_wh
+        times = [start]
+        t = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        while t <= end:  # slots change on whole hours (Paris is a whole-hour offset)
+            if tariff_slot(tariff, t) != tariff_slot(tariff, t - timedelta(hours=1)):
+                times.append(t)
+            t += timedelta(hours=1)
+        self._times = times
+        first = math.floor(total_wh(start))
+        n = {Tariff.BASE: 1, Tariff.HCHP: 2, Tariff.TEMPO: 6}[tariff]
+        shares = self._SHARES[:n]
+        supplier = [math.floor(first * s / sum(shares)) for s in shares] + [0] * (10 - n)
+        supplier[0] += first - sum(supplier)
+        distributor = [math.floor(first * s) for s in (0.25, 0.15, 0.35, 0.25)]
+        distributor[0] += first - sum(distributor)
+        self._at: list[tuple[int, list[int], list[int]]] = []
+        floor = first
+        for i, time in enumerate(times):
+            if i:
+                slot = tariff_slot(tariff, times[i - 1])
+                now = math.floor(total_wh(time))
+                supplier[slot.supplier] += now - floor
+                distributor[slot.distributor] += now - floor
+                floor = now
+            self._at.append((floor, list(supplier), list(distributor)))
+
+    def at(self, t: datetime) -> tuple[list[int], list[int]]:
+        """(EASF01-10, EASD01-04) at ``t`` (before ``start``: as at ``start``)."""
+        k = max(0, bisect.bisect_right(self._times, t) - 1)
+        floor, supplier, distributor = self._at[k]
+        slot = tariff_slot(self.tariff, max(t, self._times[0]))
+        grown = max(0, math.floor(self._total(t)) - floor) if t >= self._times[0] else 0
+        supplier, distributor = list(supplier), list(distributor)
+        supplier[slot.supplier] += grown
+        distributor[slot.distributor] += grown
+        return supplier, distributor
 
 
 def _checksum_char(payload: bytes) -> bytes:
@@ -123,27 +255,60 @@ def linky_frame(
     export_wh: float,
     power_va: float,
     injected_va: float,
-    adsc: str = "0212345678901",
+    adsc: str = DEFAULT_ADSC,
     prm: str = "01234567890123",
     synchronised: bool = True,
+    tariff: Tariff = Tariff.BASE,
+    supplier: Sequence[int] | None = None,
+    distributor: Sequence[int] | None = None,
 ) -> bytes:
-    """A full single-phase Linky frame, base tariff, at time ``t``.
+    """A full single-phase Linky frame at time ``t``, counting under ``tariff``.
 
     Indexes are whole Wh (floor of ``import_wh``/``export_wh``): the meter counts whole
-    Wh. Historic mode carries no injection (``export_wh``/``injected_va`` unused).
-    Standard mode is a producer's frame; the daily maxima and load-curve points are the
-    current powers at ``t`` (a stateless emulator).
+    Wh. ``supplier`` (EASF01-10) and ``distributor`` (EASD01-04) are the split indexes
+    (:class:`TariffIndexes`); each must sum to the floored ``import_wh`` (EAST). Without
+    them, everything counts on index 1 (BASE). Historic mode carries no injection
+    (``export_wh``/``injected_va`` unused) and shows the supplier indexes as BASE,
+    HCHC/HCHP or BBRHCJB…BBRHPJR. Standard mode is a producer's frame; the daily maxima
+    and load-curve points are the current powers at ``t`` (a stateless emulator).
     """
     s_va = _digits(power_va, 5, "power_va")
     current = max(power_va, injected_va) / NOMINAL_VOLTAGE_V
+    east_wh = math.floor(import_wh) if math.isfinite(import_wh) else -1
+    if supplier is None:
+        supplier = [max(east_wh, 0)] + [0] * 9
+    if distributor is None:
+        distributor = [max(east_wh, 0)] + [0] * 3
+    if len(supplier) != 10 or len(distributor) != 4:
+        raise ValueError("supplier: 10 indexes (EASF01-10), distributor: 4 (EASD01-04)")
+    for what, split in (("supplier", supplier), ("distributor", distributor)):
+        if east_wh >= 0 and sum(split) != east_wh:
+            raise ValueError(f"{what} indexes sum to {sum(split)}, not EAST {east_wh}")
+    slot = tariff_slot(tariff, t)
     if mode is TicMode.HISTORIC:
         h = TicMode.HISTORIC
+        wh = [_digits(v, 9, "index") for v in supplier]
+        if tariff is Tariff.BASE:
+            option, indexes = "BASE", [encode_group("BASE", _digits(import_wh, 9, "import_wh"), h)]
+        elif tariff is Tariff.HCHP:
+            option = "HC.."
+            indexes = [encode_group("HCHC", wh[0], h), encode_group("HCHP", wh[1], h)]
+        else:
+            option = "BBR("
+            names = [f"BBR{p}{c}" for _, c in _COLOURS for p in ("HC", "HP")]
+            indexes = [encode_group(n, wh[i], h) for i, n in enumerate(names)]
+        tomorrow = tempo_colour(t.astimezone(_PARIS) + timedelta(hours=18))
         groups = [
             encode_group("ADCO", adsc, h),
-            encode_group("OPTARIF", "BASE", h),
+            encode_group("OPTARIF", option, h),
             encode_group("ISOUSC", f"{SUBSCRIBED_KVA * 5:02d}", h),
-            encode_group("BASE", _digits(import_wh, 9, "import_wh"), h),
-            encode_group("PTEC", "TH..", h),
+            *indexes,
+            encode_group("PTEC", slot.ptec, h),
+            *(
+                [encode_group("DEMAIN", _TEMPO_DEMAIN[tomorrow], h)]
+                if tariff is Tariff.TEMPO
+                else []
+            ),
             encode_group("IINST", _digits(round(power_va / NOMINAL_VOLTAGE_V), 3, "IINST"), h),
             encode_group("IMAX", "090", h),
             encode_group("PAPP", s_va, h),
@@ -170,13 +335,17 @@ def linky_frame(
         encode_group("ADSC", adsc, s),
         encode_group("VTIC", "02", s),
         encode_group("DATE", "", s, horodate),
-        encode_group("NGTF", "      BASE      ", s),
-        encode_group("LTARF", "       BASE     ", s),
+        encode_group("NGTF", NGTF[tariff], s),
+        encode_group("LTARF", slot.ltarf, s),
         encode_group("EAST", east, s),
-        encode_group("EASF01", east, s),
-        *(encode_group(f"EASF{n:02d}", zero, s) for n in range(2, 11)),
-        encode_group("EASD01", east, s),
-        *(encode_group(f"EASD{n:02d}", zero, s) for n in range(2, 5)),
+        *(
+            encode_group(f"EASF{n:02d}", _digits(v, 9, "EASF"), s)
+            for n, v in enumerate(supplier, 1)
+        ),
+        *(
+            encode_group(f"EASD{n:02d}", _digits(v, 9, "EASD"), s)
+            for n, v in enumerate(distributor, 1)
+        ),
         encode_group("EAIT", eait, s),
         *(encode_group(f"ERQ{n}", zero, s) for n in range(1, 5)),
         encode_group("IRMS1", _digits(round(current), 3, "IRMS1"), s),
@@ -196,12 +365,24 @@ def linky_frame(
         encode_group("MSG1", MSG1_NO_MESSAGE, s),
         encode_group("PRM", prm, s),
         encode_group("RELAIS", "000", s),
-        encode_group("NTARF", "01", s),
+        encode_group("NTARF", f"{slot.supplier + 1:02d}", s),
         encode_group("NJOURF", "00", s),
         encode_group("NJOURF+1", "00", s),
-        encode_group("PJOURF+1", PJOURF1_BASE, s),
+        encode_group("PJOURF+1", _next_day_profile(tariff, t), s),
     ]
     return encode_frame(groups)
+
+
+def _next_day_profile(tariff: Tariff, t: datetime) -> str:
+    """PJOURF+1: tomorrow's switch times (``hhmm``) and index actions (``400n``: index n)."""
+    if tariff is Tariff.BASE:
+        return PJOURF1_BASE
+    hc, hp = 1, 2
+    if tariff is Tariff.TEMPO:
+        colour = tempo_colour(t.astimezone(_PARIS) + timedelta(hours=18))
+        hc, hp = 2 * colour + 1, 2 * colour + 2
+    blocks = [f"0000400{hc}", f"0600400{hp}", f"2200400{hc}"]
+    return " ".join([*blocks, *["NONUTILE"] * 8])
 
 
 def corrupt_checksum(frame: bytes, label: str) -> bytes:

@@ -15,29 +15,40 @@ Adding a case needs no code: drop a folder in.
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import random
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import SITE_S1
 
+from microville.domain.periods import localize
 from microville.domain.site import ConfigError, parse_sites
 from microville.domain.tic_labels import TIC_LABELS, TicLabel, TicMode, label_problem, tic_label
 from microville.domain.units import UNITS
+from microville.firmware_sim.building import index_at, simulate_building
+from microville.firmware_sim.clock import SimulatedClock
+from microville.firmware_sim.linky_emulator import LinkyEmulator
 from microville.firmware_sim.tic_frames import (
+    Tariff,
     corrupt_checksum,
     encode_frame,
     encode_group,
     format_horodate,
     line_noise,
     linky_frame,
+    tariff_slot,
+    tempo_colour,
     truncate,
 )
 from microville.gateway.decoders import DecodedValue
@@ -61,9 +72,11 @@ REQUIRED_CASES = {
     "historic-base",
     "historic-hchc",
     "historic-tempo",
+    "historic-ejp",
     "historic-three-phase",
     "standard-producer",
     "standard-three-phase",
+    "standard-tempo",
     "standard-unsynchronised",
     "checksum-space-historic",
     "checksum-space-standard",
@@ -173,6 +186,35 @@ def test_tic_case(case: Case) -> None:
         for v in expected["values"]
     ]
     assert [_value_json(v) for v in values] == want_values
+
+
+def _spec_checksum(covered: bytes) -> int:
+    """Enedis-NOI-CPT_54E: (sum of the bytes & 0x3F) + 0x20 — written again here, not
+    imported from the decoder, so a fixture is checked against the spec, not the code."""
+    return (sum(covered) & 0x3F) + 0x20
+
+
+CLEAN_CASES = [
+    c
+    for c in CASES
+    if c.expected["counters"]["groups_dropped"] == 0
+    and c.expected["counters"]["bytes_discarded"] == 0
+    and c.expected["counters"]["frames_interrupted"] == 0
+]
+
+
+@pytest.mark.parametrize("case", CLEAN_CASES, ids=lambda c: c.name)
+def test_clean_fixture_groups_carry_the_spec_checksum(case: Case) -> None:
+    # Every group of an undamaged fixture: historic checksum over label..data (the SP
+    # before the checksum excluded), standard over label..the last HT (included).
+    historic = case.expected["mode"] == "historic"
+    groups = [g for frame in case.data.split(b"\x02")[1:] for g in frame.split(b"\n")[1:]]
+    assert groups
+    for raw in groups:
+        group = raw[: raw.index(b"\r")]
+        covered = group[:-2] if historic else group[:-1]
+        assert group[-2:-1] == (b" " if historic else b"\t"), group
+        assert group[-1] == _spec_checksum(covered), group
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
@@ -897,3 +939,75 @@ def test_every_numeric_label_fits_a_meter_of_its_own_unit() -> None:
             assert label_problem(mode.value, label, row.unit) is None, label
         else:
             assert label_problem(mode.value, label, "Wh") is not None, label
+
+
+# --- The emulator's tariff schedule ------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", [S, H], ids=["standard", "historic"])
+def test_linky_emulator_splits_the_energy_over_tempo_and_distributor_indexes(
+    mode: TicMode,
+) -> None:
+    site = parse_sites(SITE_S1).sites[0]
+    start = localize(datetime(2026, 1, 10), site.tz)  # winter: red and white days too
+    end = start + timedelta(days=14)
+    building = simulate_building(site, start, end, timedelta(minutes=15), 5)
+    emulator = LinkyEmulator(
+        "/dev/null", mode, building, SimulatedClock(start, 1), end, tariff=Tariff.TEMPO
+    )
+    decoder = TicStreamDecoder(mode)
+    supplier_labels = (
+        [f"EASF{n:02d}" for n in range(1, 11)]
+        if mode is S
+        else [f"BBR{p}J{c}" for c in "BWR" for p in ("HC", "HP")]
+    )
+    rows = []
+    for i in range(14 * 72 + 1):
+        t = start + timedelta(minutes=20 * i)
+        (frame,) = decoder.feed(emulator.frame_at(t))
+        assert frame.dropped == []
+        values = {str(v.key): v.value for v in frame_values(frame, t)[0]}
+        total = math.floor(index_at(building, "import_wh", t))
+        assert sum(values[label] for label in supplier_labels) == total
+        if mode is S:
+            assert values["EAST"] == total
+            assert sum(values[f"EASD{n:02d}"] for n in range(1, 5)) == total
+            # NTARF names the supplier index counting now, LTARF says which it is.
+            assert frame.groups["NTARF"].data == f"{tariff_slot(Tariff.TEMPO, t).supplier + 1:02d}"
+            assert len(frame.groups["LTARF"].data) == 16
+        rows.append(values)
+    moving = supplier_labels[:6] + ([f"EASD{n:02d}" for n in range(1, 5)] if mode is S else [])
+    for label in moving:
+        series = [r[label] for r in rows]
+        assert all(b >= a for a, b in itertools.pairwise(series)), label
+    # Over two winter weeks every Tempo index and both high-season distributor indexes
+    # count; the low-season ones (April to October) and EASF07-10 do not.
+    grew = {label for label in moving if rows[-1][label] > rows[0][label]}
+    expected = set(supplier_labels[:6]) | ({"EASD01", "EASD02"} if mode is S else set())
+    assert grew == expected
+    if mode is S:
+        assert all(rows[-1][f"EASF{n:02d}"] == 0 for n in range(7, 11))
+
+
+def test_tariff_slots_follow_the_clock_and_the_tempo_day() -> None:
+    paris = ZoneInfo("Europe/Paris")
+    # 2026-01-13 is a red day of the emulator's calendar; its Tempo day runs 06:00-06:00.
+    assert tempo_colour(datetime(2026, 1, 13, tzinfo=paris)) == 2
+    red_peak = tariff_slot(Tariff.TEMPO, datetime(2026, 1, 13, 12, tzinfo=paris))
+    assert (red_peak.supplier, red_peak.ptec, red_peak.ltarf) == (5, "HPJR", "    HP  ROUGE   ")
+    red_night = tariff_slot(Tariff.TEMPO, datetime(2026, 1, 14, 5, 59, tzinfo=paris))
+    assert (red_night.supplier, red_night.distributor) == (4, 1)  # HC red, HC high season
+    next_day = tariff_slot(Tariff.TEMPO, datetime(2026, 1, 14, 6, tzinfo=paris))
+    assert next_day.colour == tempo_colour(datetime(2026, 1, 14, tzinfo=paris))
+    summer = tariff_slot(Tariff.HCHP, datetime(2026, 7, 1, 23, tzinfo=paris))
+    assert (summer.supplier, summer.distributor, summer.ptec) == (0, 3, "HC..")
+
+
+@pytest.mark.parametrize("mode", [S, H], ids=["standard", "historic"])
+def test_emulated_meter_address_has_twelve_characters(mode: TicMode) -> None:
+    # ADSC/ADCO is a 12-character meter address (Enedis-NOI-CPT_54E).
+    (frame,) = TicStreamDecoder(mode).feed(linky_frame(mode, T0_TARIFF, 1, 0, 0, 0))
+    assert len(frame.groups["ADSC" if mode is S else "ADCO"].data) == 12
+
+
+T0_TARIFF = datetime(2026, 1, 13, 12, tzinfo=UTC)

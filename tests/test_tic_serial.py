@@ -295,7 +295,7 @@ def test_a_noisy_line_shows_in_metrics_and_dead_letters(bench: Bench) -> None:
     identity = (
         "microville_gateway_tic_meter_info",
         tuple(
-            sorted({**dict(source), "meter_id": "0212345678901", "prm": "01234567890123"}.items())
+            sorted({**dict(source), "meter_id": "021234567890", "prm": "01234567890123"}.items())
         ),
     )
     assert after[identity] == 1.0
@@ -371,7 +371,7 @@ interval_s = 0 }}
 T0 = datetime(2026, 7, 1, 12, tzinfo=UTC)
 
 
-def _frames(n: int, adsc: str = "0212345678901", synchronised: bool = True) -> bytes:
+def _frames(n: int, adsc: str = "021234567890", synchronised: bool = True) -> bytes:
     return b"".join(
         linky_frame(
             TicMode.STANDARD, T0 + timedelta(minutes=i), 1000 + i, 0, 100, 0, adsc=adsc,
@@ -386,14 +386,14 @@ def test_a_frame_from_another_meter_is_not_stored_and_said_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="microville.gateway.tic_source")
-    source, sink, master = pty_source(expected_meter_id="0212345678901")
-    os.write(master, _frames(3, adsc="0299999999999"))  # the wrong Linky on this port
+    source, sink, master = pty_source(expected_meter_id="021234567890")
+    os.write(master, _frames(3, adsc="029999999999"))  # the wrong Linky on this port
     assert wait_until(lambda: source.identity_mismatches == 3, 10)
     assert sink.readings == []
-    assert source.info() == {"meter_id": "0299999999999", "prm": "01234567890123"}
+    assert source.info() == {"meter_id": "029999999999", "prm": "01234567890123"}
     mismatch = [r for _, r, _ in sink.rejects if "is not the expected" in r]
     assert mismatch == [
-        "meter id '0299999999999' is not the expected '0212345678901': its frames are not "
+        "meter id '029999999999' is not the expected '021234567890': its frames are not "
         "stored (wrong meter or adapter on this port?)"
     ]
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
@@ -401,7 +401,7 @@ def test_a_frame_from_another_meter_is_not_stored_and_said_once(
     os.write(master, _frames(2))  # the right one again
     assert wait_until(lambda: len(sink.readings) == 2, 10)
     assert [r.value for r in sink.readings] == [1000.0, 1001.0]
-    assert source.info()["meter_id"] == "0212345678901"
+    assert source.info()["meter_id"] == "021234567890"
     assert any("is back on this port" in r.getMessage() for r in caplog.records)
 
 
