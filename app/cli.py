@@ -210,6 +210,17 @@ def _local_midnight(day: date, site: Site) -> datetime:
     return localize(datetime(day.year, day.month, day.day), site.tz)
 
 
+#: Damage on the emulated Linkys' lines (`simulate`, `demo`).
+TicCorruptionOpt = typer.Option(
+    "--tic-corruption",
+    min=0.0,
+    max=1.0,
+    help="Share of emulated Linky frames damaged on the line (a digit changed under its "
+    "old checksum, a frame cut by EOT, noise before it); the gateway drops what fails "
+    "its checksum. 0: none",
+)
+
+
 @app.command()
 def simulate(
     config: ConfigOpt = None,
@@ -233,6 +244,7 @@ def simulate(
     ] = 86400,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same building)")] = 112,
     truth: Annotated[Path | None, typer.Option(help="Write the ground truth (JSON) here")] = None,
+    tic_corruption: Annotated[float, TicCorruptionOpt] = 0.0,
 ) -> None:
     """Publish realistic buildings: MQTT devices, and serial devices (a Linky per TIC
     port, the Modbus devices of each RTU line) emulated on pseudo-terminals at the
@@ -271,6 +283,7 @@ def simulate(
             simulate_building(s, *windows[s.id], step, site_seed(seed, i)),
             clock,
             windows[s.id][1],
+            corruption=tic_corruption,
         )
         for i, s in enumerate(chosen)
     ]
@@ -494,6 +507,7 @@ def demo(
         int,
         typer.Option(min=0, help="The PV inverter fails for the last N days (the alert scenario)"),
     ] = 10,
+    tic_corruption: Annotated[float, TicCorruptionOpt] = 0.0,
 ) -> None:
     """Whole chain on embedded defaults: broker, gateway, SQLite, simulator, API, and an
     alert scenario (the balance turns negative when the PV inverter fails)."""
@@ -512,6 +526,7 @@ def demo(
         port=port,
         broker_port=broker_port,
         keep_serving=keep_serving,
+        tic_corruption=tic_corruption,
     )
 
 

@@ -240,10 +240,12 @@ def run_demo(
     keep_serving: bool,
     speed: float = 86400.0,
     dark_days: int = 10,
+    tic_corruption: float = 0.0,
 ) -> None:
     """The whole chain: MQTT devices (simulator), serial devices (emulators on
     pseudo-terminals, on a clock running ``speed`` times real time), gateway, SQLite
-    store, API; prints the period's balance beside the simulator's ground truth."""
+    store, API; prints the period's balance beside the simulator's ground truth.
+    ``tic_corruption``: share of the emulated Linky frames damaged on the line."""
     sites = read_sites(config)
     site = sites.sites[0]
     day = date.fromisoformat(start)
@@ -255,7 +257,7 @@ def run_demo(
     outages = [(t1 - timedelta(days=dark), t1)] if dark else []
     building = simulate_building(site, t0, t1, STEP, site_seed(SEED, 0), pv_outages=outages)
     clock = SimulatedClock(t0, speed)
-    serial = SerialDevices(sites, site, building, clock, t1)
+    serial = SerialDevices(sites, site, building, clock, t1, corruption=tic_corruption)
     serial.plug()
 
     broker = None
