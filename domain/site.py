@@ -138,8 +138,10 @@ class TicSource(_Strict):
     """A Linky (or older electronic meter) read through its TIC serial output.
 
     Several meters may read the same ``port`` (EAST and EAIT of one Linky); they must
-    agree on ``mode`` and ``baudrate``. ``mode = "auto"`` tells the mode from the frames;
-    the line speed then defaults to 9600 baud (standard) with a fallback to 1200.
+    agree on ``mode`` and the line settings. ``mode = "auto"`` tells the mode from the
+    frames; the line speed then defaults to 9600 baud (standard) with a fallback to 1200.
+    ``bytesize``, ``parity`` and ``stopbits`` are the spec's 7E1 unless an odd adapter
+    (one that strips the parity bit itself) needs others.
     """
 
     type: Literal["tic"]
@@ -147,6 +149,9 @@ class TicSource(_Strict):
     mode: Literal["auto", "historic", "standard"] = "auto"
     label: str = Field(description="TIC label, e.g. EAST, EAIT, BASE, HCHP, SINSTS")
     baudrate: int | None = Field(default=None, description="default: 1200 historic, 9600 standard")
+    bytesize: Literal[7, 8] = Field(default=7, description="data bits (TIC: 7)")
+    parity: Literal["E", "N", "O"] = Field(default="E", description="parity (TIC: even)")
+    stopbits: Literal[1, 2] = Field(default=1, description="stop bits (TIC: 1)")
     interval_s: Annotated[float, Field(ge=0)] = Field(
         default=10.0,
         description="store one value per label per interval (a frame comes every 1-2 s); 0: all",
@@ -437,7 +442,10 @@ class SitesConfig(_Strict):
             settings: tuple[object, ...]
             if isinstance(src, TicSource):
                 key = src.port
-                settings = ("tic", src.mode, src.baudrate, src.interval_s, src.meter_id)
+                settings = (
+                    "tic", src.mode, src.baudrate, src.bytesize, src.parity, src.stopbits,
+                    src.interval_s, src.meter_id,
+                )  # fmt: skip
             else:
                 assert isinstance(src, ModbusSource)
                 key = src.line

@@ -98,6 +98,16 @@ class SerialLine:
         return self._serial is not None
 
     @property
+    def settings(self) -> dict[str, object]:
+        """``bytesize``, ``parity`` and ``stopbits`` the port is opened with."""
+        return dict(self._settings)
+
+    @property
+    def opened_at(self) -> float | None:
+        """When (``clock`` time) the port was last opened; ``None`` while it is closed."""
+        return self._opened_at if self._serial is not None else None
+
+    @property
     def in_outage(self) -> bool:
         return self._down_since is not None
 
@@ -146,13 +156,14 @@ class SerialLine:
             return False
         self.open_attempts += 1
         try:
-            self._serial = self._opener(
+            port = self._opener(
                 self.port, self.baudrate, timeout=self._read_timeout_s, **self._settings
             )
         except (serial.SerialException, OSError, ValueError) as exc:
             self._fail(str(exc))
             return False
-        self._opened_at = self._clock()
+        self._opened_at = self._clock()  # before `connected` says so
+        self._serial = port
         return True
 
     def _fail(self, reason: str) -> None:

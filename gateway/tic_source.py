@@ -25,9 +25,13 @@ from microville.gateway.tic import (
 
 log = logging.getLogger(__name__)
 
-#: Line speed of each mode (both 7 data bits, even parity, 1 stop bit).
+#: Line speed of each mode (both 7 data bits, even parity, 1 stop bit: the defaults of
+#: ``bytesize``, ``parity`` and ``stopbits``, which an odd adapter may override).
 BAUDRATE = {TicMode.HISTORIC: 1200, TicMode.STANDARD: 9600}
-#: With mode "auto", how long to listen at one speed before trying the other.
+#: With mode "auto", how long to listen at one speed before trying the other: time
+#: with the port open, counted from the last frame or from the (re)opening of the port,
+#: whichever is later — an unplugged adapter tries no speed, and once back it is heard
+#: for a whole window at the speed that last worked.
 DETECT_WINDOW_S = 5.0
 #: Groups naming the meter: its address (ADCO historic, ADSC standard) and delivery point.
 IDENTITY_LABELS = {"ADCO": "meter_id", "ADSC": "meter_id", "PRM": "prm"}
@@ -72,13 +76,20 @@ class TicLineSource:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         line: SerialLine | None = None,
         expected_meter_id: str | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        bytesize: int = 7,
+        parity: str = "E",
+        stopbits: int = 1,
     ) -> None:
         self.name = f"tic:{port}"
         self.received = 0
         self.mode = None if mode == "auto" else TicMode(mode)
         self.decoder = TicStreamDecoder(self.mode)
         first_baudrate = baudrate or BAUDRATE[self.mode or TicMode.STANDARD]
-        self.line = line or SerialLine(port, first_baudrate, bytesize=7, parity="E", stopbits=1)
+        # ``monotonic`` times the line too: the detection window counts from its opening.
+        self.line = line or SerialLine(
+            port, first_baudrate, bytesize, parity, stopbits, clock=monotonic
+        )
         self._fixed_baudrate = baudrate is not None or self.mode is not None
         self._bindings: dict[str, list[TicBinding]] = defaultdict(list)
         for b in bindings:
@@ -89,6 +100,7 @@ class TicLineSource:
         self._stop = threading.Event()
         self._sink: Sink | None = None
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._monotonic = monotonic
         self._last_frame = 0.0
         self.expected_meter_id = expected_meter_id
         #: Last seen identity: ``meter_id`` (ADCO/ADSC) and ``prm``, when sent.
@@ -130,7 +142,7 @@ class TicLineSource:
         self.line.close()
 
     def _run(self) -> None:
-        self._last_frame = time.monotonic()
+        self._last_frame = self._monotonic()
         while not self._stop.is_set():
             data = self.line.read(self._stop)
             if self.line.outages != self._line_outages:
@@ -139,8 +151,9 @@ class TicLineSource:
                 self.identity.clear()
             if data:
                 for frame in self.decoder.feed(data):
-                    self._last_frame = time.monotonic()
+                    self._last_frame = self._monotonic()
                     self._deliver(frame)
+                    self._follow_mode(frame.mode)
                 self._reject_lost()
             self._maybe_switch_speed()
 
@@ -152,12 +165,26 @@ class TicLineSource:
             self._sink.reject(self.name, lost.reason, lost.data)
 
     def _maybe_switch_speed(self) -> None:
-        if self._fixed_baudrate or time.monotonic() - self._last_frame < DETECT_WINDOW_S:
+        """Mode auto: no frame for a window with the port open, try the other speed."""
+        opened_at = self.line.opened_at
+        if self._fixed_baudrate or opened_at is None:
+            return
+        now = self._monotonic()
+        if now - max(self._last_frame, opened_at) < DETECT_WINDOW_S:
             return
         other = 1200 if self.line.baudrate == 9600 else 9600
         log.info("%s: no TIC frame at %d baud, trying %d", self.name, self.line.baudrate, other)
         self.line.set_baudrate(other)
-        self._last_frame = time.monotonic()
+        self._last_frame = now
+
+    def _follow_mode(self, mode: TicMode) -> None:
+        """Mode auto: settle on the speed of the mode the frames show (on a real line they
+        only decode at it; on a pseudo-terminal, whose speed is nominal, at any)."""
+        if not self._fixed_baudrate and self.line.baudrate != BAUDRATE[mode]:
+            log.info(
+                "%s: %s TIC frames, line set to %d baud", self.name, mode.value, BAUDRATE[mode]
+            )
+            self.line.set_baudrate(BAUDRATE[mode])
 
     def _deliver(self, frame: TicFrame) -> None:
         assert self._sink is not None
@@ -249,6 +276,9 @@ def tic_sources(config: SitesConfig, options: SourceOptions) -> list[Source]:
                 src.interval_s,
                 options.clock,
                 expected_meter_id=src.meter_id,
+                bytesize=src.bytesize,
+                parity=src.parity,
+                stopbits=src.stopbits,
             )
         )
     return sources

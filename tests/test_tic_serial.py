@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import termios
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import serial
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from services import free_port
@@ -23,7 +25,7 @@ from support import SITE_S1, wait_until
 
 from microville.domain.periods import localize
 from microville.domain.readings import Reading
-from microville.domain.site import SitesConfig, parse_sites
+from microville.domain.site import ConfigError, SitesConfig, parse_sites
 from microville.domain.store import ReadingStore
 from microville.domain.tic_labels import TicMode
 from microville.firmware_sim.building import ground_truth, index_at, simulate_building
@@ -33,7 +35,12 @@ from microville.firmware_sim.tic_frames import linky_frame
 from microville.firmware_sim.virtual_serial import VirtualSerialPair
 from microville.gateway.gateway import Gateway
 from microville.gateway.sources import SourceOptions
-from microville.gateway.tic_source import TicBinding, TicLineSource
+from microville.gateway.tic_source import (
+    DETECT_WINDOW_S,
+    TicBinding,
+    TicLineSource,
+    tic_sources,
+)
 from microville.service.app import create_app
 from microville.settings import Settings
 from microville.stores.sqlite import SqliteStore
@@ -474,3 +481,151 @@ def test_demo_with_tic_corruption_still_matches_the_ground_truth(tmp_path: Path)
             assert all(b >= a for a, b in itertools.pairwise(values)), meter
     finally:
         store.close()
+
+
+def _line_speed(device: Path) -> int:
+    """The speed the port is set to now, read back from the pseudo-terminal itself (a
+    Linux pty keeps the speed it is given, but forces 8 data bits and no parity)."""
+    fd = os.open(device, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    try:
+        speed = termios.tcgetattr(fd)[5]
+    finally:
+        os.close(fd)
+    return {termios.B1200: 1200, termios.B9600: 9600}.get(speed, -1)
+
+
+def _auto_config(port: Path, extra: str = "") -> SitesConfig:
+    meters = "".join(
+        f"""
+[[sites.meters]]
+id = "{meter}"
+role = "grid_import"
+source = {{ type = "tic", port = "{port}", mode = "auto", label = "{label}", \
+interval_s = 0{extra} }}
+"""
+        for meter, label in (("historic-index", "BASE"), ("standard-index", "EAST"))
+    )
+    return parse_sites(SITE_S1 + meters)
+
+
+def test_auto_mode_finds_the_speed_then_follows_the_meter_and_keeps_it_over_an_outage(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="microville.gateway.tic_source")
+    pair = VirtualSerialPair(tmp_path / "ttyTIC", tmp_path / "ttyTIC.emulator")
+    pair.plug()
+    config = _auto_config(pair.device_path)
+    bindings = [TicBinding("s1", m, m.source.label) for m in config.sites[0].meters]  # type: ignore[union-attr]
+    now = [1000.0]  # the detection window's clock, moved by hand
+    source = TicLineSource(
+        str(pair.device_path), "auto", bindings, interval_s=0, monotonic=lambda: now[0]
+    )
+    sink = RecordingSink()
+    meter = serial.Serial(str(pair.emulator_path), 9600, timeout=1)
+    try:
+        source.start(sink)
+        assert wait_until(lambda: source.ready, 5)
+        assert _line_speed(pair.device_path) == 9600
+        # A silent line for longer than the window: the other speed is tried.
+        now[0] += DETECT_WINDOW_S + 0.1
+        assert wait_until(lambda: _line_speed(pair.device_path) == 1200, 5)
+        # A historic meter: frames, the source stays at 1200 baud in historic mode.
+        meter.write(
+            b"".join(linky_frame(TicMode.HISTORIC, T0, 5000 + i, 0, 90, 0) for i in range(2))
+        )
+        assert wait_until(lambda: len(sink.readings) == 2, 10)
+        assert {r.meter for r in sink.readings} == {"historic-index"}
+        assert source.decoder.mode is TicMode.HISTORIC
+        assert _line_speed(pair.device_path) == 1200
+        # The meter is switched to standard mode (9600 baud): the source follows it.
+        meter.write(_frames(2))
+        assert wait_until(lambda: len(sink.readings) == 4, 10)
+        assert [r.meter for r in sink.readings[2:]] == ["standard-index"] * 2
+        assert source.decoder.mode is TicMode.STANDARD
+        assert wait_until(lambda: _line_speed(pair.device_path) == 9600, 5)
+        tries = [r.getMessage() for r in caplog.records if "no TIC frame at" in r.getMessage()]
+        assert tries == [f"{source.name}: no TIC frame at 9600 baud, trying 1200"]
+        # Unplugged for longer than the window: no speed is tried while the port is away…
+        meter.close()
+        pair.unplug()
+        assert wait_until(lambda: not source.ready, 5)
+        attempts = source.line.open_attempts
+        now[0] += 2 * DETECT_WINDOW_S
+        assert wait_until(lambda: source.line.open_attempts >= attempts + 2, 10)
+        assert source.line.baudrate == 9600
+        # …and once back, it is heard at the speed that worked, for a whole window.
+        pair.plug()
+        meter = serial.Serial(str(pair.emulator_path), 9600, timeout=1)
+        assert wait_until(lambda: source.ready, 10)
+        meter.write(_frames(2))
+        assert wait_until(lambda: len(sink.readings) == 6, 10)
+        assert _line_speed(pair.device_path) == 9600
+        tries = [r.getMessage() for r in caplog.records if "no TIC frame at" in r.getMessage()]
+        assert len(tries) == 1, tries
+    finally:
+        meter.close()
+        source.stop()
+        pair.unplug()
+
+
+def _tic_site(port: str, settings: str = "", second: str | None = None) -> str:
+    meters = f"""
+[[sites.meters]]
+id = "grid-import"
+role = "grid_import"
+source = {{ type = "tic", port = "{port}", mode = "standard", label = "EAST", \
+interval_s = 0{settings} }}
+"""
+    if second is not None:
+        meters += f"""
+[[sites.meters]]
+id = "grid-export"
+role = "grid_export"
+source = {{ type = "tic", port = "{port}", mode = "standard", label = "EAIT", \
+interval_s = 0{second} }}
+"""
+    return SITE_S1 + meters
+
+
+def test_tic_line_settings_are_7e1_unless_the_meter_says_otherwise() -> None:
+    master, slave = os.openpty()
+    port = os.ttyname(slave)
+    try:
+        (default,) = tic_sources(parse_sites(_tic_site(port)), SourceOptions())
+        assert default.line.settings == {"bytesize": 7, "parity": "E", "stopbits": 1}  # type: ignore[attr-defined]
+        config = parse_sites(_tic_site(port, ', bytesize = 8, parity = "N", stopbits = 2'))
+        (odd,) = tic_sources(config, SourceOptions())
+        assert odd.line.settings == {"bytesize": 8, "parity": "N", "stopbits": 2}  # type: ignore[attr-defined]
+        # Opened with them on a real pty, it reads frames.
+        sink = RecordingSink()
+        odd.start(sink)
+        try:
+            assert wait_until(lambda: odd.ready, 5)
+            os.write(master, _frames(2))
+            assert wait_until(lambda: len(sink.readings) == 2, 10)
+        finally:
+            odd.stop()
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+@pytest.mark.parametrize(
+    ("settings", "second", "fragment"),
+    [
+        (
+            ', parity = "X"',
+            None,
+            "sites[0].meters[0].source.parity: Input should be 'E', 'N' or 'O'",
+        ),
+        (", bytesize = 9", None, "sites[0].meters[0].source.bytesize: Input should be 7 or 8"),
+        (", stopbits = 3", None, "sites[0].meters[0].source.stopbits: Input should be 1 or 2"),
+        (', parity = "N"', "", "is declared with different settings"),
+    ],
+)
+def test_bad_tic_line_settings_are_refused_naming_the_key(
+    settings: str, second: str | None, fragment: str
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_sites(_tic_site("/dev/ttyUSB0", settings, second))
+    assert fragment in str(err.value), str(err.value)
