@@ -1,7 +1,7 @@
 """Modbus register maps: declarative tables of what a device serves where.
 
-A map is a named list of registers (address, table, data type, word order, scale,
-unit). Maps shipped with the project live in ``domain/maps/*.toml``; a site file may
+A map is a named list of registers (address, table, data type, word order, byte order,
+scale, unit). Maps shipped with the project live in ``domain/maps/*.toml``; a site file may
 declare its own under ``[[register_maps]]``. Decoding and encoding of register words
 (:func:`decode_registers`, :func:`encode_value`) are pure functions; the I/O lives in the
 gateway (client) and firmware_sim (server).
@@ -42,6 +42,11 @@ class _Strict(BaseModel):
 class RegisterSpec(_Strict):
     """One value served by a device.
 
+    ``word_order`` ``big``: most significant word first; ``byte_order`` ``big``: most
+    significant byte first within each word (the Modbus norm). With the value's bytes
+    A B C D (A most significant), the four layouts of a 32-bit value are big/big ABCD,
+    little/big CDAB, big/little BADC and little/little DCBA.
+
     ``scale`` multiplies the raw number; ``scale_register`` names an int16 register of
     the same map holding a power of ten (SunSpec scale factor) applied on top.
     """
@@ -51,6 +56,7 @@ class RegisterSpec(_Strict):
     table: Literal["holding", "input"] = "holding"
     data_type: DataType
     word_order: Literal["big", "little"] = "big"
+    byte_order: Literal["big", "little"] = "big"
     scale: float = 1.0
     scale_register: str | None = None
     unit: str
@@ -221,20 +227,21 @@ def encode_value(spec: RegisterSpec, value: float, scale_factor: int | None = No
                 f"{value} would read as 'not implemented' in register {spec.name!r} "
                 f"({spec.data_type})"
             )
-    words = [int.from_bytes(data[i : i + 2], "big") for i in range(0, nbytes, 2)]
+    return _to_words(spec, data)
+
+
+def _to_words(spec: RegisterSpec, data: bytes) -> list[int]:
+    """The register words of the big-endian ``data``, in ``spec``'s word and byte order."""
+    words = [int.from_bytes(data[i : i + 2], spec.byte_order) for i in range(0, len(data), 2)]
     return words if spec.word_order == "big" else words[::-1]
 
 
 def not_implemented_words(spec: RegisterSpec) -> list[int]:
     """The words of a point the device does not provide: the type's sentinel, NaN for floats."""
-    if spec.data_type == "float32":
-        words = [0x7FC0, 0x0000]
-    elif spec.data_type == "float64":
-        words = [0x7FF8, 0, 0, 0]
-    else:
-        data = NOT_IMPLEMENTED[spec.data_type].to_bytes(2 * spec.count, "big")
-        words = [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
-    return words if spec.word_order == "big" else words[::-1]
+    nan = {"float32": "7FC00000", "float64": "7FF8000000000000"}.get(spec.data_type)
+    if nan is not None:
+        return _to_words(spec, bytes.fromhex(nan))
+    return _to_words(spec, NOT_IMPLEMENTED[spec.data_type].to_bytes(2 * spec.count, "big"))
 
 
 def _words_to_bytes(spec: RegisterSpec, words: Sequence[int]) -> bytes:
@@ -245,7 +252,7 @@ def _words_to_bytes(spec: RegisterSpec, words: Sequence[int]) -> bytes:
     if any(not 0 <= w <= 0xFFFF for w in words):
         raise ValueError(f"register {spec.name!r}: words must be 0 to 0xFFFF, got {list(words)}")
     ordered = words if spec.word_order == "big" else list(reversed(words))
-    return b"".join(w.to_bytes(2, "big") for w in ordered)
+    return b"".join(w.to_bytes(2, spec.byte_order) for w in ordered)
 
 
 def _check_scale_factor(spec: RegisterSpec, scale_factor: int) -> None:

@@ -14,7 +14,13 @@ sink with its reason.
 Failures never stop the thread: timeouts and bad frames are counted (pymodbus retries
 the request ``retries`` times); a lost port or connection (USB adapter pulled, TCP reset)
 closes the client and reopens it with exponential backoff, logging one warning when the
-outage starts and one info line when it ends.
+outage starts and one info line when it ends. A device that stops answering while its
+line is fine (other units answer, or the port reopens and still nobody does) is warned
+about once, and said once when it answers again.
+
+pymodbus logs an error for every timed-out request; these are counted here, so its
+messages below CRITICAL logged from a polling thread of this module are dropped
+(:class:`_QuietPollingThreads`) — pymodbus elsewhere in the process keeps its log.
 """
 
 from __future__ import annotations
@@ -117,6 +123,24 @@ def plan_reads(
     return blocks
 
 
+class _QuietPollingThreads(logging.Filter):
+    """Drops pymodbus records below CRITICAL emitted by a polling thread of a
+    :class:`ModbusLineSource` (by thread id), and only those."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: set[int] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.CRITICAL or record.thread not in self.threads
+
+
+#: The logger pymodbus writes to (``pymodbus.logging``), and the filter on it.
+PYMODBUS_LOGGER = logging.getLogger("pymodbus.logging")
+_QUIET = _QuietPollingThreads()
+PYMODBUS_LOGGER.addFilter(_QUIET)
+
+
 class _LineDown(Exception):
     """The port or connection is gone: close and reconnect."""
 
@@ -162,9 +186,6 @@ class ModbusLineSource:
         self.backoff_max_s = backoff_max_s
         #: Modbus values carry no time: readings are stamped with this clock.
         self._clock = clock
-        # pymodbus logs an error for every timed-out request; this source counts them
-        # and logs an outage once, so keep pymodbus to its critical messages.
-        logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 
         self.polls = 0
         self.received = 0  # the Source protocol's counter: the same as polls
@@ -183,6 +204,10 @@ class ModbusLineSource:
         self._outage_since: float | None = None
         self._ever_connected = False
         self._warned_exceptions: set[tuple[ReadBlock, int]] = set()
+        #: Units that stopped answering (warned once), since when (monotonic).
+        self.silent_units: dict[int, float] = {}
+        self._quiet_cycles = 0
+        self._cycle_answered: set[int] = set()
         # State of the current attempt, kept by the trace hooks.
         self._attempt_open = False
         self._attempt_bytes = False
@@ -222,6 +247,13 @@ class ModbusLineSource:
     # -- the polling thread ----------------------------------------------------------
 
     def _run(self) -> None:
+        _QUIET.threads.add(threading.get_ident())
+        try:
+            self._poll_forever()
+        finally:
+            _QUIET.threads.discard(threading.get_ident())
+
+    def _poll_forever(self) -> None:
         backoff = self.backoff_initial_s
         next_poll = time.monotonic()
         while not self._stopping.is_set():
@@ -243,6 +275,9 @@ class ModbusLineSource:
                 log.exception("unexpected error polling %s", self.name)
                 answers = 0
             self._answered = answers > 0
+            self._quiet_cycles = 0 if answers else self._quiet_cycles + 1
+            if answers or self._quiet_cycles >= 2:
+                self._note_silent_units()
             if not answers:
                 # Nobody answered: the port may be a stale handle (a pulled adapter
                 # often shows as silence). Reopen quietly; the outage is logged only
@@ -291,10 +326,37 @@ class ModbusLineSource:
                 self.backoff_max_s,
             )
 
+    def _note_silent_units(self) -> None:
+        """Once the line is known to be fine, say once which units went silent or came
+        back (a whole line silent but reopening fine counts after a second cycle)."""
+        now = time.monotonic()
+        for unit_id in sorted({b.unit_id for b in self.blocks}):
+            silent_since = self.silent_units.get(unit_id)
+            if unit_id in self._cycle_answered:
+                if silent_since is not None:
+                    del self.silent_units[unit_id]
+                    log.info(
+                        "modbus line %s unit %d answers again after %.1f s",
+                        self.line,
+                        unit_id,
+                        now - silent_since,
+                    )
+            elif silent_since is None:
+                self.silent_units[unit_id] = now
+                log.warning(
+                    "modbus line %s unit %d does not answer (timeout %g s, %d retries); "
+                    "its meters are not read until it does",
+                    self.line,
+                    unit_id,
+                    self.timeout_s,
+                    self.retries,
+                )
+
     def _poll_cycle(self) -> int:
         """Read every block, deliver what decodes; return the number of answers."""
         assert self._sink is not None
         answers = 0
+        self._cycle_answered = set()
         for unit_id in sorted({b.unit_id for b in self.blocks}):
             words: dict[tuple[Table, int], int] = {}
             when = self._clock()
@@ -307,6 +369,7 @@ class ModbusLineSource:
                 if response is None:
                     continue
                 answers += 1
+                self._cycle_answered.add(unit_id)
                 if response.isError():
                     self._exception_response(block, response.exception_code)
                     continue

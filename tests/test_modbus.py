@@ -633,3 +633,166 @@ def test_line_errors_are_exported_in_the_gateway_metrics(
     finally:
         gateway.stop()
         store.close()
+
+
+# --- Byte order within words ------------------------------------------------------
+
+
+def _spec_in(layout: str, data_type: str = "uint32") -> RegisterSpec:
+    """A register in one of the layouts ABCD, CDAB, BADC, DCBA (A: most significant byte)."""
+    word_order, byte_order = {
+        "ABCD": ("big", "big"),
+        "CDAB": ("little", "big"),
+        "BADC": ("big", "little"),
+        "DCBA": ("little", "little"),
+    }[layout]
+    return RegisterSpec.model_validate(
+        {"name": "x", "address": 0, "data_type": data_type, "word_order": word_order,
+         "byte_order": byte_order, "unit": "W"}
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("layout", "u32", "f32"),
+    [
+        # 0x12345678 and float32 1.0 (0x3F800000), written out by hand per layout.
+        ("ABCD", [0x1234, 0x5678], [0x3F80, 0x0000]),
+        ("CDAB", [0x5678, 0x1234], [0x0000, 0x3F80]),
+        ("BADC", [0x3412, 0x7856], [0x803F, 0x0000]),
+        ("DCBA", [0x7856, 0x3412], [0x0000, 0x803F]),
+    ],
+)
+def test_byte_and_word_order_known_vectors(layout: str, u32: list[int], f32: list[int]) -> None:
+    assert encode_value(_spec_in(layout), 0x12345678) == u32
+    assert decode_registers(_spec_in(layout), u32) == 0x12345678
+    assert encode_value(_spec_in(layout, "float32"), 1.0) == f32
+    assert decode_registers(_spec_in(layout, "float32"), f32) == 1.0
+    # int16 is one word: only the byte order matters (-2 is 0xFFFE).
+    swapped = layout in ("BADC", "DCBA")
+    assert encode_value(_spec_in(layout, "int16"), -2) == [0xFEFF if swapped else 0xFFFE]
+    # The "not implemented" words are laid out the same way, and still refused.
+    for data_type in ("uint32", "float32", "int16"):
+        s = _spec_in(layout, data_type)
+        with pytest.raises(ValueError, match=r"not implemented|not a number"):
+            decode_registers(s, not_implemented_words(s))
+
+
+def test_a_byte_swapped_device_is_read_over_a_real_pty(
+    pair: VirtualSerialPair, running: list[ModbusLineSource]
+) -> None:
+    where = f'port = "{pair.device_path}", unit_id = 3, interval_s = 0.1, timeout_s = 0.2'
+    config = parse_sites(SITE_S1 + f"""
+[[register_maps]]
+name = "badc-inverter"
+
+[[register_maps.registers]]
+name = "energy"
+address = 0
+data_type = "uint32"
+word_order = "little"
+byte_order = "little"
+unit = "Wh"
+
+[[register_maps.registers]]
+name = "power"
+address = 2
+data_type = "float32"
+byte_order = "little"
+unit = "W"
+
+[[sites.meters]]
+id = "pv"
+role = "production"
+unit = "Wh"
+source = {{ type = "modbus", {where}, map = "badc-inverter", register = "energy" }}
+
+[[sites.meters]]
+id = "pv-power"
+role = "measurement"
+unit = "W"
+source = {{ type = "modbus", {where}, map = "badc-inverter", register = "power" }}
+""")  # fmt: skip
+    register_map = config.register_map("badc-inverter")
+    assert register_map is not None
+    values = {"energy": 305_419_896.0, "power": 1234.5}
+    with ModbusRtuEmulator(pair.emulator_path, {3: register_map}, lambda _u, _t: values):
+        (source,) = modbus_sources(config, SourceOptions())
+        assert isinstance(source, ModbusLineSource)
+        sink = start(source, running)
+        assert wait_until(lambda: {"pv", "pv-power"} <= set(sink.latest()), 5)
+        latest = sink.latest()
+        assert (latest["pv"].value, latest["pv-power"].value) == (305_419_896.0, 1234.5)
+
+
+def test_byte_order_is_validated_naming_the_key() -> None:
+    with pytest.raises(ValidationError, match="byte_order"):
+        RegisterSpec.model_validate(
+            {"name": "x", "address": 0, "data_type": "uint32", "byte_order": "middle", "unit": "W"}
+        )
+
+
+# --- Logging: scoped, once per outage ------------------------------------------------
+
+
+def test_pymodbus_is_quiet_only_in_the_polling_threads(
+    pair: VirtualSerialPair,
+    emulator: ModbusRtuEmulator,
+    running: list[ModbusLineSource],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="pymodbus")
+    source = line_source(
+        site_config(f'port = "{pair.device_path}", baudrate = 19200', silent_unit=7)
+    )
+    start(source, running)
+    assert wait_until(lambda: source.timeouts >= 4, 5)  # pymodbus logs each one
+    assert source._thread is not None
+    polling = source._thread.ident
+    assert not [r for r in caplog.records if r.name.startswith("pymodbus") and r.thread == polling]
+    # Another user of pymodbus in the process (here the test's thread) is still heard.
+    assert logging.getLogger("pymodbus").getEffectiveLevel() <= logging.ERROR
+    logging.getLogger("pymodbus.logging").error("another client's error")
+    assert "another client's error" in [r.getMessage() for r in caplog.records]
+
+
+def test_a_unit_that_stops_answering_is_said_once_and_back_once(
+    pair: VirtualSerialPair,
+    emulator: ModbusRtuEmulator,
+    running: list[ModbusLineSource],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="microville.gateway.modbus_source")
+    source = line_source(
+        site_config(f'port = "{pair.device_path}", baudrate = 19200', silent_unit=7)
+    )
+    sink = start(source, running)
+    assert_values_served(sink, EXPECTED)
+
+    def said(fragment: str) -> list[str]:
+        return [r.getMessage() for r in caplog.records if fragment in r.getMessage()]
+
+    # Unit 7 never answers, the others do: one warning however many timeouts.
+    assert wait_until(lambda: source.timeouts >= 10, 10)
+    assert said("does not answer") == [
+        f"modbus line {pair.device_path} unit 7 does not answer (timeout 0.1 s, 1 retries); "
+        "its meters are not read until it does"
+    ]
+    # Every device falls silent while the port is fine (the emulator stops serving).
+    emulator.stop()
+    assert wait_until(lambda: len(said("does not answer")) == 3, 20)
+    timeouts = source.timeouts
+    assert wait_until(lambda: source.timeouts >= timeouts + 30, 20)  # two more cycles
+    assert sorted(said("does not answer")) == [
+        f"modbus line {pair.device_path} unit {u} does not answer (timeout 0.1 s, 1 retries); "
+        "its meters are not read until it does"
+        for u in (1, 2, 7)
+    ]
+    assert said("unavailable") == []  # the port itself never failed
+    emulator.start()
+    count = sink.count()
+    assert wait_until(lambda: sink.count() > count + len(EXPECTED), 10)
+    assert wait_until(lambda: len(said("answers again")) == 2, 5)
+    assert sorted(m.split(" answers")[0] for m in said("answers again")) == [
+        f"modbus line {pair.device_path} unit {u}" for u in (1, 2)
+    ]
+    assert len(said("does not answer")) == 3
