@@ -796,3 +796,16 @@ def test_a_unit_that_stops_answering_is_said_once_and_back_once(
         f"modbus line {pair.device_path} unit {u}" for u in (1, 2)
     ]
     assert len(said("does not answer")) == 3
+
+
+def test_sdm630_factory_line_settings_are_the_sources_defaults() -> None:
+    # Eastron SDM630MCT-ML User Manual V1.2: parity/stop bits "0 = one stop bit and no
+    # parity, default", "9600 baud, default" — 8N1, which the source defaults to.
+    description = shipped_maps()["sdm630"].description
+    assert "9600 baud, 8 data bits, no parity, 1 stop bit, unit id 1" in description
+    assert "even parity" not in description
+    config = parse_sites(site_config('port = "/dev/ttyUSB1"'))
+    src = config.sites[0].meters[0].source
+    assert (src.baudrate, src.bytesize, src.parity, src.stopbits, src.unit_id) == (  # type: ignore[union-attr]
+        9600, 8, "N", 1, 1,
+    )  # fmt: skip
