@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import shutil
+import tempfile
 import threading
 import time
 from datetime import date, datetime, timedelta
@@ -25,7 +27,7 @@ from microville.embedded_broker import EmbeddedBroker
 from microville.firmware_sim.building import simulate_building, site_seed
 from microville.firmware_sim.clock import SimulatedClock
 from microville.firmware_sim.publisher import run_simulation
-from microville.firmware_sim.serial_devices import SerialDevices
+from microville.firmware_sim.serial_devices import SerialDevices, relocate_serial_ports
 from microville.gateway.gateway import Gateway
 from microville.gateway.sources import SourceOptions
 from microville.mqtt import MqttSettings, make_client
@@ -246,7 +248,10 @@ def run_demo(
     pseudo-terminals, on a clock running ``speed`` times real time), gateway, SQLite
     store, API; prints the period's balance beside the simulator's ground truth.
     ``tic_corruption``: share of the emulated Linky frames damaged on the line."""
-    sites = read_sites(config)
+    # The emulated serial ports go in a folder of this run (the sample's /tmp/microville
+    # would be shared by two demos at once), removed at the end.
+    pty_dir = Path(tempfile.mkdtemp(prefix="microville-demo-"))
+    sites = relocate_serial_ports(read_sites(config), pty_dir)
     site = sites.sites[0]
     day = date.fromisoformat(start)
     t0 = localize(datetime(day.year, day.month, day.day), site.tz)
@@ -290,6 +295,7 @@ def run_demo(
     wait_until_quiet(gateway)
     gateway.stop()
     serial.stop()
+    shutil.rmtree(pty_dir, ignore_errors=True)
     console.print(
         f"gateway: {gateway.received} messages/frames/polls, {gateway.writer.written} readings "
         f"written to {store.path}, {gateway.dead_letters.total} rejected"

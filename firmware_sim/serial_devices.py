@@ -55,6 +55,21 @@ def _device_values(
     return _grid_meter_values(frame, clock, "heat_pump_wh")
 
 
+def relocate_serial_ports(config: SitesConfig, folder: Path) -> SitesConfig:
+    """``config`` with every emulated serial port (TIC ports, Modbus RTU ports) moved into
+    ``folder`` under its own file name: the demo's sample says /tmp/microville/ttyTIC,
+    each run gets its own folder, so two demos at once do not take each other's cable."""
+    data = config.model_dump(by_alias=True, exclude_unset=True)
+    for site in data.get("sites", []):
+        for meter in site.get("meters", []):
+            source = meter.get("source", {})
+            if source.get("type") == "tic" or (
+                source.get("type") == "modbus" and source.get("transport", "rtu") == "rtu"
+            ):
+                source["port"] = str(folder / Path(source["port"]).name)
+    return SitesConfig.model_validate(data)
+
+
 class SerialDevices:
     """Lifecycle: ``plug()`` the cables and power the Modbus devices (they only answer
     when asked), so the gateway can open its ends; ``start()`` the Linkys, which emit on

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import serial
+from conftest import SAMPLE_CONFIG
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from services import free_port
@@ -25,12 +26,13 @@ from support import SITE_S1, wait_until
 
 from microville.domain.periods import localize
 from microville.domain.readings import Reading
-from microville.domain.site import ConfigError, SitesConfig, parse_sites
+from microville.domain.site import ConfigError, SitesConfig, parse_sites, read_sites
 from microville.domain.store import ReadingStore
 from microville.domain.tic_labels import TicMode
 from microville.firmware_sim.building import ground_truth, index_at, simulate_building
 from microville.firmware_sim.clock import SimulatedClock
 from microville.firmware_sim.linky_emulator import LinkyEmulator
+from microville.firmware_sim.serial_devices import relocate_serial_ports
 from microville.firmware_sim.tic_frames import linky_frame
 from microville.firmware_sim.virtual_serial import VirtualSerialPair
 from microville.gateway.gateway import Gateway
@@ -457,6 +459,10 @@ def test_demo_with_tic_corruption_still_matches_the_ground_truth(tmp_path: Path)
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
+    # Its ptys were in a folder of its own (not the sample's /tmp/microville), now gone.
+    ports = re.findall(r"emulated serial device on (\S+)", result.stdout)
+    assert len(ports) == 2 and all("/microville-demo-" in p for p in ports), ports
+    assert not Path(ports[0]).parent.exists()
     rejected = re.search(r"(\d+) rejected", result.stdout)
     assert rejected is not None and int(rejected.group(1)) > 0, result.stdout
     rows = _demo_totals(result.stdout)
@@ -629,3 +635,25 @@ def test_bad_tic_line_settings_are_refused_naming_the_key(
     with pytest.raises(ConfigError) as err:
         parse_sites(_tic_site("/dev/ttyUSB0", settings, second))
     assert fragment in str(err.value), str(err.value)
+
+
+def test_each_demo_run_gets_its_own_serial_ports(tmp_path: Path) -> None:
+    sample = read_sites(SAMPLE_CONFIG.parent / "microville112-serial.toml")
+    one = relocate_serial_ports(sample, tmp_path / "run-1")
+    two = relocate_serial_ports(sample, tmp_path / "run-2")
+
+    def ports(config: SitesConfig) -> set[str]:
+        return {
+            m.source.port  # type: ignore[union-attr]
+            for m in config.sites[0].meters
+            if m.source.type in ("tic", "modbus")
+        }
+
+    assert ports(sample) == {"/tmp/microville/ttyTIC", "/tmp/microville/ttyRS485"}
+    assert ports(one) == {str(tmp_path / "run-1" / "ttyTIC"), str(tmp_path / "run-1" / "ttyRS485")}
+    assert ports(one).isdisjoint(ports(two))
+    # Everything else is the sample's.
+    assert [m.id for m in one.sites[0].meters] == [m.id for m in sample.sites[0].meters]
+    assert one.sites[0].meters[0].source.model_copy(update={"port": "x"}) == (  # type: ignore[union-attr]
+        sample.sites[0].meters[0].source.model_copy(update={"port": "x"})  # type: ignore[union-attr]
+    )
