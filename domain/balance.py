@@ -67,25 +67,29 @@ def _spread(
 ) -> None:
     """Attribute ``delta`` [Wh], accrued over ``(since, until]``, to the periods.
 
-    ``until`` is a slot end in period ``k``. Between contiguous readings (at most an
-    hour or a slot apart) it is measured and lands in ``k``; over a longer gap it is
-    spread pro rata of time over the periods the gap overlaps, and all of it is
-    estimated.
+    ``until`` is a slot end in period ``k`` (``len(energy)`` past the last bound).
+    Between contiguous readings (at most an hour or a slot apart) it is measured and
+    lands in ``k``; over a longer gap it is spread pro rata of time over the periods the
+    gap overlaps, and all of it is estimated. The parts before ``bounds[0]`` and after
+    ``bounds[-1]`` belong to no period here: the queries next to this one count them.
     """
+    n = len(energy)
     if contiguous(since, until, slot):
-        energy[k] += delta
+        if k < n:
+            energy[k] += delta
         return
     total = until - since
+    last = min(k, n - 1)
     rest = delta
-    for j in range(max(0, bisect_right(bounds, since) - 1), k):
-        piece = delta * ((bounds[j + 1] - max(since, bounds[j])) / total)
+    for j in range(max(0, bisect_right(bounds, since) - 1), last + 1):
+        share = (min(until, bounds[j + 1]) - max(since, bounds[j])) / total
+        # Inside the window, the later slot's period takes the remainder, so the pieces
+        # add up to delta.
+        exact = j == k and since >= bounds[0]
+        piece = max(0.0, rest) if exact else delta * share
         energy[j] += piece
         estimated[j] += piece
         rest -= piece
-    # The later slot's period takes the remainder, so the pieces add up to delta.
-    last = max(0.0, rest)
-    energy[k] += last
-    estimated[k] += last
 
 
 def energy_per_period(
@@ -93,6 +97,7 @@ def energy_per_period(
     bounds: Sequence[datetime],
     slot: timedelta,
     rules: IndexRules = IndexRules(),  # noqa: B008 - frozen, never mutated
+    since: datetime | None = None,
 ) -> MeterEnergy:
     """Split a meter's index increase over the periods between ``bounds``.
 
@@ -115,6 +120,17 @@ def energy_per_period(
     value, and energy resumes once the index is back above it. Slots after
     ``bounds[-1]`` are only looked at (to judge the last slots of the window the same
     way as inside a longer query); pass ``glitch_window_s`` of them beyond the end.
+    Slots from ``since`` to ``bounds[0]`` (the *reach*: ``glitch_window_s`` rounded up
+    to whole slots, plus one) are judged like the others but count for nothing (no energy,
+    reset, glitch or spike): they make the reference at ``bounds[0]`` the one a longer
+    query has there, not a bad baseline reading (a 0, a spike) that would turn the first
+    rise into a reset or a spike. Pass three reaches of slots after ``bounds[-1]``
+    (judging a slot may look two windows ahead); the first good value of the first
+    reach there is judged too, so that a gap of at most a reach across either end of
+    the window is split pro rata as in a longer query, its part outside the window
+    left to the query next to it. A longer gap across ``bounds[0]`` (the baseline's
+    time may be unknown) counts from ``bounds[0]``, and one across ``bounds[-1]`` for
+    the next query: either way consecutive queries add up to the longer one.
 
     An increase between values at most one hour (or one slot) apart lands in the later
     slot's period and is measured. Between values further apart (a gap, lost messages,
@@ -134,6 +150,9 @@ def energy_per_period(
         Slot width the series was aggregated with.
     rules : IndexRules
         How to read backward jumps and spikes [Wh, W, s].
+    since : datetime, optional
+        Start of the query the series was read from, at or before ``bounds[0]`` (a slot
+        end), its baseline being the last value at or before it; default ``bounds[0]``.
     """
     # In UTC: aware datetimes sharing a tzinfo subtract by wall clock (a 25 h day
     # would count 24 h).
@@ -146,12 +165,18 @@ def energy_per_period(
     ends = [s.end.astimezone(UTC) for s in series.slots]
     values = [s.last_value for s in series.slots]
     window = timedelta(seconds=rules.glitch_window_s)
+    start = bounds[0] if since is None else since.astimezone(UTC)
+    if start > bounds[0]:
+        raise ValueError(f"since {start.isoformat()} is after bounds[0]")
+    reach = bounds[0] - start
     reference = series.baseline  # last good value
-    reference_end = bounds[0]  # end of its slot
+    reference_end = start  # end of its slot (at or before it for a baseline)
+    # Whether reference_end is the reference's time, not a bound on it (the baseline).
+    known = series.starts_inside
     if series.starts_inside and series.slots:
-        # A meter installed inside the window: its baseline is its first reading, made
-        # within the first slot, not at bounds[0]; nothing is spread back before it.
-        reference_end = max(bounds[0], ends[0] - slot)
+        # A meter installed inside the query: its baseline is its first reading, made
+        # within the first slot, not at the start; nothing is spread back before it.
+        reference_end = max(start, ends[0] - slot)
 
     def comes_back(i: int, level: float) -> bool:
         """Whether a value after slot ``i``, within the window, is back at ``level``."""
@@ -179,11 +204,15 @@ def energy_per_period(
         # Slot (end - slot, end] lies in period k when bounds[k] < end <= bounds[k+1];
         # slots past the last bound are only looked at, to judge the ones before.
         k = bisect_left(bounds, end) - 1
-        if not 0 <= k < n:
-            continue
+        # A gap of at most a reach is split pro rata across either end of the window,
+        # as the query on the other side splits it; a longer one counts from the start.
+        short = known and end - reference_end <= reach
+        if k >= n and not short:
+            break  # past the reach of the last good value: only looked at
+        inside = 0 <= k < n  # else read before or after the window: judged, not counted
         value = values[i]
         if reference is None:
-            reference, reference_end = value, end
+            reference, reference_end, known = value, end, True
             continue
         if value >= reference:
             delta = value - reference
@@ -191,7 +220,7 @@ def energy_per_period(
             hours = (end - reference_end + slot) / timedelta(hours=1)
             too_fast = rules.max_power_w is not None and delta > rules.max_power_w * hours
             if delta > 0 and (too_fast or undone(i, reference)):
-                spikes += 0 if in_glitch else 1
+                spikes += 0 if in_glitch or not inside else 1
                 in_glitch = True
                 continue
         elif (
@@ -199,19 +228,22 @@ def energy_per_period(
             and reference >= rules.rollover_at * (1 - rules.rollover_margin)
             and value < rules.rollover_at * rules.rollover_margin
         ):
-            rollovers += 1
+            rollovers += inside
             delta = max(0.0, rules.rollover_at - reference + value)
         elif value < rules.reset_ratio * reference and not comes_back(i, reference):
-            resets += 1
+            resets += inside
             delta = max(0.0, value)
         else:
-            glitches += 0 if in_glitch else 1
+            glitches += 0 if in_glitch or not inside else 1
             in_glitch = True
             continue
         in_glitch = False
-        if delta > 0:
-            _spread(delta, reference_end, end, k, bounds, slot, energy, estimated)
-        reference, reference_end = value, end
+        if delta > 0 and k >= 0:
+            since_ = reference_end if short else max(reference_end, bounds[0])
+            _spread(delta, since_, end, k, bounds, slot, energy, estimated)
+        if k >= n:
+            break  # the reading after the end: the gap to it is split
+        reference, reference_end, known = value, end, True
     coverage = period_coverage((s.end for s in series.slots if s.count > 0), bounds)
     return MeterEnergy(
         energy_wh=energy,

@@ -77,15 +77,18 @@ def meter_energies(
         by_quantity[m.dimension].append(m)
     out: dict[str, MeterEnergy] = {}
     for quantity, group in by_quantity.items():
-        # A few slots past the end, so that the last ones are judged (spike or reset?)
-        # as they would be inside a longer query.
+        # glitch_window_s and a slot before the start and three times that past the end,
+        # so that the baseline and the last slots are judged (spike, glitch or reset?)
+        # and a gap across either end split as inside a longer query: a month is the
+        # same days of a year (energy_per_period).
         window = max(m.quality.glitch_window_s for m in group)
-        ahead = slot * math.ceil(window / slot.total_seconds())
+        reach = slot * (math.ceil(window / slot.total_seconds()) + 1)
+        since = bounds[0] - reach
         series = store.index_slots(
-            site.id, [m.id for m in group], quantity, bounds[0], bounds[-1] + ahead, slot
+            site.id, [m.id for m in group], quantity, since, bounds[-1] + 3 * reach, slot
         )
         for m in group:
-            out[m.id] = energy_per_period(series[m.id], bounds, slot, m.quality)
+            out[m.id] = energy_per_period(series[m.id], bounds, slot, m.quality, since)
     return out
 
 

@@ -78,15 +78,18 @@ def test_drop_to_zero_and_spike_are_not_energy_on_the_store(
     _write(store, "in", "energy", T0, values)
     body = _get_energy(client_for(IMPORT_METER), DAY)
     meters = {m["id"]: m for m in body["meters"]}
-    # 24 h × 1 kWh, the last hour's reading ignored: 23 kWh. Before the fix: 0 a reset
-    # (+1 004 000 Wh at 04:00) and the spike counted: about 100 001 kWh.
-    assert meters["in"]["energy_kwh"] == pytest.approx(23.0)  # 00:00 → 23:00 reading
+    # 24 h × 1 kWh, the last hour's reading ignored: 23 kWh measured to the 23:00 reading,
+    # and the 2 kWh from 23:00 to 01:00 split over that gap as in a two-day query: +1 kWh
+    # estimated (and the 2 kWh from 02:00 to 04:00 around the 0). Before the fix: 0 a reset (+1 004 000 Wh at 04:00) and the spike
+    # counted: about 100 001 kWh.
+    assert meters["in"]["energy_kwh"] == pytest.approx(24.0)
+    assert meters["in"]["estimated_kwh"] == pytest.approx(3.0)
     assert (meters["in"]["resets"], meters["in"]["glitches"], meters["in"]["spikes"]) == (
         0,
         1,
         1,
     )
-    assert body["total"]["carriers"]["electricity"]["import_kwh"] == pytest.approx(23.0)
+    assert body["total"]["carriers"]["electricity"]["import_kwh"] == pytest.approx(24.0)
 
 
 def _get_energy(client: TestClient, params: dict[str, str]) -> dict:  # type: ignore[type-arg]

@@ -406,6 +406,39 @@ def test_energy_reports_each_meters_quality(client: TestClient, store: ReadingSt
     assert body["total"]["carriers"]["electricity"]["import_kwh"] == pytest.approx(6.2)
 
 
+def test_a_month_is_the_same_days_of_the_year_with_a_bad_reading_as_its_baseline(
+    client: TestClient, store: ReadingStore
+) -> None:
+    # Import meter, 1 kWh an hour from 1 Jan 00:00 local to 1 Mar; the reading at
+    # 1 Feb 00:00 local (February's baseline) is a bad 0, the one at 1 Mar 00:00 a spike.
+    t0 = datetime(2025, 12, 31, 23, tzinfo=UTC)
+    feb, mar = datetime(2026, 1, 31, 23, tzinfo=UTC), datetime(2026, 2, 28, 23, tzinfo=UTC)
+    hours = round((mar - t0) / timedelta(hours=1)) + 3
+    bad = {feb: 0.0, mar: 99_999_999.0}
+    readings = []
+    for h in range(hours):
+        t = t0 + timedelta(hours=h)
+        readings.append(Reading("s1", "in", "energy", bad.get(t, 1000.0 * h), t))
+    store.write(readings)
+
+    def import_kwh(**params: str) -> list[float]:
+        resp = client.get("/api/v1/sites/s1/energy", params={"step": "month", **params})
+        assert resp.status_code == 200, resp.text
+        return [p["carriers"]["electricity"]["import_kwh"] for p in resp.json()["periods"]]
+
+    year = import_kwh(period="2026")
+    # January: 744 h; February 672 h (the bad readings are ignored, not energy); January
+    # alone was 743 (the gap over the 0 at its end was not split with February).
+    assert year[:2] == pytest.approx([744.0, 672.0])
+    assert import_kwh(period="2026-01") == pytest.approx([744.0])
+    # Read alone, February started from the 0: it was 1 415 kWh (a rise from 0).
+    assert import_kwh(period="2026-02") == pytest.approx([672.0])
+    march = client.get("/api/v1/sites/s1/energy", params={"period": "2026-03", "step": "month"})
+    meter = {m["id"]: m for m in march.json()["meters"]}["in"]
+    # March's baseline is the spike: not a reset of March (it was 1 reset, 1 418 kWh).
+    assert (meter["resets"], meter["spikes"], meter["energy_kwh"]) == (0, 0, pytest.approx(2.0))
+
+
 def test_waste_scales_count_with_the_entries(tmp_path: Path, store: ReadingStore) -> None:
     config = tmp_path / "sites.toml"
     config.write_text(

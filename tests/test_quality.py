@@ -473,8 +473,11 @@ def test_drops_to_zero_the_index_comes_back_from_change_nothing(
     taken = {k for k, _ in readings}
     n_before = int(3600 / slot.total_seconds())  # slots the default window spans
     bad = set()
+    previous = baseline
     for k, value in readings:
-        if value > 0 and (baseline is not None or k != readings[0][0]):
+        # A 0 after a 0 is no drop: only after a positive good value.
+        before, previous = previous, value
+        if before is not None and before > 0:
             run = data.draw(st.integers(min_value=0, max_value=n_before))
             bad |= {j for j in range(k - run, k) if j > 0 and j not in taken}
     # Never before the first known value (no reference yet to judge it against).
@@ -486,3 +489,124 @@ def test_drops_to_zero_the_index_comes_back_from_change_nothing(
     _check_invariants(with_, len(bounds) - 1)
     assert with_.energy_wh == pytest.approx(without.energy_wh, rel=1e-12, abs=1e-6)
     assert (with_.resets, with_.spikes) == (0, 0)
+
+
+# ---------------------------------------------------------------- baseline judged as inside
+
+
+def test_a_zero_baseline_before_the_start_is_judged_in_the_slots_read_before_it() -> None:
+    # 1 000 000 at 22:00Z, a bad 0 at 23:00Z (the last reading before 10 Jan 00:00+01:00),
+    # back at 1 000 010 at 00:00Z: 10 Wh on the 10th, as inside a longer query.
+    slots = _hourly(T0 - 2 * H, {0: 1_000_000.0, 1: 0.0, 2: 1_000_010.0})
+    # As the store answers from `since` (one hour before): baseline 1 000 000, two slots.
+    series = IndexSeries(1_000_000.0, slots[1:])
+    result = energy_per_period(series, ONE_DAY, H, since=T0 - H)
+    assert result.energy_wh == pytest.approx([10.0])
+    assert _counts(result) == (0, 0, 0)  # the glitch is the day before's, counted there
+    # Read from the start only, the 0 is the baseline: 1 000 010 would be energy.
+    alone = energy_per_period(IndexSeries(0.0, slots[2:]), ONE_DAY, H)
+    assert alone.energy_wh == pytest.approx([1_000_010.0])
+
+
+def test_a_spike_baseline_is_not_a_reset_of_the_next_period() -> None:
+    slots = _hourly(T0 - 2 * H, {0: 5000.0, 1: 99_999_999.0, 2: 5010.0, 3: 5020.0})
+    result = energy_per_period(IndexSeries(5000.0, slots[1:]), ONE_DAY, H, since=T0 - H)
+    assert result.energy_wh == pytest.approx([20.0])
+    assert (result.resets, result.spikes) == (0, 0)
+
+
+def _store_answer(
+    readings: dict[int, float], t0: datetime, slot: timedelta, since: int, until: int
+) -> IndexSeries:
+    """What a store answers for slots ``(since, until]`` of ``readings`` (slot number →
+    value, read at the slot's end): the baseline at or before ``since``, else the first
+    value after it."""
+    before = [v for k, v in sorted(readings.items()) if k <= since]
+    inside = [(k, v) for k, v in sorted(readings.items()) if since < k <= until]
+    baseline = before[-1] if before else (inside[0][1] if inside else None)
+    slots = [IndexSlot(t0 + k * slot, v, 1) for k, v in inside]
+    return IndexSeries(baseline, slots, starts_inside=not before and bool(inside))
+
+
+@st.composite
+def glitchy_index(
+    draw: st.DrawFn,
+) -> tuple[dict[int, float], list[tuple[int, float]], timedelta, list[int], list[int]]:
+    """A clean non-decreasing index on random slots with gaps, bad readings (a 0, a
+    small drop, a spike) anywhere between two good readings within the glitch window of
+    the next one, period cuts anywhere and sub-queries made of runs of periods.
+
+    Returns all readings, the good ones, the slot width, the cuts (slot numbers) and the
+    indexes of the cuts where a sub-query starts or ends."""
+    slot = draw(st.sampled_from([timedelta(minutes=15), timedelta(minutes=30), H]))
+    window = round(3600 / slot.total_seconds())  # default glitch_window_s, in slots
+    n_slots = draw(st.integers(min_value=window + 3, max_value=150))
+    filled = sorted(draw(st.sets(st.integers(min_value=0, max_value=n_slots + window))))
+    value = draw(st.floats(min_value=0, max_value=1e6))
+    good = []
+    for k in filled:
+        value += draw(st.floats(min_value=0, max_value=1e4))
+        good.append((k, value))
+    readings = dict(good)
+    top = value
+    for (i, u), (j, _) in pairwise(good):
+        free = [m for m in range(max(i + 1, j - window), j)]
+        if not free or not draw(st.booleans()):
+            continue
+        m = draw(st.sampled_from(free))
+        kinds = ["zero", "drop", "spike"] if u > 0 else ["spike"]
+        kind = draw(st.sampled_from(kinds))
+        share = draw(st.floats(min_value=0.1, max_value=0.99))
+        # Spikes above any good value, each below the ones before (none comes back).
+        spike = 10 * top + 1e6 * (1 + n_slots + window - m)
+        readings[m] = {"zero": 0.0, "drop": u * share, "spike": spike}[kind]
+    start = window + 1  # room for the slots read before the first period
+    inner = draw(st.sets(st.integers(min_value=start + 1, max_value=n_slots - 1), max_size=12))
+    cuts = [start, *sorted(inner), n_slots]
+    joints = (
+        draw(st.sets(st.integers(min_value=1, max_value=len(cuts) - 2), max_size=6))
+        if len(cuts) > 2
+        else set()
+    )
+    return readings, good, slot, cuts, [0, *sorted(joints), len(cuts) - 1]
+
+
+@given(glitchy_index())
+def test_sub_queries_add_up_to_the_whole_with_glitches_anywhere(
+    scenario: tuple[dict[int, float], list[tuple[int, float]], timedelta, list[int], list[int]],
+) -> None:
+    readings, good, slot, cuts, joints = scenario
+    t0 = datetime(2026, 3, 1, tzinfo=UTC)  # aligned on the epoch for every slot width
+    reach = round(3600 / slot.total_seconds()) + 1  # the default window, and a slot
+
+    def query(i: int, j: int) -> MeterEnergy:
+        # As meter_energies reads the store: a reach before, three after.
+        since, until = cuts[i] - reach, cuts[j] + 3 * reach
+        series = _store_answer(readings, t0, slot, since, until)
+        bounds = [t0 + c * slot for c in cuts[i : j + 1]]
+        return energy_per_period(series, bounds, slot, since=t0 + since * slot)
+
+    whole = query(0, len(cuts) - 1)
+    parts = [query(i, j) for i, j in pairwise(joints)]
+    _check_invariants(whole, len(cuts) - 1)
+    # Totals telescope whatever the gaps: a month adds up to the same days of a year.
+    assert sum(sum(p.energy_wh) for p in parts) == pytest.approx(
+        sum(whole.energy_wh), rel=1e-9, abs=1e-6
+    )
+    # Each glitch and spike is counted once, in the query holding it; none is a reset.
+    for count in ("resets", "rollovers", "glitches", "spikes"):
+        assert sum(getattr(p, count) for p in parts) == getattr(whole, count)
+    assert whole.resets == 0
+    # Period by period too, unless a gap between good readings straddles a sub-query's
+    # start and is longer than a reach (the window and a slot): its energy then counts
+    # from that start (the baseline's time may be unknown).
+    straddled = any(
+        i < cuts[c] < j and (j - i) * slot > max(slot, H) and j - i > reach
+        for c in joints[1:-1]
+        for (i, _), (j, _) in pairwise(good)
+    )
+    if not straddled:
+        for (i, j), p in zip(pairwise(joints), parts, strict=True):
+            assert p.energy_wh == pytest.approx(whole.energy_wh[i:j], rel=1e-9, abs=1e-6)
+            assert p.estimated_wh == pytest.approx(whole.estimated_wh[i:j], rel=1e-9, abs=1e-6)
+            assert p.coverage == pytest.approx(whole.coverage[i:j])
