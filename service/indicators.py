@@ -153,6 +153,10 @@ class EnergyPeriod:
     #: Per carrier with sub-meters, its consumption split by use.
     uses_wh: dict[Carrier, UsesBreakdown] | None
     evidence: Evidence
+    #: Balance meters in m³ without ``kwh_per_m3``: their energy is unknown, so the
+    #: final net and the totals are incomplete (null in the API) and the primary net
+    #: None; the consumption figures leave them out.
+    unconverted_meters: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -270,6 +274,7 @@ def energy_report(
             figures,
             uses or None,
             span_evidence([energies[m.id] for m in balance_meters], bounds, i, j),
+            tuple(m.id for m in unconverted),
         )
 
     n = len(bounds) - 1

@@ -78,8 +78,11 @@ class EnergyPeriodOut(BaseModel):
     start: datetime
     end: datetime
     carriers: dict[Carrier, CarrierOut]
-    final_net_kwh: float = Field(description="Σ production − Σ consumption, all carriers")
-    final_net_kwh_per_m2: float
+    final_net_kwh: float | None = Field(
+        description="Σ production − Σ consumption, all carriers; null when a balance meter "
+        "in m³ lacks kwh_per_m3 (named in unconverted_meters): its energy is unknown"
+    )
+    final_net_kwh_per_m2: float | None
     primary_net_kwhep: float | None = Field(
         description="Σ factor × (export − import): the positive-energy (BEPOS) balance; null "
         "when a carrier lacks a primary-energy factor"
@@ -90,10 +93,15 @@ class EnergyPeriodOut(BaseModel):
         "only: gas sub-meters split the gas consumption)"
     )
     evidence: EvidenceOut
+    unconverted_meters: list[str] = Field(
+        description="balance meters in m³ without kwh_per_m3, left out of the carriers: "
+        "the final and primary nets are null until they are configured"
+    )
 
     @classmethod
     def of(cls, p: EnergyPeriod) -> EnergyPeriodOut:
         b = p.balance
+        known = not p.unconverted_meters  # else the final net leaves a carrier out
         # consumption per carrier comes from the balance; flows from the report input
         return cls(
             start=p.start,
@@ -107,8 +115,8 @@ class EnergyPeriodOut(BaseModel):
                 )
                 for c, e in p.carriers.items()
             },
-            final_net_kwh=b.final_net_wh / KWH,
-            final_net_kwh_per_m2=b.final_net_wh_per_m2 / KWH,
+            final_net_kwh=b.final_net_wh / KWH if known else None,
+            final_net_kwh_per_m2=b.final_net_wh_per_m2 / KWH if known else None,
             primary_net_kwhep=None if b.primary_net_whep is None else b.primary_net_whep / KWH,
             primary_net_kwhep_per_m2=None
             if b.primary_net_whep_per_m2 is None
@@ -117,6 +125,7 @@ class EnergyPeriodOut(BaseModel):
             evidence=EvidenceOut(
                 coverage=p.evidence.coverage, estimated_kwh=p.evidence.estimated_wh / KWH
             ),
+            unconverted_meters=list(p.unconverted_meters),
         )
 
 

@@ -80,8 +80,8 @@ def test_drop_to_zero_and_spike_are_not_energy_on_the_store(
     meters = {m["id"]: m for m in body["meters"]}
     # 24 h × 1 kWh, the last hour's reading ignored: 23 kWh measured to the 23:00 reading,
     # and the 2 kWh from 23:00 to 01:00 split over that gap as in a two-day query: +1 kWh
-    # estimated (and the 2 kWh from 02:00 to 04:00 around the 0). Before the fix: 0 a reset (+1 004 000 Wh at 04:00) and the spike
-    # counted: about 100 001 kWh.
+    # estimated (and the 2 kWh from 02:00 to 04:00 around the 0). Before the fix: 0 a
+    # reset (+1 004 000 Wh at 04:00) and the spike counted: about 100 001 kWh.
     assert meters["in"]["energy_kwh"] == pytest.approx(24.0)
     assert meters["in"]["estimated_kwh"] == pytest.approx(3.0)
     assert (meters["in"]["resets"], meters["in"]["glitches"], meters["in"]["spikes"]) == (
@@ -143,9 +143,20 @@ def test_gas_in_m3_without_a_conversion_is_reported_not_dropped(
     assert body["missing_factors"] == ["gas"]
     assert body["unconverted_meters"] == ["gas"]
     assert body["total"]["primary_net_kwhep"] is None  # no verdict on a partial balance
+    # Nor a final net without the gas: it was −24 kWh, the electricity alone.
+    for period in (body["total"], *body["periods"]):
+        assert period["final_net_kwh"] is None and period["final_net_kwh_per_m2"] is None
+        assert period["unconverted_meters"] == ["gas"]
     carbon = client.get("/api/v1/sites/s1/carbon", params=DAY).json()
     assert carbon["missing_factors"] == ["gas"]
     assert carbon["unconverted_meters"] == ["gas"]
+    # The targets' evidence says the same, and positive energy is not provable.
+    targets = client.get("/api/v1/sites/s1/targets", params=DAY).json()
+    assert targets["energy"]["final_net_kwh"] is None
+    assert targets["energy"]["unconverted_meters"] == ["gas"]
+    verdicts = {v["target"]: v["verdict"] for v in targets["verdicts"]}
+    assert verdicts["positive_energy"] == "not_provable"
+    assert verdicts["zero_carbon"] == "not_provable"
 
 
 def test_kwh_per_m3_is_for_volume_meters_only() -> None:
