@@ -58,6 +58,10 @@ NOTIFIED_EVENTS = ("firing", "resolved", "reminder")
 Figures = dict[str, float | str | None]
 
 
+#: Balance, trajectory and month windows end on a multiple of this [s] (see _conditions).
+WINDOW_ALIGN_S = 900
+
+
 @dataclass(frozen=True)
 class Condition:
     """What one rule says now about one alert.
@@ -266,6 +270,11 @@ class AlertEngine:
         out: dict[str, Condition] = {}
         tz = site.tz
         minimum = site.targets.min_coverage
+        # The windows end at the last quarter hour, not at this second: a window ending
+        # at 13:29:59 cuts the store's slots down to one second (periods.common_slot),
+        # 900 s slots keep a year's query small. The silent-meter rule uses ``now``.
+        instant = now
+        now = now - timedelta(seconds=int(now.timestamp()) % WINDOW_ALIGN_S)
         for window in rules.windows:
             alert_id, rule = f"{site.id}:balance:{window}", f"balance_{window}"
             start, end = window_bounds(Window(window), now, tz)
@@ -316,7 +325,7 @@ class AlertEngine:
             )
         if rules.trajectory:
             out.update(self._trajectory(site, now, was_firing))
-        out.update(self._data_quality(site, now, was_firing, previous))
+        out.update(self._data_quality(site, now, instant, was_firing, previous))
         return out
 
     def _trajectory(
@@ -387,9 +396,12 @@ class AlertEngine:
         self,
         site: Site,
         now: datetime,
+        instant: datetime,
         was_firing: Callable[[str], bool],
         previous: dict[str, AlertStatus],
     ) -> dict[str, Condition]:
+        """Silent meters as of ``instant``; this month's coverage and resets up to
+        ``now`` (the last quarter hour)."""
         rules, tz = site.alerts, site.tz
         out: dict[str, Condition] = {}
         meters = [
@@ -406,7 +418,7 @@ class AlertEngine:
         expected = {
             m.id: timedelta(seconds=m.expected_interval_s or rules.silent_after_s) for m in meters
         }
-        silent = silent_meters(last_seen, now, expected)
+        silent = silent_meters(last_seen, instant, expected)
         for m in meters:
             seen = last_seen.get(m.id)
             since = f"since {seen.astimezone(tz):%Y-%m-%d %H:%M}" if seen else "ever"

@@ -592,7 +592,9 @@ def test_a_window_is_judged_once_enough_of_it_has_passed(
     (today,) = [a for a in engine.alerts("s1") if a.rule == "balance_today"]
     assert today.state == "firing" and today.last_seen == times[4]
     (month,) = [a for a in engine.alerts("s1") if a.rule == "balance_month_to_date"]
-    assert month.figures["elapsed_h"] == pytest.approx(24 + 1 / 3)
+    # Windows end at the last quarter hour: 00:15 on the 2nd.
+    assert month.figures["elapsed_h"] == pytest.approx(24.25)
+    assert month.figures["end"] == (may + timedelta(hours=24.25)).isoformat()
 
 
 def test_a_window_covered_below_min_coverage_fires_and_says_it_proves_nothing(

@@ -297,10 +297,14 @@ def proof(influxdb_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     start = localize(datetime.combine(end.astimezone(PARIS).date(), datetime.min.time()), PARIS)
     start -= timedelta(days=3)
     frame = simulate_building(site, start, end, timedelta(minutes=15), seed=112)
+    # The heat pump's sub-meter falls silent 2 hours before the end: a firing
+    # silent-meter alert for the "Alerts firing" panel.
+    silent_from = end - timedelta(hours=2)
     readings = [
         Reading(site.id, meter, "energy", float(value), t.to_pydatetime())
         for meter, column in COLUMNS.items()
         for t, value in frame[column].items()
+        if meter != "heat-pump" or t.to_pydatetime() <= silent_from
     ]
     hours = int((end - start).total_seconds() // 3600)
     readings += [
@@ -338,6 +342,8 @@ def proof(influxdb_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         assert response.status_code == 201, response.text
         response = client.post(f"/api/v1/sites/{SITE}/alerts/evaluate")
         assert response.status_code == 200, response.text
+        firing = client.get(f"/api/v1/sites/{SITE}/alerts").json()["firing"]
+        assert [a["alert_id"] for a in firing] == [f"{SITE}:silent:heat-pump"], firing
         yield Proof(influxdb_url, database, client, TimeRange(start, end))
     ledger.close()
     store.close()
