@@ -606,6 +606,8 @@ class Judgement:
     verdict: Verdict
     criteria: list[Criterion]
     coverage: float
+    #: The meters behind the figures (their quality in the report's meters).
+    meters: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -628,6 +630,7 @@ def _judge(
     figures: list[_Figure],
     coverage: float,
     min_coverage: float,
+    meters: Sequence[Meter] = (),
 ) -> Judgement | None:
     """The target's verdict from its configured criteria (those with a threshold)."""
     criteria = [
@@ -638,7 +641,8 @@ def _judge(
     ]  # fmt: skip
     if not criteria:
         return None
-    return Judgement(target, _combine([c.verdict for c in criteria]), criteria, coverage)
+    verdict = _combine([c.verdict for c in criteria])
+    return Judgement(target, verdict, criteria, coverage, tuple(m.id for m in meters))
 
 
 def _combine(verdicts: list[Verdict]) -> Verdict:
@@ -676,10 +680,14 @@ def judge_targets(
         t.primary_energy_balance_min_kwh,
         "min",
     )
+    balance_meters = [m for m in site.meters if m.role in BALANCE_ROLES]
+    flows = [m for m in balance_meters if m.role in (Role.GRID_IMPORT, Role.GRID_EXPORT)]
+    scales = [m for m in site.meters if m.role is Role.WASTE]
     candidates = [
-        _judge("positive_energy", [positive], energy.total.evidence.coverage, t.min_coverage),
+        _judge("positive_energy", [positive], energy.total.evidence.coverage, t.min_coverage,
+               balance_meters),
         _judge("zero_carbon", [("net_carbon_kg", net_carbon_kg, t.net_carbon_max_kg, "max")],
-               carbon.total.evidence.coverage, t.min_coverage),
+               carbon.total.evidence.coverage, t.min_coverage, flows),
         _judge("zero_waste",
                [("residual_kg", w.residual_kg if readable else None,
                  t.residual_waste_max_kg, "max"),
@@ -688,6 +696,6 @@ def judge_targets(
                  t.material_recovery_rate_min, "min"),
                 ("diversion_rate", w.diversion_rate if readable else None,
                  t.diversion_rate_min, "min")],
-               waste.coverage, t.min_coverage),
+               waste.coverage, t.min_coverage, scales),
     ]  # fmt: skip
     return [j for j in candidates if j is not None]

@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, Field
 
+from microville.domain.balance import MeterEnergy
 from microville.domain.energy import UsesBreakdown
 from microville.domain.factors import Factor
 from microville.domain.materials import Material
@@ -141,6 +142,23 @@ class MeterQualityOut(BaseModel):
         description="index jumped up implausibly (above max_power_w) or then back: ignored"
     )
 
+    @classmethod
+    def table(cls, meters: dict[str, MeterEnergy], bounds: list[datetime]) -> list[MeterQualityOut]:
+        """Each meter's quality over the whole query, from the report's own results."""
+        return [
+            cls(
+                id=meter_id,
+                energy_kwh=sum(e.energy_wh) / KWH,
+                estimated_kwh=sum(e.estimated_wh) / KWH,
+                coverage=weighted_coverage(e, bounds),
+                resets=e.resets,
+                rollovers=e.rollovers,
+                glitches=e.glitches,
+                spikes=e.spikes,
+            )
+            for meter_id, e in meters.items()
+        ]
+
 
 class EnergyOut(BaseModel):
     site: str
@@ -165,19 +183,7 @@ class EnergyOut(BaseModel):
             unconverted_meters=r.unconverted_meters,
             total=EnergyPeriodOut.of(r.total),
             periods=[EnergyPeriodOut.of(p) for p in r.periods],
-            meters=[
-                MeterQualityOut(
-                    id=meter_id,
-                    energy_kwh=sum(e.energy_wh) / KWH,
-                    estimated_kwh=sum(e.estimated_wh) / KWH,
-                    coverage=weighted_coverage(e, r.bounds),
-                    resets=e.resets,
-                    rollovers=e.rollovers,
-                    glitches=e.glitches,
-                    spikes=e.spikes,
-                )
-                for meter_id, e in r.meters.items()
-            ],
+            meters=MeterQualityOut.table(r.meters, r.bounds),
         )
 
 
@@ -365,6 +371,9 @@ class JudgementOut(BaseModel):
     coverage: float
     min_coverage: float
     criteria: list[CriterionOut]
+    meters: list[str] = Field(
+        description="the meters behind the figures: their quality is in data_quality"
+    )
 
     @classmethod
     def of(cls, j: Judgement, min_coverage: float) -> JudgementOut:
@@ -374,7 +383,27 @@ class JudgementOut(BaseModel):
             coverage=j.coverage,
             min_coverage=min_coverage,
             criteria=[CriterionOut(**asdict(c)) for c in j.criteria],
+            meters=list(j.meters),
         )
+
+
+class DataQualityOut(BaseModel):
+    """What the verdicts stand on, meter by meter: the reports' own results."""
+
+    meters: list[MeterQualityOut] = Field(
+        description="each energy meter's resets, rollovers, glitches, spikes, estimated "
+        "energy and coverage over the period (the balance and sub-meters; the carbon "
+        "figures use the import and export meters among them)"
+    )
+    unconverted_meters: list[str] = Field(
+        description="meters in m³ without kwh_per_m3: not counted, their carrier's energy "
+        "and carbon unknown (positive energy and zero carbon not provable)"
+    )
+    estimated_kwh: float = Field(description="energy of the balance meters spread over gaps")
+    unreadable_entries: list[int] = Field(
+        description="ledger rows of the period that do not read as waste entries (zero "
+        "waste not provable while they stand)"
+    )
 
 
 class TargetsOut(BaseModel):
@@ -382,6 +411,7 @@ class TargetsOut(BaseModel):
     start: datetime
     end: datetime
     verdicts: list[JudgementOut]
+    data_quality: DataQualityOut
     energy: EnergyPeriodOut
     primary_energy_factors: list[FactorOut]
     carbon: CarbonPeriodOut
@@ -397,6 +427,14 @@ class TargetsOut(BaseModel):
             start=r.start,
             end=r.end,
             verdicts=[JudgementOut.of(j, r.site.targets.min_coverage) for j in r.judgements],
+            data_quality=DataQualityOut(
+                meters=MeterQualityOut.table(r.energy.meters, r.energy.bounds),
+                unconverted_meters=sorted(
+                    {*r.energy.unconverted_meters, *r.carbon.unconverted_meters}
+                ),
+                estimated_kwh=r.energy.total.evidence.estimated_wh / KWH,
+                unreadable_entries=r.waste.unreadable_entries,
+            ),
             energy=EnergyPeriodOut.of(r.energy.total),
             primary_energy_factors=FactorOut.table(r.energy.primary_factors),
             carbon=carbon.total,

@@ -439,6 +439,44 @@ def test_a_month_is_the_same_days_of_the_year_with_a_bad_reading_as_its_baseline
     assert (meter["resets"], meter["spikes"], meter["energy_kwh"]) == (0, 0, pytest.approx(2.0))
 
 
+def test_targets_carry_each_meters_data_quality_beside_the_verdicts(
+    client: TestClient, store: ReadingStore, tmp_path: Path
+) -> None:
+    # test_energy_reports_each_meters_quality's day, asked of /targets: the import
+    # meter's reset and glitch, its estimated energy, beside the verdicts.
+    t0 = datetime(2026, 1, 4, 23, tzinfo=UTC)
+    index = [0, 1000, 2000, 3000, 200, 1200, 1000, 2200, 3200]
+    store.write(
+        [
+            Reading("s1", "in", "energy", float(v), t0 + timedelta(hours=h))
+            for h, v in enumerate(index)
+        ]
+    )
+    with sqlite3.connect(tmp_path / "ledger.db") as db:  # a row that no longer reads
+        db.execute(
+            "INSERT INTO waste_entries (site, ts_ms, record) VALUES (?, ?, ?)",
+            ("s1", int(datetime(2026, 1, 5, 10, tzinfo=UTC).timestamp() * 1000),
+             '{"time": "2026-01-05T11:00:00+01:00", "stream": "landfill", "mass_kg": null}'),
+        )  # fmt: skip
+        (bad_id,) = db.execute("SELECT MAX(id) FROM waste_entries").fetchone()
+    params = {"start": "2026-01-05", "end": "2026-01-06"}
+    body = client.get("/api/v1/sites/s1/targets", params=params).json()
+    quality = body["data_quality"]
+    energy = client.get("/api/v1/sites/s1/energy", params={**params, "step": "day"}).json()
+    # The same figures as /energy's, from the same report.
+    assert quality["meters"] == energy["meters"]
+    meters = {m["id"]: m for m in quality["meters"]}
+    assert (meters["in"]["resets"], meters["in"]["glitches"]) == (1, 1)
+    assert meters["in"]["energy_kwh"] == pytest.approx(6.2)
+    assert quality["estimated_kwh"] == pytest.approx(energy["total"]["evidence"]["estimated_kwh"])
+    assert quality["unconverted_meters"] == []
+    assert quality["unreadable_entries"] == [bad_id]
+    verdicts = {v["target"]: v for v in body["verdicts"]}
+    assert verdicts["positive_energy"]["meters"] == ["pv", "in", "out"]
+    assert verdicts["zero_carbon"]["meters"] == ["in", "out"]
+    assert verdicts["zero_waste"]["verdict"] == "not_provable"
+
+
 def test_waste_scales_count_with_the_entries(tmp_path: Path, store: ReadingStore) -> None:
     config = tmp_path / "sites.toml"
     config.write_text(
