@@ -1,101 +1,50 @@
-"""The ``microville`` command: check-config, gateway, serve, simulate, demo."""
+"""The ``microville`` command: check-config, gateway, serve, simulate, report, demo,
+bench; the ``import``, ``dashboards`` and ``token`` groups live in cli_import,
+cli_dashboards and cli_tokens."""
 
 from __future__ import annotations
 
 import logging
 import re
-import signal
 import sys
-import threading
 import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 
+from microville.cli_common import (
+    SAMPLE_CONFIG,
+    ConfigOpt,
+    MqttOpt,
+    StoreOpt,
+    console,
+    load_sites,
+    mqtt_settings,
+    settings_from,
+    setup_logging,
+    site_of,
+    wait_for_signal,
+)
+from microville.cli_dashboards import dashboards_app
+from microville.cli_import import import_app
+from microville.cli_tokens import token_app
 from microville.domain.periods import localize
-from microville.domain.site import ConfigError, Site, SitesConfig, read_sites
-from microville.mqtt import MqttSettings
+from microville.domain.site import ConfigError, Site, read_sites
 from microville.settings import Settings, redact_url, reveal
 
 if TYPE_CHECKING:
     from microville.gateway.buffer import ReadingBuffer
-    from microville.service.tokens import TokenStore
 
 app = typer.Typer(
     help="Microville Monitor: prove positive energy, zero carbon, zero waste.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console(soft_wrap=True)  # URLs must stay copyable
-
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="Site configuration (TOML) [env MICROVILLE_CONFIG]"),
-]
-StoreOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--store", help="sqlite:///file.db or influxdb://host:port/db [env MICROVILLE_STORE_URL]"
-    ),
-]
-MqttOpt = Annotated[
-    str | None,
-    typer.Option("--mqtt", help="mqtt://[user:pass@]host:port [env MICROVILLE_MQTT_URL]"),
-]
-
-SAMPLE_CONFIG = Path(__file__).parent / "sites" / "microville112.toml"
-
-
-def _settings(
-    config: Path | None = None, store: str | None = None, mqtt: str | None = None
-) -> Settings:
-    overrides: dict[str, str] = {}
-    if config is not None:
-        overrides["config"] = str(config)
-    if store is not None:
-        overrides["store_url"] = store
-    if mqtt is not None:
-        overrides["mqtt_url"] = mqtt
-    settings = Settings(**overrides)  # type: ignore[arg-type]
-    if config is None and not Path(settings.config).exists():
-        settings = settings.model_copy(update={"config": str(SAMPLE_CONFIG)})
-    return settings
-
-
-def _load(settings: Settings) -> SitesConfig:
-    try:
-        return read_sites(settings.config)
-    except ConfigError as exc:
-        console.print("[red]configuration error[/red] in", end=" ")
-        console.print(str(exc), markup=False, highlight=False)
-        raise typer.Exit(2) from None
-
-
-def _mqtt_settings(settings: Settings) -> MqttSettings:
-    return MqttSettings(
-        url=settings.mqtt_url,
-        username=settings.mqtt_username,
-        password=reveal(settings.mqtt_password),
-        ca_file=settings.mqtt_ca_file,
-        share_group=settings.mqtt_share_group,
-    )
-
-
-def _logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-
-
-def _wait_for_signal() -> None:
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
+app.add_typer(import_app, name="import")
+app.add_typer(dashboards_app, name="dashboards")
+app.add_typer(token_app, name="token")
 
 
 @app.command("check-config")
@@ -149,13 +98,13 @@ def gateway(
     from microville.gateway.sources import SourceOptions
     from microville.stores import open_store
 
-    _logging(verbose)
-    settings = _settings(config, store, mqtt)
-    sites = _load(settings)
+    setup_logging(verbose)
+    settings = settings_from(config, store, mqtt)
+    sites = load_sites(settings)
     gw = Gateway(
         sites,
         open_store(settings.store_url, reveal(settings.influx_token)),
-        SourceOptions(_mqtt_settings(settings), settings.gateway_client_id),
+        SourceOptions(mqtt_settings(settings), settings.gateway_client_id),
         dead_letters=DeadLetterLog(settings.dead_letter_file),
         buffer=_gateway_buffer(settings),
     )
@@ -164,7 +113,7 @@ def gateway(
         port = gw.serve_metrics(settings.gateway_metrics_host, settings.gateway_metrics_port)
         logging.info("gateway metrics on http://%s:%d/metrics", settings.gateway_metrics_host, port)
     logging.info("gateway running, store %s", redact_url(settings.store_url))
-    _wait_for_signal()
+    wait_for_signal()
     gw.stop()
     logging.info(
         "gateway stopped: %d received, %d readings written, %d rejected",
@@ -187,8 +136,8 @@ def serve(
 
     from microville.service.app import create_app
 
-    settings = _settings(config, store, mqtt)
-    _load(settings)
+    settings = settings_from(config, store, mqtt)
+    load_sites(settings)
     uvicorn.run(
         create_app(settings), host=host or settings.api_host, port=port or settings.api_port
     )
@@ -259,8 +208,8 @@ def simulate(
     from microville.firmware_sim.publisher import run_simulation, write_truth
     from microville.firmware_sim.serial_devices import SerialDevices
 
-    settings = _settings(config, None, mqtt)
-    sites = _load(settings)
+    settings = settings_from(config, None, mqtt)
+    sites = load_sites(settings)
     chosen = [s for s in sites.sites if not site or s.id in site]
     if not chosen:
         console.print(f"[red]no site matches[/red] {site}")
@@ -300,7 +249,7 @@ def simulate(
     try:
         result = run_simulation(
             chosen,
-            _mqtt_settings(settings),
+            mqtt_settings(settings),
             t0,
             t1,
             step,
@@ -323,92 +272,6 @@ def simulate(
         )
     if truth is not None:
         write_truth(result, truth)
-
-
-import_app = typer.Typer(help="Load data files: grid carbon intensity, materials ledger.")
-app.add_typer(import_app, name="import")
-
-
-def _site_of(sites: SitesConfig, site_id: str) -> Site:
-    site = sites.site(site_id)
-    if site is None:
-        console.print(f"[red]unknown site[/red] {site_id!r}")
-        raise typer.Exit(2)
-    return site
-
-
-def _read_text(file: Path) -> str:
-    try:
-        return file.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        console.print(f"[red]cannot read[/red] {file}: {exc.strerror}")
-        raise typer.Exit(2) from None
-
-
-@import_app.command("carbon-intensity")
-def import_carbon_intensity(
-    file: Annotated[
-        Path,
-        typer.Argument(help="RTE éCO2mix CSV (date_heure;taux_co2 or Date;Heures;…;Taux de Co2)"),
-    ],
-    site: Annotated[str, typer.Option(help="Site whose grid this is")],
-    config: ConfigOpt = None,
-    store: StoreOpt = None,
-) -> None:
-    """Load a time series of grid carbon intensity (g/kWh), matched hour by hour with
-    the site's imports and exports in the carbon indicators."""
-    from microville.domain.imports import parse_eco2mix_csv
-    from microville.domain.readings import Reading
-    from microville.service.indicators import INTENSITY_METER, INTENSITY_QUANTITY
-    from microville.stores import open_store
-
-    settings = _settings(config, store, None)
-    chosen = _site_of(_load(settings), site)
-    try:
-        samples = parse_eco2mix_csv(_read_text(file))
-    except ValueError as exc:
-        console.print("[red]invalid file[/red]", end=" ")
-        console.print(str(exc), markup=False)
-        raise typer.Exit(2) from None
-    readings = [
-        Reading(chosen.id, INTENSITY_METER, INTENSITY_QUANTITY, g_per_kwh / 1000, t)
-        for t, g_per_kwh in samples
-    ]
-    target = open_store(settings.store_url, reveal(settings.influx_token))
-    try:
-        for i in range(0, len(readings), 5000):
-            target.write(readings[i : i + 5000])
-    finally:
-        target.close()
-    span = f"{samples[0][0]:%Y-%m-%d} → {samples[-1][0]:%Y-%m-%d}" if samples else "nothing"
-    console.print(f"imported {len(readings)} carbon-intensity values for {chosen.id} ({span})")
-
-
-@import_app.command("materials")
-def import_materials(
-    file: Annotated[Path, typer.Argument(help="Materials CSV (see README: materials ledger)")],
-    site: Annotated[str, typer.Option(help="Site renovated with these materials")],
-    config: ConfigOpt = None,
-) -> None:
-    """Add the renovation's materials (quantities, EPD/FDES factors, reuse, biogenic
-    carbon) to the ledger: all rows or none."""
-    from microville.domain.materials import parse_materials_csv
-    from microville.stores.ledger import Ledger
-
-    settings = _settings(config, None, None)
-    chosen = _site_of(_load(settings), site)
-    try:
-        materials = parse_materials_csv(_read_text(file))
-    except ValueError as exc:
-        console.print("[red]invalid file, nothing imported[/red]", end=" ")
-        console.print(str(exc), markup=False)
-        raise typer.Exit(2) from None
-    ledger = Ledger(settings.ledger_path)
-    try:
-        ids = ledger.add_materials(chosen.id, materials)
-    finally:
-        ledger.close()
-    console.print(f"imported {len(ids)} materials for {chosen.id} into {settings.ledger_path}")
 
 
 @app.command()
@@ -437,8 +300,8 @@ def report(
     from microville.stores.ledger import Ledger
     from microville.stores.reports import ReportArchive
 
-    settings = _settings(config, store, None)
-    chosen = _site_of(_load(settings), site)
+    settings = settings_from(config, store, None)
+    chosen = site_of(load_sites(settings), site)
     try:
         first = Month.parse(month)
         months = months_between(first, Month.parse(until) if until else first)
@@ -528,152 +391,6 @@ def demo(
         keep_serving=keep_serving,
         tic_corruption=tic_corruption,
     )
-
-
-dashboards_app = typer.Typer(help="Grafana dashboards: push them to a running Grafana.")
-app.add_typer(dashboards_app, name="dashboards")
-
-
-@dashboards_app.command("push")
-def dashboards_push(
-    url: Annotated[str, typer.Option(help="Grafana base URL, e.g. https://grafana.example")],
-    token: Annotated[
-        str,
-        typer.Option(
-            envvar="MICROVILLE_GRAFANA_TOKEN",
-            show_envvar=True,
-            help="Service-account token, sent as Bearer",
-        ),
-    ],
-    folder: Annotated[str, typer.Option(help="Folder the dashboards go to")] = "Microville",
-    directory: Annotated[
-        Path,
-        typer.Option(
-            "--dir",
-            help="Dashboard JSON files; the default is relative to the current directory "
-            "(a checkout): pass the path when running from an installed package",
-        ),
-    ] = Path("dashboards/json"),
-) -> None:
-    """Create or overwrite every dashboard of --dir in a Grafana folder (created if
-    missing); prints each uid pushed. Safe to run again."""
-    from microville.grafana_push import GrafanaPushError, push_dashboards
-
-    try:
-        uids = push_dashboards(url, token, folder, directory)
-    except GrafanaPushError as exc:
-        console.print("[red]push failed[/red]", end=" ")
-        console.print(str(exc), markup=False, highlight=False)
-        raise typer.Exit(2) from None
-    for uid in uids:
-        console.print(uid, markup=False, highlight=False)
-
-
-token_app = typer.Typer(help="API tokens: create, list, revoke (the file keeps hashes only).")
-app.add_typer(token_app, name="token")
-
-TokensOpt = Annotated[
-    Path | None,
-    typer.Option("--tokens", help="Token file (SQLite) [env MICROVILLE_API_TOKENS_PATH]"),
-]
-
-
-def _token_store(tokens: Path | None, settings: Settings) -> TokenStore:
-    from microville.service.tokens import TokenStore
-
-    return TokenStore(tokens if tokens is not None else settings.api_tokens_path)
-
-
-@token_app.command("create")
-def token_create(
-    role: Annotated[str, typer.Option(help="read, write (manual entries) or admin")],
-    name: Annotated[str, typer.Option(help="Who holds it, e.g. 'coop member A' or grafana")],
-    site: Annotated[
-        list[str] | None, typer.Option(help="A site it covers (repeat for several)")
-    ] = None,
-    all_sites: Annotated[bool, typer.Option("--all-sites", help="Cover every site")] = False,
-    config: ConfigOpt = None,
-    tokens: TokensOpt = None,
-) -> None:
-    """Create a token and print it, once: only its hash is kept."""
-    from microville.service.tokens import Role
-
-    settings = _settings(config)
-    try:
-        chosen = Role(role)
-    except ValueError:
-        console.print(f"[red]--role[/red] {role!r}: read, write or admin")
-        raise typer.Exit(2) from None
-    if chosen is not Role.ADMIN and not site and not all_sites:
-        console.print(f"[red]a {chosen} token needs --site S (repeatable) or --all-sites[/red]")
-        raise typer.Exit(2)
-    if site and all_sites:
-        console.print("[red]give --site or --all-sites, not both[/red]")
-        raise typer.Exit(2)
-    if site:
-        known = {s.id for s in _load(settings).sites}
-        if unknown := sorted(set(site) - known):
-            console.print(
-                f"[red]unknown site[/red] {', '.join(unknown)} in {settings.config}; "
-                f"known: {', '.join(sorted(known))}",
-                highlight=False,
-            )
-            raise typer.Exit(2)
-    store = _token_store(tokens, settings)
-    try:
-        info, token = store.create(name, chosen, site or None)
-    except ValueError as exc:
-        console.print(f"[red]{exc}[/red]", highlight=False)
-        raise typer.Exit(2) from None
-    finally:
-        store.close()
-    scope = "every site" if info.sites is None else ", ".join(sorted(info.sites))
-    console.print(
-        f"created token {info.id} ({info.role}, {scope}) for {info.name}", highlight=False
-    )
-    console.print("token (shown once, store it now):", highlight=False)
-    # Plain print: the token alone on its line, for scripts (`… | tail -1`).
-    print(token)
-
-
-@token_app.command("list")
-def token_list(config: ConfigOpt = None, tokens: TokensOpt = None) -> None:
-    """List the tokens: id, role, sites, holder, created, revoked (never the token)."""
-    store = _token_store(tokens, _settings(config))
-    try:
-        infos = store.tokens()
-    finally:
-        store.close()
-    for t in infos:
-        scope = "*" if t.sites is None else ",".join(sorted(t.sites))
-        state = f"revoked {t.revoked_at:%Y-%m-%d %H:%M}Z" if t.revoked_at else "active"
-        console.print(
-            f"{t.id}  {t.role:<5}  {scope:<24}  {t.created_at:%Y-%m-%d %H:%M}Z  {state:<24}  "
-            f"{t.name}",
-            markup=False,
-            highlight=False,
-        )
-
-
-@token_app.command("revoke")
-def token_revoke(
-    token_id: Annotated[str, typer.Argument(help="The id shown by `token list`")],
-    config: ConfigOpt = None,
-    tokens: TokensOpt = None,
-) -> None:
-    """Revoke a token at once (the running service checks the file on every request)."""
-    store = _token_store(tokens, _settings(config))
-    try:
-        revoked = store.revoke(token_id)
-    except ValueError as exc:
-        console.print(f"[red]{exc}[/red]", highlight=False)
-        raise typer.Exit(2) from None
-    finally:
-        store.close()
-    if not revoked:
-        console.print(f"[red]no active token {token_id}[/red]")
-        raise typer.Exit(1)
-    console.print(f"revoked {token_id}")
 
 
 @app.command()

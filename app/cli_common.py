@@ -1,0 +1,101 @@
+"""What the ``microville`` commands share: the console, the common options, settings
+and site loading with errors printed for a person, logging and signals."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from microville.domain.site import ConfigError, Site, SitesConfig, read_sites
+from microville.mqtt import MqttSettings
+from microville.settings import Settings, reveal
+
+console = Console(soft_wrap=True)  # URLs must stay copyable
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Site configuration (TOML) [env MICROVILLE_CONFIG]"),
+]
+StoreOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--store", help="sqlite:///file.db or influxdb://host:port/db [env MICROVILLE_STORE_URL]"
+    ),
+]
+MqttOpt = Annotated[
+    str | None,
+    typer.Option("--mqtt", help="mqtt://[user:pass@]host:port [env MICROVILLE_MQTT_URL]"),
+]
+
+SAMPLE_CONFIG = Path(__file__).parent / "sites" / "microville112.toml"
+
+
+def settings_from(
+    config: Path | None = None, store: str | None = None, mqtt: str | None = None
+) -> Settings:
+    overrides: dict[str, str] = {}
+    if config is not None:
+        overrides["config"] = str(config)
+    if store is not None:
+        overrides["store_url"] = store
+    if mqtt is not None:
+        overrides["mqtt_url"] = mqtt
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    if config is None and not Path(settings.config).exists():
+        settings = settings.model_copy(update={"config": str(SAMPLE_CONFIG)})
+    return settings
+
+
+def load_sites(settings: Settings) -> SitesConfig:
+    try:
+        return read_sites(settings.config)
+    except ConfigError as exc:
+        console.print("[red]configuration error[/red] in", end=" ")
+        console.print(str(exc), markup=False, highlight=False)
+        raise typer.Exit(2) from None
+
+
+def mqtt_settings(settings: Settings) -> MqttSettings:
+    return MqttSettings(
+        url=settings.mqtt_url,
+        username=settings.mqtt_username,
+        password=reveal(settings.mqtt_password),
+        ca_file=settings.mqtt_ca_file,
+        share_group=settings.mqtt_share_group,
+    )
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def wait_for_signal() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+
+
+def site_of(sites: SitesConfig, site_id: str) -> Site:
+    site = sites.site(site_id)
+    if site is None:
+        console.print(f"[red]unknown site[/red] {site_id!r}")
+        raise typer.Exit(2)
+    return site
+
+
+def read_text(file: Path) -> str:
+    try:
+        return file.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        console.print(f"[red]cannot read[/red] {file}: {exc.strerror}")
+        raise typer.Exit(2) from None

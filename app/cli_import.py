@@ -1,0 +1,87 @@
+"""``microville import``: load data files (grid carbon intensity, materials ledger)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from microville.cli_common import (
+    ConfigOpt,
+    StoreOpt,
+    console,
+    load_sites,
+    read_text,
+    settings_from,
+    site_of,
+)
+from microville.settings import reveal
+
+import_app = typer.Typer(help="Load data files: grid carbon intensity, materials ledger.")
+
+
+@import_app.command("carbon-intensity")
+def import_carbon_intensity(
+    file: Annotated[
+        Path,
+        typer.Argument(help="RTE éCO2mix CSV (date_heure;taux_co2 or Date;Heures;…;Taux de Co2)"),
+    ],
+    site: Annotated[str, typer.Option(help="Site whose grid this is")],
+    config: ConfigOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """Load a time series of grid carbon intensity (g/kWh), matched hour by hour with
+    the site's imports and exports in the carbon indicators."""
+    from microville.domain.imports import parse_eco2mix_csv
+    from microville.domain.readings import Reading
+    from microville.service.indicators import INTENSITY_METER, INTENSITY_QUANTITY
+    from microville.stores import open_store
+
+    settings = settings_from(config, store, None)
+    chosen = site_of(load_sites(settings), site)
+    try:
+        samples = parse_eco2mix_csv(read_text(file))
+    except ValueError as exc:
+        console.print("[red]invalid file[/red]", end=" ")
+        console.print(str(exc), markup=False)
+        raise typer.Exit(2) from None
+    readings = [
+        Reading(chosen.id, INTENSITY_METER, INTENSITY_QUANTITY, g_per_kwh / 1000, t)
+        for t, g_per_kwh in samples
+    ]
+    target = open_store(settings.store_url, reveal(settings.influx_token))
+    try:
+        for i in range(0, len(readings), 5000):
+            target.write(readings[i : i + 5000])
+    finally:
+        target.close()
+    span = f"{samples[0][0]:%Y-%m-%d} → {samples[-1][0]:%Y-%m-%d}" if samples else "nothing"
+    console.print(f"imported {len(readings)} carbon-intensity values for {chosen.id} ({span})")
+
+
+@import_app.command("materials")
+def import_materials(
+    file: Annotated[Path, typer.Argument(help="Materials CSV (see README: materials ledger)")],
+    site: Annotated[str, typer.Option(help="Site renovated with these materials")],
+    config: ConfigOpt = None,
+) -> None:
+    """Add the renovation's materials (quantities, EPD/FDES factors, reuse, biogenic
+    carbon) to the ledger: all rows or none."""
+    from microville.domain.materials import parse_materials_csv
+    from microville.stores.ledger import Ledger
+
+    settings = settings_from(config, None, None)
+    chosen = site_of(load_sites(settings), site)
+    try:
+        materials = parse_materials_csv(read_text(file))
+    except ValueError as exc:
+        console.print("[red]invalid file, nothing imported[/red]", end=" ")
+        console.print(str(exc), markup=False)
+        raise typer.Exit(2) from None
+    ledger = Ledger(settings.ledger_path)
+    try:
+        ids = ledger.add_materials(chosen.id, materials)
+    finally:
+        ledger.close()
+    console.print(f"imported {len(ids)} materials for {chosen.id} into {settings.ledger_path}")
