@@ -40,6 +40,12 @@ class Targets(BaseModel):
         description="zero waste: material recovery rate ≥ this (energy recovery excluded). "
         f"Default 0.7: {MATERIAL_RECOVERY_SOURCE}",
     )
+    renovation_material_recovery_rate_min: Annotated[float | None, Field(ge=0, le=1)] = Field(
+        default=0.7,
+        description="zero waste: material recovery rate of the works' waste (the renovation "
+        "ledger, PEMD récolement) ≥ this, judged when the period has renovation entries. "
+        f"Default 0.7: {MATERIAL_RECOVERY_SOURCE}",
+    )
     diversion_rate_min: Annotated[float | None, Field(ge=0, le=1)] = Field(
         default=None,
         description="zero waste: landfill diversion rate (1 − landfill / generated, energy "

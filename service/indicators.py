@@ -598,6 +598,8 @@ class Criterion:
     threshold: float
     direction: Literal["min", "max"]
     verdict: Verdict
+    #: Share of the data behind this figure, in [0, 1].
+    coverage: float
 
 
 @dataclass(frozen=True)
@@ -608,6 +610,8 @@ class Judgement:
     coverage: float
     #: The meters behind the figures (their quality in the report's meters).
     meters: tuple[str, ...] = ()
+    #: What the verdict does not cover, or how a figure was obtained.
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -631,18 +635,25 @@ def _judge(
     coverage: float,
     min_coverage: float,
     meters: Sequence[Meter] = (),
+    notes: Sequence[str] = (),
+    coverages: dict[str, float] | None = None,
 ) -> Judgement | None:
-    """The target's verdict from its configured criteria (those with a threshold)."""
+    """The target's verdict from its configured criteria (those with a threshold), each
+    judged on its own coverage (``coverages`` by figure, else ``coverage``); the
+    judgement's coverage is the lowest of its criteria's."""
+    own = coverages or {}
     criteria = [
         Criterion(name, value, threshold, direction,
-                  judge(value, threshold, direction, coverage, min_coverage))
+                  judge(value, threshold, direction, own.get(name, coverage), min_coverage),
+                  own.get(name, coverage))
         for name, value, threshold, direction in figures
         if threshold is not None
     ]  # fmt: skip
     if not criteria:
         return None
     verdict = _combine([c.verdict for c in criteria])
-    return Judgement(target, verdict, criteria, coverage, tuple(m.id for m in meters))
+    lowest = min(c.coverage for c in criteria)
+    return Judgement(target, verdict, criteria, lowest, tuple(m.id for m in meters), tuple(notes))
 
 
 def _combine(verdicts: list[Verdict]) -> Verdict:
@@ -663,6 +674,10 @@ def targets_report(
     )
 
 
+def _entries(n: int) -> str:
+    return f"{n} entry" if n == 1 else f"{n} entries"
+
+
 def judge_targets(
     site: Site, energy: EnergyReport, carbon: CarbonReport, waste: WasteReport
 ) -> list[Judgement]:
@@ -680,6 +695,26 @@ def judge_targets(
         t.primary_energy_balance_min_kwh,
         "min",
     )
+    # L541-1's 70 % concerns construction and demolition waste: the works' ledger, judged
+    # beside the operation when the period has renovation entries.
+    works = waste.sources.get("renovation_entries", 0)
+    renovation: list[_Figure] = []
+    if not works:
+        renovation_note = "no renovation ledger in the period: operation waste only"
+    elif t.renovation_material_recovery_rate_min is None:
+        renovation_note = (
+            "renovation ledger not judged: renovation_material_recovery_rate_min unset"
+        )
+    elif readable and waste.renovation.generated_kg == 0:
+        # Réemploi only: no construction waste, nothing for the 70 % to apply to.
+        renovation_note = f"renovation ledger: {_entries(works)}, reuse only (no waste generated)"
+    else:
+        rate = waste.renovation.material_recovery_rate if readable else None
+        renovation.append(
+            ("renovation_material_recovery_rate", rate,
+             t.renovation_material_recovery_rate_min, "min")
+        )  # fmt: skip
+        renovation_note = f"renovation ledger: {_entries(works)} (the récolement as entered)"
     balance_meters = [m for m in site.meters if m.role in BALANCE_ROLES]
     flows = [m for m in balance_meters if m.role in (Role.GRID_IMPORT, Role.GRID_EXPORT)]
     scales = [m for m in site.meters if m.role is Role.WASTE]
@@ -695,7 +730,9 @@ def judge_targets(
                 ("material_recovery_rate", w.material_recovery_rate if readable else None,
                  t.material_recovery_rate_min, "min"),
                 ("diversion_rate", w.diversion_rate if readable else None,
-                 t.diversion_rate_min, "min")],
-               waste.coverage, t.min_coverage, scales),
+                 t.diversion_rate_min, "min"),
+                *renovation],
+               waste.coverage, t.min_coverage, scales, [renovation_note],
+               {name: 1.0 for name, *_ in renovation}),
     ]  # fmt: skip
     return [j for j in candidates if j is not None]

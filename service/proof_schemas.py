@@ -363,6 +363,7 @@ class CriterionOut(BaseModel):
     threshold: float
     direction: Literal["min", "max"] = Field(description="min: value ≥ threshold; max: ≤")
     verdict: str
+    coverage: float = Field(description="share of the data behind this figure, [0, 1]")
 
 
 class JudgementOut(BaseModel):
@@ -374,6 +375,7 @@ class JudgementOut(BaseModel):
     meters: list[str] = Field(
         description="the meters behind the figures: their quality is in data_quality"
     )
+    notes: list[str] = Field(description="what the verdict covers (e.g. the renovation ledger)")
 
     @classmethod
     def of(cls, j: Judgement, min_coverage: float) -> JudgementOut:
@@ -384,6 +386,7 @@ class JudgementOut(BaseModel):
             min_coverage=min_coverage,
             criteria=[CriterionOut(**asdict(c)) for c in j.criteria],
             meters=list(j.meters),
+            notes=list(j.notes),
         )
 
 

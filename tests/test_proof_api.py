@@ -107,6 +107,10 @@ def test_year_targets_give_three_verdicts_with_their_evidence(
     assert {t: v["verdict"] for t, v in verdicts.items()} == {
         "positive_energy": "met", "zero_carbon": "met", "zero_waste": "met",
     }  # fmt: skip
+    # The works' ledger holds reused doors only: no construction waste to recover.
+    assert verdicts["zero_waste"]["notes"] == [
+        "renovation ledger: 1 entry, reuse only (no waste generated)"
+    ]
     energy = body["energy"]
     assert energy["carriers"]["electricity"]["production_kwh"] == pytest.approx(26_280)
     assert energy["final_net_kwh"] == pytest.approx(8_760)  # 26 280 − 17 520
@@ -205,8 +209,35 @@ def test_zero_waste_is_judged_on_material_recovery_not_diversion(client: TestCli
     assert verdict["verdict"] == "not_met"
     assert verdict["criteria"] == [
         {"figure": "material_recovery_rate", "value": pytest.approx(0.2), "threshold": 0.7,
-         "direction": "min", "verdict": "not_met"},
+         "direction": "min", "verdict": "not_met", "coverage": verdict["coverage"]},
     ]  # fmt: skip
+    assert verdict["notes"] == ["no renovation ledger in the period: operation waste only"]
+
+
+def test_zero_waste_also_judges_the_renovation_ledger_on_l541_1(client: TestClient) -> None:
+    # Operation: 80 % recovered as material, weekly (met). The works' ledger: 3 t
+    # recycled, 2 t landfilled, 4 t of doors reused (réemploi: prevention, not waste).
+    operation = _october_entries({"recycling": 800, "landfill": 200})
+    works = [
+        {"time": "2026-10-02T10:00:00+02:00", "stream": stream, "mass_kg": kg,
+         "phase": "renovation", "destination": "site", "material": material}
+        for stream, kg, material in (("recycling", 3000, "concrete"),
+                                     ("landfill", 2000, "plaster"), ("reuse", 4000, "doors"))
+    ]  # fmt: skip
+    assert client.post("/api/v1/sites/s1/waste-entries", json=operation).status_code == 201
+    assert _zero_waste(client)["verdict"] == "met"  # operation only, before the works
+    assert client.post("/api/v1/sites/s1/waste-entries", json=works).status_code == 201
+    waste = client.get("/api/v1/sites/s1/waste", params={"period": "2026-10"}).json()
+    assert waste["renovation"]["material_recovery_rate"] == pytest.approx(0.6)
+    verdict = _zero_waste(client)
+    criteria = {c["figure"]: c for c in verdict["criteria"]}
+    # 3000 / (3000 + 2000) = 0.6 < 0.7: the works miss L541-1's target; it was "met".
+    renovation = criteria["renovation_material_recovery_rate"]
+    assert renovation["value"] == pytest.approx(0.6)
+    assert (renovation["threshold"], renovation["verdict"]) == (0.7, "not_met")
+    assert criteria["material_recovery_rate"]["verdict"] == "met"  # operation stays
+    assert verdict["verdict"] == "not_met"
+    assert verdict["notes"] == ["renovation ledger: 3 entries (the récolement as entered)"]
 
 
 def test_preparation_for_reuse_counts_as_material_recovery(client: TestClient) -> None:
