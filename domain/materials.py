@@ -88,8 +88,13 @@ class Embodied:
         Σ quantity × biogenic factor [kgCO2e], stored, reported separately.
     if_new_kg : float
         Σ quantity × (new factor, else factor): had everything been bought new [kgCO2e].
+        A reused product without a new factor counts as installed: the comparison
+        covers only the reused products with one.
     avoided_by_reuse_kg : float
-        if_new − total [kgCO2e].
+        if_new − total [kgCO2e], over the reused products with a new factor.
+    reused_without_new_factor : tuple of str
+        Names of the reused products lacking ``new_factor_kgco2e_per_unit``: their
+        avoided carbon is unknown (not 0), left out of ``avoided_by_reuse_kg``.
     """
 
     total_kg: float
@@ -97,6 +102,7 @@ class Embodied:
     biogenic_stored_kg: float
     if_new_kg: float
     avoided_by_reuse_kg: float
+    reused_without_new_factor: tuple[str, ...] = ()
 
 
 def embodied(
@@ -133,6 +139,9 @@ def embodied(
         biogenic_stored_kg=math.fsum(m.quantity * m.biogenic_kgco2e_per_unit for m in items),
         if_new_kg=if_new,
         avoided_by_reuse_kg=if_new - total,
+        reused_without_new_factor=tuple(
+            m.name for m in items if m.reused and m.new_factor_kgco2e_per_unit is None
+        ),
     )
 
 

@@ -219,8 +219,17 @@ class CarbonPeriodOut(BaseModel):
 class EmbodiedOut(BaseModel):
     total_kg: float
     biogenic_stored_kg: float = Field(description="carbon stored in bio-sourced materials, apart")
-    if_new_kg: float = Field(description="the same quantities bought new")
-    avoided_by_reuse_kg: float
+    if_new_kg: float = Field(
+        description="the same quantities bought new (a reused product without a new "
+        "factor counts as installed)"
+    )
+    avoided_by_reuse_kg: float = Field(
+        description="if_new − total: covers only the reused products with a new factor"
+    )
+    reused_without_new_factor: list[str] = Field(
+        description="reused products without new_factor_kgco2e_per_unit: their avoided "
+        "carbon is unknown, not in avoided_by_reuse_kg"
+    )
     study_period_years: int
 
 
@@ -251,6 +260,7 @@ class CarbonOut(BaseModel):
                 biogenic_stored_kg=e.biogenic_stored_kg,
                 if_new_kg=e.if_new_kg,
                 avoided_by_reuse_kg=e.avoided_by_reuse_kg,
+                reused_without_new_factor=list(e.reused_without_new_factor),
                 study_period_years=r.site.study_period_years,
             ),
             total=CarbonPeriodOut.of(r.total),

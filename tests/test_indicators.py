@@ -350,6 +350,8 @@ def test_embodied_hand_computed() -> None:
     assert e.biogenic_stored_kg == pytest.approx(14_000)  # 20 × 700
     assert e.if_new_kg == pytest.approx(3_600)  # 20 × 150 + 10 × 60 + 1000 × 0
     assert e.avoided_by_reuse_kg == pytest.approx(580)  # 3600 − 3020
+    # The bricks are reused without a new factor: their avoided carbon is unknown, not 0.
+    assert e.reused_without_new_factor == ("Reused bricks",)
     assert embodied(MATERIALS, 50, 0.5).amortised_kg == pytest.approx(30.2)  # 3020 × 0.5 / 50
     assert embodied([], 50, 1).total_kg == 0
 

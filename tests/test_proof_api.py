@@ -160,6 +160,19 @@ def test_positive_year_is_not_provable_when_a_meter_was_silent_three_weeks(
     assert energy["primary_net_kwhep"] == pytest.approx(20_148)
 
 
+def test_carbon_lists_the_reused_products_without_a_new_factor(client: TestClient) -> None:
+    bricks = {"name": "reused bricks", "category": "masonry", "quantity": 2000, "unit": "kg",
+              "factor_kgco2e_per_unit": 0.01, "reused": True, "source": "on site"}  # fmt: skip
+    assert client.post("/api/v1/sites/s1/materials", json=[*MATERIALS, bricks]).status_code == 201
+    body = client.get("/api/v1/sites/s1/carbon", params={"period": "2026"}).json()
+    embodied = body["embodied"]
+    # The steel beams' comparison only: 1000 × (2.0 − 0.5); the bricks counted as installed.
+    assert embodied["avoided_by_reuse_kg"] == pytest.approx(1_500)
+    assert embodied["reused_without_new_factor"] == ["reused bricks"]
+    targets = client.get("/api/v1/sites/s1/targets", params={"period": "2026"}).json()
+    assert targets["embodied"]["reused_without_new_factor"] == ["reused bricks"]
+
+
 def test_carbon_uses_the_imported_grid_intensity_hour_by_hour(
     client: TestClient, store: ReadingStore
 ) -> None:
