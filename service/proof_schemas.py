@@ -320,10 +320,11 @@ class RenovationLineOut(BaseModel):
 
 
 WASTE_COVERAGE = (
-    "lowest over the sources: a counter scale's share of slots with a reading; for a "
-    "weighing scale and for the manual entries, the share of the period weighed within "
-    "the site's waste_entry_interval_days (a moment is covered when a weighing or entry "
-    "follows within that interval); 0 with no source"
+    "lowest over the sources: a counter scale's as an energy meter's (hours with a "
+    "reading); for a weighing scale and for the manual entries, the share of the period "
+    "weighed within the scale's weighing_interval_days or the site's "
+    "waste_entry_interval_days (a moment is covered when a weighing or entry follows "
+    "within that interval); 0 with no source"
 )
 
 
