@@ -285,13 +285,18 @@ class AlertEngine:
                 out[alert_id] = _held(rule)
                 continue
             report = energy_report(site, self.store, start, end, Step.YEAR)
-            net_wh = _net_wh(report.total.balance, rules.energy)
+            # A meter in m³ without kwh_per_m3 leaves the balance unknown, final or
+            # primary: a net computed without it would be a false verdict.
+            unconverted = report.total.unconverted_meters
+            net_wh = None if unconverted else _net_wh(report.total.balance, rules.energy)
             if net_wh is None:
-                # Refused when the configuration is read (primary_energy_gaps): a site
-                # built around that check still says so, every evaluation.
+                # Missing primary factors are refused when the configuration is read
+                # (primary_energy_gaps); either way it is said, every evaluation.
                 log.error("%s: the %s-energy balance over %s cannot be computed (missing "
-                          "factors: %s); its alert keeps its state", site.id, rules.energy,
-                          window, ", ".join(report.missing_factors))  # fmt: skip
+                          "factors: %s; meters in m3 without kwh_per_m3: %s); its alert "
+                          "keeps its state", site.id, rules.energy, window,
+                          ", ".join(report.missing_factors) or "none",
+                          ", ".join(unconverted) or "none")  # fmt: skip
                 out[alert_id] = _held(rule)
                 continue
             net_kwh = net_wh / 1000

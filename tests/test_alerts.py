@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import sqlite3
 import sys
 import threading
@@ -736,3 +737,31 @@ def test_an_acknowledgement_is_recorded_in_the_history_with_who_and_when(
     assert [e["event"] for e in month] == ["firing"]
     engine.stop()
     outbox.close()
+
+
+def test_a_balance_with_an_unconverted_gas_meter_is_not_judged_and_says_why(
+    store: ReadingStore, make_engine: Callable[..., AlertEngine], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A gas meter in m³ without kwh_per_m3: the electricity alone is negative, but the
+    site's balance is unknown, so no balance alert fires; the log says why."""
+    gas = (
+        '\n[[sites.meters]]\nid = "gas"\ncarrier = "gas"\nunit = "m3"\nrole = "grid_import"\n'
+        'source = { topic = "s1/gas", format = "number" }\n'
+    )
+    sites = _rules_site('windows = ["rolling_7d"]\n' + QUIET, GRID_AND_PV_METERS + gas)
+    tz = sites.sites[0].tz
+    t0 = localize(datetime(2026, 5, 1), tz)
+    _write_indexes(store, t0, t0 + timedelta(days=8), lambda m, t: 50.0 if m == "in" else 0.0)
+    engine = make_engine(sites, Clock(t0 + timedelta(days=8)))
+    with caplog.at_level(logging.ERROR):
+        events = engine.evaluate()
+    assert [n.rule for n in events if n.rule.startswith("balance")] == []
+    assert "meters in m3 without kwh_per_m3: gas" in caplog.text
+    converted = _rules_site(
+        'windows = ["rolling_7d"]\n' + QUIET,
+        GRID_AND_PV_METERS + gas.replace('unit = "m3"\n', 'unit = "m3"\nkwh_per_m3 = 10.5\n'),
+    )
+    fired = make_engine(converted, Clock(t0 + timedelta(days=8))).evaluate()
+    assert [(n.rule, n.event) for n in fired if n.rule.startswith("balance")] == [
+        ("balance_rolling_7d", "firing")
+    ]
