@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import socket
+import threading
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,7 +19,7 @@ from microville import __version__
 from microville.domain.periods import Step
 from microville.domain.site import SitesConfig, read_sites
 from microville.domain.store import ReadingStore, StoreError
-from microville.mqtt import MqttSettings
+from microville.mqtt import MqttSettings, make_client
 from microville.service.alerts_api import router as alerts_router
 from microville.service.alerts_engine import AlertEngine
 from microville.service.auth import Authenticator, PrincipalDep, authorize
@@ -48,12 +50,35 @@ def _json_safe(value: object) -> object:
     return value
 
 
-def _broker_reachable(mqtt: MqttSettings, timeout_s: float = 2.0) -> str:
+def _broker_reachable(mqtt: MqttSettings, timeout_s: float = 3.0) -> str:
+    """ "ok" once the broker accepts an MQTT CONNECT with the service's credentials (and
+    TLS), else why not: a TCP connect alone would pass a broker refusing the account."""
     try:
         with socket.create_connection((mqtt.host, mqtt.port), timeout=timeout_s):
-            return "ok"
+            pass
     except OSError as exc:
         return f"unreachable: {exc}"
+    answered = threading.Event()
+    outcome: list[str] = []
+
+    def on_connect(_c: object, _u: object, _f: object, reason: object, _p: object) -> None:
+        failure = getattr(reason, "is_failure", False)
+        outcome.append(f"refused: {reason}" if failure else "ok")
+        answered.set()
+
+    client = make_client(mqtt, f"microville-health-{uuid.uuid4().hex[:12]}", persistent=False)
+    client.on_connect = on_connect
+    try:
+        client.connect(mqtt.host, mqtt.port, keepalive=10)
+        client.loop_start()
+        if not answered.wait(timeout_s):
+            return "unreachable: no CONNACK"
+        return outcome[0]
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        return f"unreachable: {exc}"
+    finally:
+        client.disconnect()
+        client.loop_stop()
 
 
 def _mqtt_for(settings: Settings) -> MqttSettings:
@@ -81,7 +106,7 @@ def create_app(
     owned_ledger = ledger is None
     owned_alerts = alerts is None
     owned_auth = auth is None
-    mqtt = MqttSettings(url=settings.mqtt_url)
+    mqtt = _mqtt_for(settings)  # the health check logs in as the service does
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

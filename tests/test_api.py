@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from services import free_port
+from services import free_port, running_mosquitto
 from support import GRID_AND_PV_METERS, SITE_S1
 
 from microville.domain.readings import Reading
@@ -280,6 +280,41 @@ def test_health_is_degraded_when_the_store_is_unreachable(tmp_path: Path) -> Non
         resp = c.get("/health")
     assert resp.status_code == 503
     assert resp.json()["status"] == "degraded" and resp.json()["store"].startswith("error")
+
+
+def test_health_is_degraded_when_the_database_is_missing(tmp_path: Path, influxdb_url: str) -> None:
+    """InfluxDB answers /ping to anyone: the health check queries the database, as the
+    API does, so a wrong database (or wrong credentials) is not "ok"."""
+    config = tmp_path / "sites.toml"
+    config.write_text(CONFIG)
+    missing = InfluxStore(influxdb_url, f"missing{free_port()}", create_database=False)
+    app = create_app(Settings(config=str(config)), store=missing)
+    with TestClient(app) as c:
+        resp = c.get("/health")
+    assert resp.status_code == 503
+    assert "database not found" in resp.json()["store"]
+
+
+def test_health_is_degraded_when_the_broker_refuses_the_account(
+    tmp_path: Path, store: ReadingStore
+) -> None:
+    """A TCP connect would pass: the check logs in, and a refused account is "refused"."""
+    config = tmp_path / "sites.toml"
+    config.write_text(CONFIG)
+    with running_mosquitto(tmp_path / "broker", users={"service": "right"}) as port:
+        health = {}
+        for password, name in (("right", "right"), ("wrong", "wrong")):
+            settings = Settings(
+                config=str(config),
+                mqtt_url=f"mqtt://127.0.0.1:{port}",
+                mqtt_username="service",
+                mqtt_password=password,
+            )
+            with TestClient(create_app(settings, store=store)) as c:
+                resp = c.get("/health")
+            health[name] = (resp.status_code, resp.json()["broker"])
+    assert health["right"] == (200, "ok")
+    assert health["wrong"][0] == 503 and health["wrong"][1].startswith("refused")
 
 
 def test_openapi_docs_are_served(client: TestClient) -> None:

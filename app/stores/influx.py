@@ -257,6 +257,8 @@ class InfluxStore:
             raise StoreError(f"InfluxDB unreachable: {exc}") from exc
         if resp.status_code != 204:
             raise StoreError(f"InfluxDB ping answered {resp.status_code}")
+        # /ping answers without credentials: a query proves they and the database work.
+        self._query("SHOW RETENTION POLICIES")
 
     def close(self) -> None:
         self._http.close()
