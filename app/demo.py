@@ -196,7 +196,8 @@ def _evaluate_alerts(
 ) -> AlertEngine:
     """Evaluate the alert rules every simulated evening, as the service would have done
     through the period, delivering to an MQTT channel of the demo's broker; print what a
-    subscriber receives."""
+    subscriber receives. The alert state (``alerts.db``) is the run's own: an earlier
+    run's is removed first."""
     received: list[str] = []
     watcher = make_client(mqtt, client_id="microville-demo-alert-watcher", persistent=False)
     watcher.on_message = lambda _c, _u, msg: received.append(f"{msg.topic}: {msg.payload.decode()}")
@@ -204,6 +205,10 @@ def _evaluate_alerts(
     watcher.subscribe("microville/alerts/#", qos=1)
     watcher.loop_start()
     path = data_dir / "alerts.db"
+    # The demo replays simulated time from its start: alert states (and undelivered
+    # events) left by an earlier run are ahead of that clock, so each run starts afresh.
+    for stale in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        stale.unlink(missing_ok=True)
     outbox = Outbox(path, [MqttChannel(name="demo-mqtt")], mqtt=mqtt, backoff_s=0.2)
     moments = []
     evening = start.replace(hour=21)  # local wall clock, whatever the UTC offset

@@ -111,6 +111,15 @@ def _status_of(text: str) -> AlertStatus:
     return AlertStatus(**data)
 
 
+def _latest(status: AlertStatus) -> datetime:
+    """The alert's last evaluation that changed or saw it (see :func:`step`)."""
+    return status.last_seen if status.resolved_at is None else status.resolved_at
+
+
+def _after(t: datetime, now: datetime) -> bool:
+    return t.astimezone(UTC) > now.astimezone(UTC)
+
+
 class AlertEngine:
     """Lifecycle: create, ``evaluate()`` on demand, ``start(interval_s)`` to run the
     outbox's delivery workers and evaluate every ``interval_s`` in a thread (0: only on
@@ -150,6 +159,8 @@ class AlertEngine:
         self._evaluating = threading.Lock()  # one evaluation at a time
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        #: Alerts whose state is ahead of the clock, already said in the log.
+        self._ahead_logged: set[str] = set()
 
     # --- state --------------------------------------------------------------------------
 
@@ -248,11 +259,16 @@ class AlertEngine:
                 except StoreError as exc:
                     log.error("alerts of %s not evaluated: %s", site_id, exc)
                     continue
+                except Exception:  # one site's bad state must not stop the others
+                    log.exception("alerts of %s not evaluated", site_id)
+                    continue
                 try:
                     notifications += self._apply(site_id, name, reminder, now, conditions, absent)
                 except sqlite3.Error as exc:
                     log.error("alerts of %s not recorded (next evaluation retries): %s",
                               site_id, exc)  # fmt: skip
+                except Exception:  # rolled back: the site keeps its previous state
+                    log.exception("alerts of %s not recorded (next evaluation retries)", site_id)
             if notifications:
                 self.outbox.wake()
             return notifications
@@ -512,6 +528,17 @@ class AlertEngine:
                 if firing is None:
                     continue  # not judged now: the alert keeps its state
                 before = previous.get(alert_id)
+                if before is not None and _after(_latest(before), now):
+                    # Its state is ahead of the clock (a clock set back, NTP): kept as it
+                    # is until the clock catches up, said once; the other alerts go on.
+                    if alert_id not in self._ahead_logged:
+                        self._ahead_logged.add(alert_id)
+                        log.warning("alert %s: its last evaluation (%s) is after now (%s), "
+                                    "the clock went back; its state is kept until the clock "
+                                    "passes it", alert_id, _latest(before).isoformat(),
+                                    now.isoformat())  # fmt: skip
+                    continue
+                self._ahead_logged.discard(alert_id)
                 figures = c.figures
                 if c.reason is not None:
                     last = before.figures if before is not None else {}

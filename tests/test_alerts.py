@@ -7,6 +7,7 @@ Mosquitto.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import sqlite3
@@ -371,8 +372,9 @@ def _write_indexes(
     rate_wh: Callable[[str, datetime], float],
     gaps: tuple[tuple[datetime, datetime], ...] = (),
     resets: dict[str, datetime] | None = None,
+    site: str = "s1",
 ) -> None:
-    """Indexes of pv/in/out every 15 min over [start, end]: each rises by
+    """Indexes of pv/in/out of ``site`` every 15 min over [start, end]: each rises by
     ``rate_wh(meter, t)`` per step; no reading inside a gap; back to 0 at a reset."""
     readings, value = [], {"pv": 5e5, "in": 5e5, "out": 5e5}
     t = start
@@ -381,7 +383,7 @@ def _write_indexes(
             if resets and resets.get(meter) == t:
                 value[meter] = 0.0
             if not any(a <= t < b for a, b in gaps):
-                readings.append(Reading("s1", meter, "energy", value[meter], t))
+                readings.append(Reading(site, meter, "energy", value[meter], t))
             value[meter] += rate_wh(meter, t)
         t += STEP
     store.write(readings)
@@ -765,3 +767,84 @@ def test_a_balance_with_an_unconverted_gas_meter_is_not_judged_and_says_why(
     assert [(n.rule, n.event) for n in fired if n.rule.startswith("balance")] == [
         ("balance_rolling_7d", "firing")
     ]
+
+
+# --- a clock set back -----------------------------------------------------------------------
+
+
+def test_an_alert_ahead_of_a_clock_set_back_keeps_its_state_and_the_others_go_on(
+    store: ReadingStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """s1's 7-day alert fired at 18:00; the clock goes back to 17:00 (NTP) and a site s2
+    and s1's "today" window are added: the alert ahead of the clock keeps its state (said
+    once in the log), the others are judged, the API's evaluation answers 200."""
+    rules = "\n[sites.alerts]\nreminder_h = 10000\n" + QUIET
+    first = parse_sites(SITE_S1 + rules + 'windows = ["rolling_7d"]\n' + GRID_AND_PV_METERS)
+    s2 = (SITE_S1 + rules + 'windows = ["rolling_7d"]\n' + GRID_AND_PV_METERS).replace('"s1', '"s2')
+    both = parse_sites(
+        SITE_S1 + rules + 'windows = ["rolling_7d", "today"]\n' + GRID_AND_PV_METERS + s2
+    )
+    assert [s.id for s in both.sites] == ["s1", "s2"]
+    end = localize(datetime(2026, 5, 10, 18), first.sites[0].tz)
+    for site in ("s1", "s2"):
+        _write_indexes(store, end - timedelta(days=8), end,
+                       lambda m, t: 100.0 if m == "in" else 0.0, site=site)  # fmt: skip
+    path = tmp_path / "alerts.db"
+    outbox = Outbox(path, [])
+    clock = Clock(end)
+    engine = AlertEngine(first, store, path, outbox, clock=clock)
+    assert [(n.alert_id, n.event) for n in engine.evaluate()] == [
+        ("s1:balance:rolling_7d", "firing")
+    ]
+    engine.stop()
+
+    clock.t = end - timedelta(hours=1)
+    engine = AlertEngine(both, store, path, outbox, clock=clock)
+    app = create_app(Settings(config="/dev/null"), store=store, sites=both, alerts=engine)
+    with caplog.at_level(logging.WARNING), TestClient(app) as client:
+        answer = client.post("/api/v1/sites/s2/alerts/evaluate")
+        assert answer.status_code == 200
+        assert [(e["alert_id"], e["event"]) for e in answer.json()] == [
+            ("s2:balance:rolling_7d", "firing")
+        ]
+        clock.t = end - timedelta(minutes=30)
+        assert client.post("/api/v1/sites/s1/alerts/evaluate").json() == []
+    ahead = [r for r in caplog.records if "s1:balance:rolling_7d" in r.getMessage()]
+    assert len(ahead) == 1 and "clock went back" in ahead[0].getMessage()  # said once
+    status = {a.alert_id: a for a in engine.alerts("s1")}
+    assert status["s1:balance:rolling_7d"].last_seen == end  # kept as it was
+    assert status["s1:balance:today"].first_seen == end - timedelta(hours=1)
+    # The clock passes the alert's last evaluation: it is judged again, still firing.
+    clock.t = end + timedelta(hours=1)
+    assert engine.evaluate() == []
+    status = {a.alert_id: a for a in engine.alerts("s1")}
+    assert status["s1:balance:rolling_7d"].last_seen == end + timedelta(hours=1)
+    engine.stop()
+    outbox.close()
+
+
+def test_the_demo_replays_its_alerts_afresh_when_run_again_on_the_same_data_dir(
+    spring: tuple[SitesConfig, pd.DataFrame, datetime], store: ReadingStore,
+    mosquitto_url: str, tmp_path: Path,
+) -> None:  # fmt: skip
+    """The demo evaluates simulated evenings from the period's start: a second run on the
+    same data folder starts from an alert state of its own (the first run's is ahead of
+    its clock), and tells the same story."""
+    from rich.console import Console
+
+    from microville.demo import _evaluate_alerts
+
+    sites, _frame, start = spring
+    end = start + timedelta(days=DAYS)
+    runs = []
+    for _ in range(2):
+        console = Console(file=io.StringIO(), width=200)
+        engine = _evaluate_alerts(console, sites, store, tmp_path, MqttSettings(url=mosquitto_url),
+                                  start, end)  # type: ignore[arg-type]  # fmt: skip
+        engine.stop()
+        engine.outbox.close()
+        printed = console.file.getvalue()  # type: ignore[attr-defined]
+        runs.append([line for line in printed.splitlines() if line.startswith("alert ")])
+    assert any("alert firing: Test site: the final-energy balance over rolling 7d" in line
+               for line in runs[0])  # fmt: skip
+    assert runs[1] == runs[0]  # the second run's own events, the same
