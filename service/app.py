@@ -30,7 +30,7 @@ from microville.service.notify import Outbox
 from microville.service.proof_api import router as proof_router
 from microville.service.reports import ReportScheduler
 from microville.service.reports_api import router as reports_router
-from microville.service.schemas import BalanceOut, HealthOut, MeterOut, SiteOut
+from microville.service.schemas import BalanceOut, HealthOut, SiteOut
 from microville.service.usecases import QueryError, electricity_balance
 from microville.settings import Settings, reveal
 from microville.stores import open_store
@@ -184,29 +184,13 @@ def create_app(
     @app.get("/api/v1/sites", response_model=list[SiteOut])
     def list_sites(sites: SitesDep, principal: PrincipalDep) -> list[SiteOut]:
         """The sites the caller may read, and their meters."""
-        return [
-            SiteOut(
-                id=s.id,
-                name=s.name,
-                timezone=s.timezone,
-                lat=s.location.lat,
-                lon=s.location.lon,
-                floor_area_m2=s.floor_area_m2,
-                meters=[
-                    MeterOut(
-                        id=m.id,
-                        name=m.name,
-                        carrier=m.carrier,
-                        role=m.role,
-                        unit=m.unit,
-                        source=m.source.summary,
-                    )
-                    for m in s.meters
-                ],
-            )
-            for s in sites.sites
-            if principal.can_read(s.id)
-        ]
+        return [SiteOut.of(s) for s in sites.sites if principal.can_read(s.id)]
+
+    @app.get("/api/v1/sites/{site}", response_model=SiteOut)
+    def get_site(site: SiteDep) -> SiteOut:
+        """One site: its timezone (the dashboards cut their InfluxQL days with it), its
+        location and floor area, and its meters."""
+        return SiteOut.of(site)
 
     @app.get("/api/v1/sites/{site}/balance", response_model=BalanceOut)
     def get_balance(

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from microville.domain.site import Site
 from microville.service.usecases import BalanceReport, PeriodBalance
 
 KWH = 1000.0
@@ -28,6 +29,28 @@ class SiteOut(BaseModel):
     lon: float
     floor_area_m2: float
     meters: list[MeterOut]
+
+    @classmethod
+    def of(cls, s: Site) -> SiteOut:
+        return cls(
+            id=s.id,
+            name=s.name,
+            timezone=s.timezone,
+            lat=s.location.lat,
+            lon=s.location.lon,
+            floor_area_m2=s.floor_area_m2,
+            meters=[
+                MeterOut(
+                    id=m.id,
+                    name=m.name,
+                    carrier=m.carrier,
+                    role=m.role,
+                    unit=m.unit,
+                    source=m.source.summary,
+                )
+                for m in s.meters
+            ],
+        )
 
 
 class PeriodOut(BaseModel):

@@ -222,6 +222,10 @@ def test_sites_listing(client: TestClient) -> None:
     (site,) = resp.json()
     assert site["id"] == "s1" and site["timezone"] == "Europe/Paris"
     assert [m["role"] for m in site["meters"]] == ["production", "grid_import", "grid_export"]
+    # One site (the dashboards' timezone variable asks it), the same as in the list.
+    one = client.get("/api/v1/sites/s1")
+    assert one.status_code == 200 and one.json() == site
+    assert client.get("/api/v1/sites/nope").status_code == 404
 
 
 @pytest.mark.parametrize(

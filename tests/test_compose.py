@@ -536,7 +536,7 @@ def test_overview_dashboard() -> None:
     titles = {p["title"]: p for p in overview["panels"]}
     daily = titles["Energy per day per meter"]
     assert daily["type"] == "barchart"
-    assert "tz('Europe/Paris')" in daily["targets"][0]["query"]
+    assert "tz('${timezone}')" in daily["targets"][0]["query"]
     influx_panels = [p for p in overview["panels"] if p["datasource"]["uid"] == DATASOURCE_UID]
     energy_units = {
         p["fieldConfig"]["defaults"]["unit"]
@@ -550,7 +550,11 @@ def _grafana_query(query: str, site: str, start: datetime, end: datetime) -> str
     """Grafana's substitution of $site and $timeFilter for an InfluxQL datasource."""
     start_ms, end_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
     time_filter = f"time >= {start_ms}ms and time <= {end_ms}ms"
-    return query.replace("$timeFilter", time_filter).replace("$site", re.escape(site))
+    return (
+        query.replace("${timezone}", "Europe/Paris")  # the sample site's, from the API
+        .replace("$timeFilter", time_filter)
+        .replace("$site", re.escape(site))
+    )
 
 
 def test_overview_queries_on_a_real_influxdb(influxdb_url: str) -> None:

@@ -123,12 +123,14 @@ def _panel_range(panel: dict[str, Any], now: datetime, default: TimeRange) -> Ti
     return TimeRange(localize(starts[override], PARIS), now)
 
 
-def _expand_influxql(query: str, span: TimeRange) -> str:
+def _expand_influxql(query: str, span: TimeRange, timezone: str = PARIS.key) -> str:
     """Grafana's expansion for an InfluxQL datasource: $timeFilter, $__interval, $site
-    (regex-escaped: the queries use it in /^$site$/)."""
+    (regex-escaped: the queries use it in /^$site$/), ${timezone} (the site's, which
+    the dashboards' hidden variable asks the API for)."""
     start_ms, end_ms = (int(t.timestamp() * 1000) for t in (span.start, span.end))
     expanded = (
-        query.replace("$timeFilter", f"time >= {start_ms}ms and time <= {end_ms}ms")
+        query.replace("${timezone}", timezone)
+        .replace("$timeFilter", f"time >= {start_ms}ms and time <= {end_ms}ms")
         .replace("$__interval", "1h")
         .replace("${site}", re.escape(SITE))
         .replace("$site", re.escape(SITE))
@@ -255,7 +257,9 @@ def test_influxql_queries_filter_by_site_and_time() -> None:
         assert target["rawQuery"] is True, where
         assert "/^$site$/" in query and "$timeFilter" in query, f"{where}: {query}"
         if "time(1d" in query:  # local days, a reading at midnight closes the day before
-            assert "time(1d, 1ns)" in query and "tz('Europe/Paris')" in query, where
+            assert "time(1d, 1ns)" in query and "tz('${timezone}')" in query, where
+        if "tz(" in query:  # the site's own timezone, never a fixed one
+            assert "tz('${timezone}')" in query, where
 
 
 def test_infinity_targets_are_json_urls_of_the_site() -> None:
@@ -380,6 +384,42 @@ def test_every_infinity_panel_url_serves_the_selected_fields(proof: Proof) -> No
                 assert _select(row, column["selector"]) is not _MISSING, (
                     f"{where}: {url}: no {column['selector']!r} in {row}"
                 )
+
+
+def _timezone_variables() -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (name, v)
+        for name, d in _dashboards().items()
+        for v in d["templating"]["list"]
+        if v["name"] == "timezone"
+    ]
+
+
+def test_dashboards_cutting_local_days_have_the_site_timezone_variable() -> None:
+    with_variable = {name for name, _ in _timezone_variables()}
+    for name, dashboard in _dashboards().items():
+        if "${timezone}" in json.dumps(dashboard["panels"]):
+            assert name in with_variable, name
+    for name, variable in _timezone_variables():
+        assert variable["type"] == "query" and variable["datasource"]["uid"] == "microville-api"
+        query = variable["query"]
+        assert query["queryType"] == "infinity", name
+        assert query["infinityQuery"]["url"] == "/api/v1/sites/${site}", name
+
+
+def test_the_timezone_variable_is_the_sites_own(proof: Proof) -> None:
+    """The variable's query, as Infinity runs it with Grafana's read token, gives one
+    value: the site's timezone, which the API's periods use."""
+    ((_, variable), *_) = _timezone_variables()
+    target = variable["query"]["infinityQuery"]
+    response = proof.client.get(
+        _expand_url(target["url"], proof.span),
+        headers={"Authorization": f"Bearer {GRAFANA_TOKEN}"},
+    )
+    assert response.status_code == 200, response.text
+    root = _select(response.json(), target["root_selector"])
+    (column,) = target["columns"]
+    assert _select(root, column["selector"]) == read_sites(SAMPLE_CONFIG).sites[0].timezone
 
 
 def test_the_site_variable_lists_the_sites(proof: Proof) -> None:
