@@ -138,9 +138,13 @@ def serve(
 
     settings = settings_from(config, store, mqtt)
     load_sites(settings)
-    uvicorn.run(
-        create_app(settings), host=host or settings.api_host, port=port or settings.api_port
-    )
+    try:
+        app = create_app(settings)
+    except ValueError as exc:  # e.g. a placeholder MICROVILLE_API_READ_TOKEN
+        console.print("[red]cannot start the service:[/red]", end=" ")
+        console.print(str(exc), markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    uvicorn.run(app, host=host or settings.api_host, port=port or settings.api_port)
 
 
 def _parse_start(value: str) -> date:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from microville.domain.site import ConfigError, Site, SitesConfig, read_sites
@@ -46,7 +47,17 @@ def settings_from(
         overrides["store_url"] = store
     if mqtt is not None:
         overrides["mqtt_url"] = mqtt
-    settings = Settings(**overrides)  # type: ignore[arg-type]
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        # Name the environment variable a person set, not the field behind it.
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"])
+            console.print(
+                f"[red]setting error[/red] MICROVILLE_{field.upper()}: {error['msg']}",
+                highlight=False,
+            )
+        raise typer.Exit(2) from None
     if config is None and not Path(settings.config).exists():
         settings = settings.model_copy(update={"config": str(SAMPLE_CONFIG)})
     return settings

@@ -3,7 +3,8 @@ the demo data, drawn with matplotlib (no Grafana runs on the build machines).
 
 The layout, titles, units and the service panels' URLs, root selectors and columns are
 read from dashboards/json/overview.json itself. June 2026 of the sample site is simulated
-(``simulate_building``, seed ``site_seed(112, 0)``, what ``microville demo`` publishes)
+(``simulate_building``, seed ``site_seed(112, 0)``, the building ``microville demo``
+publishes, without the demo's inverter-failure scenario)
 into a SQLite store, with the sample materials and the demo's weekly waste collections in
 the ledger; every service panel's URL, with Grafana's variables expanded for a time range
 ending on 30 June 2026, is then asked of the real API (``create_app``) with Grafana's read

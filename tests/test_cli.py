@@ -214,3 +214,29 @@ def test_simulate_start_may_be_days_before_today() -> None:
     for bad in ("today+3", "today-", "yesterday", "2026-13-01"):
         with pytest.raises(typer.Exit):
             _parse_start(bad)
+
+
+@pytest.mark.parametrize(
+    "variable, value, message",
+    [
+        ("MICROVILLE_API_PORT", "abc", "setting error MICROVILLE_API_PORT: Input should be"),
+        ("MICROVILLE_API_READ_TOKEN", "change-me-api-read-token", "not a placeholder"),
+    ],
+)
+def test_a_bad_runtime_setting_is_named_without_a_traceback(
+    tmp_path: Path, variable: str, value: str, message: str
+) -> None:
+    import os
+
+    result = subprocess.run(
+        [sys.executable, "-m", "microville", "serve", "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+        env={**os.environ, variable: value},
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
