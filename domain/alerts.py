@@ -434,8 +434,13 @@ def silent_meters(
     last_seen: Mapping[str, datetime | None],
     now: datetime,
     expected_interval: Mapping[str, timedelta],
+    watched_since: Mapping[str, datetime] | None = None,
 ) -> dict[str, float | None]:
     """Meters silent for longer than expected.
+
+    A meter that never reported is silent once it has been watched for longer than its
+    interval (a fresh install, a meter just added, gets that long to send its first
+    reading, not an alert at the first evaluation).
 
     Parameters
     ----------
@@ -446,6 +451,10 @@ def silent_meters(
     expected_interval : mapping of str to timedelta
         The meters watched, and the longest silence each is allowed (> 0). Meters
         not in it are not judged.
+    watched_since : mapping of str to datetime, or None
+        When each meter was first watched, aware: a never-seen meter's silence counts
+        from there. A never-seen meter absent from it is watched from ``now``: not
+        silent yet.
 
     Returns
     -------
@@ -460,7 +469,11 @@ def silent_meters(
             raise ValueError(f"expected interval of {meter!r} must be positive, got {interval}")
         seen = last_seen.get(meter)
         if seen is None:
-            silent[meter] = None
+            watched = (watched_since or {}).get(meter)
+            if watched is not None:
+                _require_aware(watched, f"watched_since[{meter!r}]")
+                if _utc(now) - _utc(watched) > interval:
+                    silent[meter] = None
             continue
         _require_aware(seen, f"last_seen[{meter!r}]")
         silence = _utc(now) - _utc(seen)

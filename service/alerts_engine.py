@@ -48,6 +48,12 @@ CREATE TABLE IF NOT EXISTS alert_events (
     figures TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS alert_events_site ON alert_events (site, id);
+CREATE TABLE IF NOT EXISTS watched_meters (
+    site TEXT NOT NULL,
+    meter TEXT NOT NULL,
+    since TEXT NOT NULL,  -- when the engine first watched it (a never-seen meter's silence)
+    PRIMARY KEY (site, meter)
+);
 """
 #: Who did it (an acknowledgement's token name); added to files made before it.
 _ACTOR_COLUMN = "ALTER TABLE alert_events ADD COLUMN actor TEXT"
@@ -439,10 +445,17 @@ class AlertEngine:
         expected = {
             m.id: timedelta(seconds=m.expected_interval_s or rules.silent_after_s) for m in meters
         }
-        silent = silent_meters(last_seen, instant, expected)
+        watched = self._watched(site.id, [m.id for m in meters], instant)
+        silent = silent_meters(last_seen, instant, expected, watched)
         for m in meters:
             seen = last_seen.get(m.id)
-            since = f"since {seen.astimezone(tz):%Y-%m-%d %H:%M}" if seen else "ever"
+            message = (
+                f"{site.name}: meter {m.id} has sent nothing since "
+                f"{seen.astimezone(tz):%Y-%m-%d %H:%M}"
+                if seen
+                else f"{site.name}: meter {m.id} has never reported (watched since "
+                f"{watched[m.id].astimezone(tz):%Y-%m-%d %H:%M})"
+            )
             out[f"{site.id}:silent:{m.id}"] = Condition(
                 "silent_meter",
                 m.id in silent,
@@ -450,8 +463,9 @@ class AlertEngine:
                     "meter": m.id,
                     "silent_s": silent.get(m.id),
                     "last_seen": seen.isoformat() if seen else None,
+                    "watched_since": watched[m.id].isoformat(),
                 },
-                f"{site.name}: meter {m.id} has sent nothing {since}",
+                message,
             )
         coverage_id = f"{site.id}:coverage:month_to_date"
         if rules.coverage or rules.resets:
@@ -499,6 +513,23 @@ class AlertEngine:
                             f"{site.name}: meter {meter_id}'s index went back to zero this month",
                         )
         return out
+
+    def _watched(self, site_id: str, meters: list[str], now: datetime) -> dict[str, datetime]:
+        """When the engine first watched each of ``meters`` (``now`` for a new one),
+        persisted: a meter that never reported is silent once watched longer than its
+        interval, after a restart too. A meter no longer watched is forgotten (added
+        again, it gets its interval again)."""
+        with self._lock, self._db:
+            self._db.executemany(
+                "INSERT OR IGNORE INTO watched_meters (site, meter, since) VALUES (?, ?, ?)",
+                [(site_id, m, now.isoformat()) for m in meters],
+            )
+            rows = self._db.execute(
+                "SELECT meter, since FROM watched_meters WHERE site=?", (site_id,)
+            ).fetchall()
+            gone = [(site_id, m) for m, _ in rows if m not in meters]
+            self._db.executemany("DELETE FROM watched_meters WHERE site=? AND meter=?", gone)
+        return {m: datetime.fromisoformat(t) for m, t in rows if m in meters}
 
     def _apply(
         self,

@@ -534,13 +534,18 @@ def test_silent_meters() -> None:
         "unwatched": paris(2026, 1, 1),  # no expected interval: not judged
         "utc": datetime(2026, 6, 1, 8, tzinfo=UTC),  # 10:00+02 → 2 h = 7200 s
     }
-    expected = {m: quarter for m in ("fresh", "exactly", "late", "never", "utc", "absent")}
-    assert silent_meters(last_seen, now, expected) == {
+    watched = {m: paris(2026, 6, 1, 11) for m in ("never", "absent")}
+    watched["new"] = paris(2026, 6, 1, 11, 50)  # watched for 10 min < 15 min
+    meters = ("fresh", "exactly", "late", "never", "utc", "absent", "new", "unknown")
+    expected = {m: quarter for m in meters}
+    assert silent_meters(last_seen, now, expected, watched) == {
         "late": 1800.0,
-        "never": None,
+        "never": None,  # never reported, watched for 1 h
         "utc": 7200.0,
         "absent": None,  # watched but missing from last_seen: never seen
     }
+    # Without a watch start, a never-seen meter is watched from now: not silent yet.
+    assert silent_meters(last_seen, now, expected) == {"late": 1800.0, "utc": 7200.0}
 
 
 def test_silence_is_real_time_across_dst() -> None:

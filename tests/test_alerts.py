@@ -210,6 +210,36 @@ def test_silent_meter_alert_after_the_configured_interval(
     outbox.close()
 
 
+def test_a_meter_that_never_reported_gets_its_interval_from_when_it_was_first_watched(
+    store: ReadingStore, tmp_path: Path
+) -> None:
+    """A fresh install (empty store), silent_after_s = 7200: no alert at the first
+    evaluation nor after a restart 1 h later; the three meters fire after 2 h, saying
+    they never reported."""
+    sites = _rules_site("windows = []\n" + QUIET.replace("1e7", "7200"))
+    t0 = datetime(2026, 5, 10, 12, tzinfo=UTC)
+    path = tmp_path / "alerts.db"
+    outbox = Outbox(path, [])
+    clock = Clock(t0)
+    engine = AlertEngine(sites, store, path, outbox, clock=clock)
+    assert engine.evaluate() == []
+    engine.stop()
+    clock.t = t0 + timedelta(hours=1)
+    engine = AlertEngine(sites, store, path, outbox, clock=clock)  # restarted
+    assert engine.evaluate() == []
+    clock.t = t0 + timedelta(hours=2)  # exactly the interval: not longer
+    assert engine.evaluate() == []
+    clock.t = t0 + timedelta(hours=2, minutes=1)
+    silent = engine.evaluate()
+    assert sorted((n.alert_id, n.event) for n in silent) == [
+        ("s1:silent:in", "firing"), ("s1:silent:out", "firing"), ("s1:silent:pv", "firing")
+    ]  # fmt: skip
+    assert all("has never reported" in n.message and n.figures["silent_s"] is None
+               and n.figures["watched_since"] == t0.isoformat() for n in silent)  # fmt: skip
+    engine.stop()
+    outbox.close()
+
+
 # --- delivery, transactions and concurrency through the engine --------------------------
 
 
