@@ -8,8 +8,9 @@ import threading
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Annotated
 
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -30,8 +31,14 @@ from microville.service.notify import Outbox
 from microville.service.proof_api import router as proof_router
 from microville.service.reports import ReportScheduler
 from microville.service.reports_api import router as reports_router
-from microville.service.schemas import BalanceOut, HealthOut, SiteOut
-from microville.service.usecases import QueryError, electricity_balance
+from microville.service.schemas import (
+    BalanceOut,
+    DayProfileOut,
+    HealthOut,
+    ProfileOut,
+    SiteOut,
+)
+from microville.service.usecases import QueryError, day_profiles, electricity_balance
 from microville.settings import Settings, reveal
 from microville.stores import open_store
 from microville.stores.ledger import Ledger
@@ -198,6 +205,25 @@ def create_app(
     ) -> BalanceOut:
         """Electricity balance per local hour/day/month/year, with its coverage."""
         return BalanceOut.of(electricity_balance(site, store, period.start, period.end, step))
+
+    @app.get("/api/v1/sites/{site}/profile", response_model=ProfileOut)
+    def get_profile(
+        site: SiteDep,
+        store: StoreDep,
+        period: PeriodDep,
+        flow: Annotated[
+            str, Query(description="import, export, production, consumption or net")
+        ] = "import",
+    ) -> ProfileOut:
+        """The heat map of the day: an electricity flow per local clock hour of each local
+        day (kWh), DST days included."""
+        days = day_profiles(site, store, period.start, period.end, flow)
+        return ProfileOut(
+            site=site.id,
+            timezone=site.timezone,
+            flow=flow,
+            days=[DayProfileOut.of(d) for d in days],
+        )
 
     @app.get(
         "/health",

@@ -7,7 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from microville.domain.site import Site
-from microville.service.usecases import BalanceReport, PeriodBalance
+from microville.service.usecases import BalanceReport, DayProfile, PeriodBalance
 
 KWH = 1000.0
 
@@ -143,3 +143,48 @@ class HealthOut(BaseModel):
     status: str = Field(description="ok when every dependency answers, degraded otherwise")
     store: str
     broker: str
+
+
+class DayProfileOut(BaseModel):
+    """A local day, hour by hour: the columns h00…h23 a heat map draws."""
+
+    day: str = Field(description="local date, YYYY-MM-DD")
+    start: datetime = Field(description="local midnight, with its UTC offset")
+    coverage: float
+    h00: float | None
+    h01: float | None
+    h02: float | None = Field(description="the repeated autumn hour adds both; null in spring")
+    h03: float | None
+    h04: float | None
+    h05: float | None
+    h06: float | None
+    h07: float | None
+    h08: float | None
+    h09: float | None
+    h10: float | None
+    h11: float | None
+    h12: float | None
+    h13: float | None
+    h14: float | None
+    h15: float | None
+    h16: float | None
+    h17: float | None
+    h18: float | None
+    h19: float | None
+    h20: float | None
+    h21: float | None
+    h22: float | None
+    h23: float | None
+
+    @classmethod
+    def of(cls, p: DayProfile) -> DayProfileOut:
+        hours = {f"h{h:02d}": None if v is None else v / KWH for h, v in enumerate(p.hours_wh)}
+        return cls(day=p.start.date().isoformat(), start=p.start, coverage=p.coverage, **hours)
+
+
+class ProfileOut(BaseModel):
+    site: str
+    timezone: str
+    flow: str = Field(description="import, export, production, consumption or net")
+    unit: str = "kWh"
+    days: list[DayProfileOut]

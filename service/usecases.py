@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from microville.domain.balance import Balance, MeterEnergy, balance
 from microville.domain.periods import Step
@@ -20,7 +20,7 @@ from microville.service.indicators import (
     weighted_coverage,
 )
 
-__all__ = ["BalanceReport", "QueryError", "electricity_balance"]
+__all__ = ["BalanceReport", "DayProfile", "QueryError", "day_profiles", "electricity_balance"]
 
 
 @dataclass(frozen=True)
@@ -98,3 +98,44 @@ def electricity_balance(
             for e in [energies[m.id]]
         ],
     )
+
+
+#: The flows a day profile can show (fields of :class:`~microville.domain.balance.Balance`).
+PROFILE_FLOWS = ("import", "export", "production", "consumption", "net")
+
+
+@dataclass(frozen=True)
+class DayProfile:
+    """One local day of a flow, hour by hour.
+
+    ``hours_wh[h]`` is the flow [Wh] during the local clock hour ``h`` (0–23): the
+    repeated autumn hour adds both of its hours into ``hours_wh[2]``; the skipped spring
+    hour is ``None``. ``coverage`` is the day's, as in the balance."""
+
+    start: datetime
+    hours_wh: list[float | None]
+    coverage: float
+
+
+def day_profiles(
+    site: Site, store: ReadingStore, start: datetime, end: datetime, flow: str
+) -> list[DayProfile]:
+    """Electricity ``flow`` per local clock hour of each local day between ``start``
+    and ``end`` (the heat map of the day), from the hourly balance."""
+    if flow not in PROFILE_FLOWS:
+        raise QueryError(f"flow: {flow!r} is not one of {', '.join(PROFILE_FLOWS)}")
+    days = electricity_balance(site, store, start, end, Step.DAY).periods
+    hours = electricity_balance(site, store, start, end, Step.HOUR).periods
+    out: list[DayProfile] = []
+    i = 0
+    for day in days:
+        values: list[float | None] = [None] * 24
+        # In UTC: aware times sharing a tzinfo compare by wall clock (the autumn hour).
+        while i < len(hours) and hours[i].end.astimezone(UTC) <= day.end.astimezone(UTC):
+            h = hours[i]
+            wh = getattr(h.figures, f"{flow}_wh")
+            slot = h.start.astimezone(site.tz).hour
+            values[slot] = wh + (values[slot] or 0.0)
+            i += 1
+        out.append(DayProfile(day.start, values, day.evidence.coverage))
+    return out

@@ -324,3 +324,61 @@ def test_health_is_degraded_when_the_broker_refuses_the_account(
 def test_openapi_docs_are_served(client: TestClient) -> None:
     assert client.get("/docs").status_code == 200
     assert "/api/v1/sites/{site}/balance" in client.get("/openapi.json").json()["paths"]
+
+
+def test_day_profile_is_the_hourly_balance_by_local_clock_hour(
+    client: TestClient, store: ReadingStore
+) -> None:
+    """The heat map of the day: each local day's flow per clock hour, equal to the
+    hourly balance; the 25-hour day adds both 02:00 hours into h02, the 23-hour day has
+    no h02."""
+    # 2026-03-28 to 2026-03-30 and 2026-10-24 to 2026-10-26 (Paris), hourly indexes.
+    for t0, hours in (
+        (datetime(2026, 3, 27, 22, tzinfo=UTC), 75),
+        (datetime(2026, 10, 23, 21, tzinfo=UTC), 77),
+    ):
+        store.write(
+            [
+                # Each hour draws more than the one before: every hour is told apart.
+                Reading("s1", m, "energy", wh * (h + 1) * (h + 2) / 2, t0 + timedelta(hours=h))
+                for h in range(hours)
+                for m, wh in (("pv", 10), ("in", 5), ("out", 3))
+            ]
+        )
+    for start, end in (("2026-03-28", "2026-03-31"), ("2026-10-24", "2026-10-27")):
+        resp = client.get(
+            "/api/v1/sites/s1/profile", params={"start": start, "end": end, "flow": "import"}
+        )
+        assert resp.status_code == 200, resp.text
+        days = resp.json()["days"]
+        hourly = client.get(
+            "/api/v1/sites/s1/balance", params={"start": start, "end": end, "step": "hour"}
+        ).json()["periods"]
+        assert [d["day"] for d in days] == [
+            (datetime.fromisoformat(start) + timedelta(days=k)).date().isoformat() for k in range(3)
+        ]
+        by_day: dict[str, dict[int, float]] = {}
+        for p in hourly:
+            local = datetime.fromisoformat(p["start"])
+            slot = by_day.setdefault(local.date().isoformat(), {})
+            slot[local.hour] = slot.get(local.hour, 0.0) + p["import_kwh"]
+        for d in days:
+            expected = by_day[d["day"]]
+            for h in range(24):
+                value = d[f"h{h:02d}"]
+                if h in expected:
+                    assert value == pytest.approx(expected[h]), (d["day"], h)
+                else:
+                    assert value is None, (d["day"], h)
+    spring = client.get("/api/v1/sites/s1/profile", params={"period": "2026-03-29"}).json()
+    assert spring["days"][0]["h02"] is None and spring["days"][0]["h03"] is not None
+    autumn = client.get("/api/v1/sites/s1/profile", params={"period": "2026-10-25"}).json()
+    hours_25 = client.get(
+        "/api/v1/sites/s1/balance", params={"period": "2026-10-25", "step": "hour"}
+    ).json()["periods"]
+    assert len(hours_25) == 25
+    both_2am = [p["import_kwh"] for p in hours_25 if p["start"][11:13] == "02"]
+    assert len(both_2am) == 2
+    assert autumn["days"][0]["h02"] == pytest.approx(sum(both_2am))
+    bad = client.get("/api/v1/sites/s1/profile", params={"period": "2026-10", "flow": "gas"})
+    assert bad.status_code == 422 and "flow: 'gas'" in bad.text
