@@ -117,6 +117,27 @@ def _status_of(text: str) -> AlertStatus:
     return AlertStatus(**data)
 
 
+def _balance_unknown(site: Site, unknown: dict[str, list[str]], computed: int) -> Condition:
+    """The proof at risk: fires while a balance window cannot be computed (its alert is
+    held), naming what to configure; resolves once every judged window is computed.
+    Held while no window was judged (too little of each has passed)."""
+    rule, energy = "balance_unknown", site.alerts.energy
+    if not unknown:
+        if not computed:
+            return _held(rule)
+        message = f"{site.name}: the {energy}-energy balance can be computed again"
+        return Condition(rule, False, {"energy": energy, "windows": ""}, message)
+    gaps = sorted({g for found in unknown.values() for g in found})
+    windows = ", ".join(unknown)
+    figures: Figures = {"energy": energy, "windows": windows, "to_configure": "; ".join(gaps)}
+    message = (
+        f"{site.name}: the {energy}-energy balance cannot be computed over "
+        f"{windows.replace('_', ' ')}, its alerts are not judged and the proof is at risk: "
+        + "; ".join(gaps)
+    )
+    return Condition(rule, True, figures, message)
+
+
 def _latest(status: AlertStatus) -> datetime:
     """The alert's last evaluation that changed or saw it (see :func:`step`)."""
     return status.last_seen if status.resolved_at is None else status.resolved_at
@@ -297,6 +318,9 @@ class AlertEngine:
         # 900 s slots keep a year's query small. The silent-meter rule uses ``now``.
         instant = now
         now = now - timedelta(seconds=int(now.timestamp()) % WINDOW_ALIGN_S)
+        # Windows whose balance could not be computed, and what to configure for it.
+        unknown: dict[str, list[str]] = {}
+        computed = 0
         for window in rules.windows:
             alert_id, rule = f"{site.id}:balance:{window}", f"balance_{window}"
             start, end = window_bounds(Window(window), now, tz)
@@ -320,7 +344,16 @@ class AlertEngine:
                           ", ".join(report.missing_factors) or "none",
                           ", ".join(unconverted) or "none")  # fmt: skip
                 out[alert_id] = _held(rule)
+                blind = {m.carrier for m in site.meters if m.id in unconverted}
+                unknown[window] = [
+                    f"meter {m!r} counts in m3 without kwh_per_m3" for m in unconverted
+                ] + [
+                    f"primary_energy_factors.{c} is not set"
+                    for c in report.missing_factors
+                    if rules.energy == "primary" and c not in blind
+                ]
                 continue
+            computed += 1
             net_kwh = net_wh / 1000
             coverage = report.total.evidence.coverage
             hysteresis = rules.window_hysteresis_kwh(window)
@@ -350,6 +383,8 @@ class AlertEngine:
                 f"{site.name}: the {rules.energy}-energy balance over {window.replace('_', ' ')} "
                 f"is {net_kwh:+.1f} kWh ({covered})",
             )
+        if rules.windows:
+            out[f"{site.id}:balance:unknown"] = _balance_unknown(site, unknown, computed)
         if rules.trajectory:
             out.update(self._trajectory(site, now, was_firing))
         out.update(self._data_quality(site, now, instant, was_firing, previous))

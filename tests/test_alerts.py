@@ -787,14 +787,14 @@ def test_a_balance_with_an_unconverted_gas_meter_is_not_judged_and_says_why(
     engine = make_engine(sites, Clock(t0 + timedelta(days=8)))
     with caplog.at_level(logging.ERROR):
         events = engine.evaluate()
-    assert [n.rule for n in events if n.rule.startswith("balance")] == []
+    assert [n.rule for n in events if n.rule == "balance_rolling_7d"] == []
     assert "meters in m3 without kwh_per_m3: gas" in caplog.text
     converted = _rules_site(
         'windows = ["rolling_7d"]\n' + QUIET,
         GRID_AND_PV_METERS + gas.replace('unit = "m3"\n', 'unit = "m3"\nkwh_per_m3 = 10.5\n'),
     )
     fired = make_engine(converted, Clock(t0 + timedelta(days=8))).evaluate()
-    assert [(n.rule, n.event) for n in fired if n.rule.startswith("balance")] == [
+    assert [(n.rule, n.event) for n in fired if n.rule == "balance_rolling_7d"] == [
         ("balance_rolling_7d", "firing")
     ]
 
@@ -878,3 +878,40 @@ def test_the_demo_replays_its_alerts_afresh_when_run_again_on_the_same_data_dir(
     assert any("alert firing: Test site: the final-energy balance over rolling 7d" in line
                for line in runs[0])  # fmt: skip
     assert runs[1] == runs[0]  # the second run's own events, the same
+
+
+def test_a_balance_that_cannot_be_computed_raises_a_proof_at_risk_alert_until_fixed(
+    store: ReadingStore, tmp_path: Path
+) -> None:
+    """A gas meter in m³ without kwh_per_m3 holds the 7-day balance alert: the facility
+    manager is told once (balance_unknown, naming the meter and the key), and told it is
+    fixed once the meter gets its kwh_per_m3."""
+    gas = (
+        '\n[[sites.meters]]\nid = "gas"\ncarrier = "gas"\nunit = "m3"\nrole = "grid_import"\n'
+        'source = { topic = "s1/gas", format = "number" }\n'
+    )
+    rules = 'windows = ["rolling_7d"]\n' + QUIET
+    sites = _rules_site(rules, GRID_AND_PV_METERS + gas)
+    t0 = localize(datetime(2026, 5, 1), sites.sites[0].tz)
+    _write_indexes(store, t0, t0 + timedelta(days=8), lambda m, t: 50.0 if m == "in" else 0.0)
+    path = tmp_path / "alerts.db"
+    outbox = Outbox(path, [])
+    clock = Clock(t0 + timedelta(days=8))
+    engine = AlertEngine(sites, store, path, outbox, clock=clock)
+    (unknown,) = engine.evaluate()
+    assert (unknown.alert_id, unknown.rule, unknown.event) == (
+        "s1:balance:unknown", "balance_unknown", "firing")  # fmt: skip
+    assert "rolling 7d" in unknown.message
+    assert unknown.figures["to_configure"] == "meter 'gas' counts in m3 without kwh_per_m3"
+    clock.t += timedelta(hours=1)
+    assert engine.evaluate() == []  # still unknown: told once
+    engine.stop()
+    converted = _rules_site(
+        rules, GRID_AND_PV_METERS + gas.replace('unit = "m3"\n', 'unit = "m3"\nkwh_per_m3 = 10.5\n')
+    )
+    clock.t += timedelta(hours=1)
+    engine = AlertEngine(converted, store, path, outbox, clock=clock)
+    assert sorted((n.alert_id, n.event) for n in engine.evaluate()) == [
+        ("s1:balance:rolling_7d", "firing"), ("s1:balance:unknown", "resolved")]  # fmt: skip
+    engine.stop()
+    outbox.close()
