@@ -21,6 +21,7 @@ import httpx
 import pytest
 import yaml
 
+from microville.domain.alert_config import DEFAULT_HYSTERESIS_KWH
 from microville.domain.readings import Reading
 from microville.stores.influx import InfluxStore
 
@@ -29,6 +30,8 @@ RULE_FILE = ROOT / "dashboards" / "provisioning" / "alerting" / "negative-balanc
 DATASOURCES = ROOT / "dashboards" / "provisioning" / "datasources" / "influxdb.yaml"
 STEP = timedelta(minutes=15)
 WEEK = timedelta(days=7)
+#: The service's rolling_7d recovery margin: the rule's must be the same [kWh].
+RECOVERY_KWH = DEFAULT_HYSTERESIS_KWH["rolling_7d"]
 
 
 def _rule() -> dict[str, Any]:
@@ -85,7 +88,10 @@ def test_the_rule_file_has_grafanas_alert_rule_structure() -> None:
     assert (threshold["type"], threshold["expression"]) == ("threshold", "NET")
     (condition,) = threshold["conditions"]
     assert condition["evaluator"] == {"type": "lt", "params": [0]}
-    assert condition["unloadEvaluator"] == {"type": "gt", "params": [1]}
+    # The recovery threshold is the service's rolling_7d default hysteresis, and the
+    # description says so.
+    assert condition["unloadEvaluator"] == {"type": "gt", "params": [RECOVERY_KWH]}
+    assert f"+{RECOVERY_KWH:g} kWh" in rule["annotations"]["description"]
 
 
 def test_no_doubled_dollar_and_no_braced_variable_where_grafana_keeps_the_text() -> None:
@@ -125,7 +131,7 @@ SITES: dict[str, tuple[float, float, bool]] = {
     "negative": (80.0, 100.0, False),  # −20 Wh per step: about −13 kWh a week
     "positive": (100.0, 80.0, False),  # +13 kWh
     "reset": (100.0, 80.0, True),  # +13 kWh, the import meter replaced mid-week
-    "hovering": (80.0, 79.9, False),  # +0.07 kWh: between 0 and the +1 kWh recovery
+    "hovering": (80.0, 79.9, False),  # +0.07 kWh: between 0 and the recovery threshold
 }
 
 
@@ -214,6 +220,6 @@ def test_a_firing_instance_recovers_only_above_the_recovery_threshold(
     db, end = database
     net = _evaluate(influxdb_url, db, end)
     (condition,) = _data(_rule())["NEGATIVE"]["model"]["conditions"]
-    assert 0 < net["hovering"] < 1
+    assert 0 < net["hovering"] < RECOVERY_KWH
     assert _firing(net["hovering"], True, condition)  # stays firing: no flapping at 0
     assert not _firing(net["positive"], True, condition)  # +13 kWh: recovered
