@@ -1,7 +1,7 @@
 """The alert engine on a simulated spring: sunny, then a dark fortnight, then sun again.
 
-Real delivery: an SMTP server (aiosmtpd), an HTTP receiver that is down at first, and
-Mosquitto.
+Real delivery: an SMTP server (aiosmtpd), an HTTP receiver that refuses the first
+attempt, and Mosquitto.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def _expected_events(
 def channels(tmp_path: Path, smtp_server: tuple[Inbox, int], mosquitto_url: str,
              receivers: list[Receiver]) -> Iterator[dict[str, Any]]:  # fmt: skip
     inbox, smtp_port = smtp_server
-    webhook = Receiver(free_port())  # not listening yet: the first attempts fail
+    webhook = Receiver(free_port(), fail_first=1)  # answers 503 to the first attempt
     receivers.append(webhook)
     received: list[tuple[str, dict[str, Any]]] = []
     sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="alert-watcher")
@@ -146,11 +146,22 @@ def test_dark_fortnight_fires_once_per_channel_and_resolves_when_the_sun_returns
         seen += [(n.time, n.event) for n in engine.evaluate() if n.rule == "balance_rolling_7d"]
     assert seen == expected  # on the right days, no flapping, no duplicates
 
-    # The webhook receiver comes up late: the outbox keeps retrying it.
-    channels["webhook"].start()
+    # The webhook receiver refuses the first attempt (503): the outbox retries it, and
+    # the resolution waits behind the firing (in order within a channel).
+    webhook: Receiver = channels["webhook"]
+    webhook.start()
     outbox: Outbox = channels["outbox"]
+    outbox.deliver_due()
+    assert [b["event"] for b in webhook.requests] == ["firing"] and webhook.accepted == []
+    refused = sorted((d for d in outbox.pending() if d.channel == "hook"), key=lambda d: d.id)
+    assert [(d.notification.event, d.attempts) for d in refused] == [("firing", 1), ("resolved", 0)]
+    assert "503" in (refused[0].last_error or "")
     assert wait_until(lambda: outbox.deliver_due() >= 0 and not outbox.pending(), 15)
-    assert [b["event"] for b in channels["webhook"].accepted] == ["firing", "resolved"]
+    assert [b["event"] for b in webhook.requests] == ["firing", "firing", "resolved"]
+    assert [b["event"] for b in webhook.accepted] == ["firing", "resolved"]
+    hook = [d for d in outbox.history(100) if d.channel == "hook"]
+    assert sorted((d.notification.event, d.attempts, d.status) for d in hook) == [
+        ("firing", 2, "delivered"), ("resolved", 1, "delivered")]  # fmt: skip
     assert len(channels["inbox"].messages) == 2
     assert "balance" in channels["inbox"].messages[0]["Subject"]
     assert wait_until(lambda: len(channels["mqtt"]) == 2, 5)
