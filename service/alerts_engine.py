@@ -466,10 +466,13 @@ class AlertEngine:
         ``now`` (the last quarter hour)."""
         rules, tz = site.alerts, site.tz
         out: dict[str, Condition] = {}
+        # Every index meter of the balance, and any meter that says how often it reports
+        # (a power or temperature measurement too).
         meters = [
             m
             for m in site.meters
-            if m.dimension in INDEX_DIMENSIONS and m.role is not Role.MEASUREMENT
+            if (m.dimension in INDEX_DIMENSIONS and m.role is not Role.MEASUREMENT)
+            or m.expected_interval_s is not None
         ]
         by_quantity: dict[str, list[str]] = {}
         for m in meters:

@@ -507,6 +507,33 @@ def test_a_meters_own_expected_interval_overrides_the_sites(
         "s1:silent:in", "s1:silent:out"]  # fmt: skip
 
 
+def test_a_measurement_meter_with_an_expected_interval_is_watched(
+    store: ReadingStore, make_engine: Callable[..., AlertEngine]
+) -> None:
+    """A heat pump's power (a measurement) that sets expected_interval_s = 600 is watched;
+    a measurement without it is not (only index meters are watched by default)."""
+    measurements = (
+        '\n[[sites.meters]]\nid = "heatpump"\nrole = "measurement"\nunit = "W"\n'
+        'expected_interval_s = 600\nsource = { topic = "s1/hp", format = "number" }\n'
+        '\n[[sites.meters]]\nid = "spare"\nrole = "measurement"\nunit = "W"\n'
+        'source = { topic = "s1/spare", format = "number" }\n'
+    )
+    sites = _rules_site("windows = []\n" + QUIET.replace("1e7", "7200"),
+                        GRID_AND_PV_METERS + measurements)  # fmt: skip
+    end = datetime(2026, 5, 10, 12, tzinfo=UTC)
+    _write_indexes(store, end - timedelta(days=1), end, lambda m, t: 100.0)
+    store.write([Reading("s1", "heatpump", "power", 1500.0, end - timedelta(minutes=m))
+                 for m in (60, 45, 30, 20)])  # fmt: skip
+    clock = Clock(end - timedelta(minutes=15))  # 5 min after its last reading
+    engine = make_engine(sites, clock)
+    assert engine.evaluate() == []
+    clock.t = end + timedelta(minutes=1)  # 21 min > 10 min
+    assert [(n.alert_id, n.event) for n in engine.evaluate()] == [("s1:silent:heatpump", "firing")]
+    clock.t = end + timedelta(hours=3)  # the index meters too; never "spare"
+    assert sorted(n.alert_id for n in engine.evaluate()) == [
+        "s1:silent:in", "s1:silent:out", "s1:silent:pv"]  # fmt: skip
+
+
 @pytest.mark.parametrize(("monthly_kwh", "fires"), [(-200.0, True), (300.0, False)])
 def test_trajectory_of_a_first_year_site_uses_the_seasonal_profile(
     store: ReadingStore, make_engine: Callable[..., AlertEngine], monthly_kwh: float,
