@@ -434,11 +434,12 @@ class AlertEngine:
         hysteresis = rules.trajectory_hysteresis_kwh
         firing = balance_firing(projected, was_firing(alert_id), hysteresis)
         needed = range(local.month, 13)
-        from_profile = sum(1 for m in needed if m not in monthly)
+        from_last_year = sum(1 for m in needed if m in monthly)
+        from_profile = len(needed) - from_last_year
         figures: Figures = {
             "projected_year_end_net_kwh": projected,
             "year_to_date_net_kwh": ytd_wh / 1000,
-            "months_from_last_year": len(monthly),
+            "months_from_last_year": from_last_year,  # of the months the projection uses
             "months_from_seasonal_profile": from_profile,
             "resolves_above_kwh": hysteresis,
         }
@@ -446,7 +447,7 @@ class AlertEngine:
             "the same months of last year"
             if not from_profile
             else "the seasonal profile"
-            if len(monthly) == 0
+            if from_last_year == 0
             else "last year and the seasonal profile"
         )
         message = (

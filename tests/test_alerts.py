@@ -716,6 +716,29 @@ def test_the_trajectory_has_its_own_hysteresis(
     assert status.figures["resolves_above_kwh"] == (10 if resolves else 200)
 
 
+def test_the_trajectory_counts_only_the_months_of_last_year_it_uses(
+    store: ReadingStore, make_engine: Callable[..., AlertEngine]
+) -> None:
+    """Last year's January and October–December are covered; on 15 February the
+    projection takes February–September from the profile and October–December from last
+    year: 3 months of last year (its January is in no projection of this year's end)."""
+    profile = ", ".join(["-100.0"] * 12)  # the year ends negative: the alert fires
+    sites = _rules_site("windows = []\ncoverage = false\nresets = false\nsilent_after_s = 1e7\n"
+                        f"seasonal_net_kwh = [{profile}]\n")  # fmt: skip
+    tz = sites.sites[0].tz
+    last_year = localize(datetime(2025, 1, 1), tz)
+    now = localize(datetime(2026, 2, 15), tz)
+    gap = (localize(datetime(2025, 2, 1, 1), tz), localize(datetime(2025, 10, 1), tz))
+    _write_indexes(store, last_year, now, lambda m, t: {"pv": 50.0, "in": 26.0, "out": 50.0}[m],
+                   gaps=(gap,))  # fmt: skip
+    clock = Clock(now)
+    engine = make_engine(sites, clock)
+    engine.evaluate()
+    (status,) = [a for a in engine.alerts("s1") if a.rule == "trajectory"]
+    assert status.figures["months_from_last_year"] == 3
+    assert status.figures["months_from_seasonal_profile"] == 8
+
+
 # --- alerts whose condition disappears ---------------------------------------------------
 
 
