@@ -382,6 +382,24 @@ class Delivery:
         )
 
 
+#: How long a failing delivery is retried by default [h]: a channel down from Friday
+#: evening is still retried on Monday evening.
+DEFAULT_RETRY_FOR_H = 72.0
+
+
+def attempts_for(retry_for_s: float, backoff_s: float, max_backoff_s: float) -> int:
+    """The number of attempts whose last comes ``retry_for_s`` or more after the first,
+    with the outbox's backoff (``backoff_s`` doubling, capped at ``max_backoff_s``)."""
+    attempts, elapsed = 1, 0.0
+    while elapsed < retry_for_s:
+        delay = min(max_backoff_s, backoff_s * 2.0 ** min(attempts - 1, 64))
+        if delay <= 0:
+            raise ValueError("a retry period needs a positive backoff")
+        elapsed += delay
+        attempts += 1
+    return attempts
+
+
 class Outbox:
     """Notifications waiting for delivery, one row per notification × channel, in SQLite.
 
@@ -399,7 +417,9 @@ class Outbox:
     A failed attempt is retried after ``backoff_s * 2**k`` seconds, ``k`` being the
     number of earlier failed attempts (so ``backoff_s``, then twice, four times …),
     capped at ``max_backoff_s``; after ``max_attempts`` attempts the row is marked
-    ``failed`` with the last error.
+    ``failed`` with the last error. ``max_attempts`` ``None`` (the default): as many as
+    keep retrying for :data:`DEFAULT_RETRY_FOR_H` (82 attempts over 72 h with the
+    default backoffs), so a channel down for a weekend still gets its events.
 
     ``senders`` maps a channel type to the function that sends on it; pass some to
     replace the defaults.
@@ -412,11 +432,14 @@ class Outbox:
         mqtt: MqttSettings | None = None,
         backoff_s: float = 5.0,
         max_backoff_s: float = 3600.0,
-        max_attempts: int = 20,
+        max_attempts: int | None = None,
         senders: Mapping[str, Sender] | None = None,
     ) -> None:
         if backoff_s < 0 or max_backoff_s < 0:
             raise ValueError("backoffs must not be negative")
+        if max_attempts is None:
+            retry_s = DEFAULT_RETRY_FOR_H * 3600
+            max_attempts = attempts_for(retry_s, backoff_s, max_backoff_s) if backoff_s else 1
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         names = [c.name for c in channels]

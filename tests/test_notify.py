@@ -29,12 +29,14 @@ from support import wait_until
 from microville.mqtt import MqttSettings
 from microville.service.notify import (
     CHANNELS,
+    DEFAULT_RETRY_FOR_H,
     DeliveryError,
     EmailChannel,
     MqttChannel,
     Notification,
     Outbox,
     WebhookChannel,
+    attempts_for,
     redact,
     send_email,
 )
@@ -329,6 +331,34 @@ def test_backoff_doubles_and_is_capped(tmp_path: Path) -> None:
         assert due_in() == (2, 10 + 20)
         outbox.deliver_due(t + timedelta(seconds=30))
         assert due_in() == (3, 30 + 25)  # 40 s capped at 25
+
+
+def test_a_channel_down_for_a_weekend_is_retried_for_72_hours(
+    tmp_path: Path, receivers: list[Receiver]
+) -> None:
+    """A webhook refusing every attempt (a real 503 each time), the outbox driven by the
+    time given to deliver_due at each retry: with the default backoffs it is retried for
+    72 h after its first attempt (Friday evening to Monday evening), then given up."""
+    refusing = Receiver(free_port(), fail_first=10**6)
+    receivers.append(refusing)
+    refusing.start()
+    channel = WebhookChannel(name="hook", url=refusing.url, timeout_s=2)
+    with Outbox(tmp_path / "outbox.db", [channel]) as outbox:
+        assert outbox.max_attempts == attempts_for(DEFAULT_RETRY_FOR_H * 3600, 5, 3600) == 82
+        outbox.enqueue(make_notification())
+        ((queued,),) = [outbox.pending()]
+        assert queued.next_attempt_at is not None
+        first = last = queued.next_attempt_at
+        while pending := outbox.pending():
+            (d,) = pending
+            assert d.next_attempt_at is not None
+            last = d.next_attempt_at
+            outbox.deliver_due(last)
+        (d,) = outbox.history()
+    assert (d.status, d.attempts) == ("failed", 82)
+    assert len(refusing.requests) == 82  # each one a real refused POST
+    assert last - first >= timedelta(hours=DEFAULT_RETRY_FOR_H)  # the last attempt
+    assert last - first < timedelta(hours=DEFAULT_RETRY_FOR_H + 1)
 
 
 # -- MQTT ----------------------------------------------------------------------------
