@@ -399,7 +399,8 @@ class AlertEngine:
         alert_id = f"{site.id}:trajectory:year_end"
         if now <= year_start:
             return {alert_id: _held("trajectory")}
-        ytd = energy_report(site, self.store, year_start, now, Step.YEAR).total.balance
+        ytd_report = energy_report(site, self.store, year_start, now, Step.YEAR).total
+        ytd = ytd_report.balance
         last_year = energy_report(
             site, self.store, localize(datetime(local.year - 1, 1, 1), tz), year_start, Step.MONTH
         )
@@ -409,10 +410,13 @@ class AlertEngine:
             p.start.astimezone(tz).month: net / 1000
             for p in last_year.periods
             if p.evidence.coverage >= site.targets.min_coverage
+            and not p.unconverted_meters
             and (net := _net_wh(p.balance, rules.energy)) is not None
         }
-        ytd_wh = _net_wh(ytd, rules.energy)
-        if ytd_wh is None:  # refused at load, see _conditions
+        # A meter in m³ without kwh_per_m3 leaves the year unknown (balance_unknown says
+        # which): a projection of the electricity alone would be a false verdict.
+        ytd_wh = None if ytd_report.unconverted_meters else _net_wh(ytd, rules.energy)
+        if ytd_wh is None:  # see _conditions
             log.error("%s: the year-to-date %s-energy balance cannot be computed; the "
                       "trajectory alert keeps its state", site.id, rules.energy)  # fmt: skip
             return {alert_id: _held("trajectory")}

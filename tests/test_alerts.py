@@ -860,6 +860,38 @@ def test_a_balance_with_an_unconverted_gas_meter_is_not_judged_and_says_why(
     ]
 
 
+def test_the_trajectory_is_not_projected_from_a_balance_missing_an_unconverted_meter(
+    store: ReadingStore, make_engine: Callable[..., AlertEngine], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The year-end projection of a site with a gas meter in m³ and no kwh_per_m3 would be
+    the electricity's alone: held and said, not fired; converted, it fires."""
+    gas = (
+        '\n[[sites.meters]]\nid = "gas"\ncarrier = "gas"\nunit = "m3"\nrole = "grid_import"\n'
+        'source = { topic = "s1/gas", format = "number" }\n'
+    )
+    rules = (
+        "windows = []\ntrajectory = true\ntrajectory_hysteresis_kwh = 1\n"
+        "seasonal_net_kwh = [-100, -80, -40, 0, 40, 60, 60, 50, 10, -30, -80, -100]\n"
+        "coverage = false\nresets = false\nsilent_after_s = 1e7\n"
+    )
+    sites = _rules_site(rules, GRID_AND_PV_METERS + gas)
+    tz = sites.sites[0].tz
+    t0 = localize(datetime(2026, 1, 1), tz)
+    _write_indexes(store, t0, t0 + timedelta(days=20), lambda m, t: 50.0 if m == "in" else 0.0)
+    now = t0 + timedelta(days=20)
+    with caplog.at_level(logging.ERROR):
+        held = make_engine(sites, Clock(now)).evaluate()
+    assert [n.rule for n in held if n.rule == "trajectory"] == []
+    assert "year-to-date" in caplog.text
+    converted = _rules_site(
+        rules, GRID_AND_PV_METERS + gas.replace('unit = "m3"\n', 'unit = "m3"\nkwh_per_m3 = 10.5\n')
+    )
+    fired = make_engine(converted, Clock(now)).evaluate()
+    assert [(n.rule, n.event) for n in fired if n.rule == "trajectory"] == [
+        ("trajectory", "firing")
+    ]
+
+
 # --- a clock set back -----------------------------------------------------------------------
 
 
