@@ -26,7 +26,7 @@ from microville.bench.results import Row, failed
 from microville.bench.services import free_port, stop
 from microville.domain.periods import Step, period_bounds
 from microville.domain.store import ReadingStore
-from microville.service.indicators import targets_report
+from microville.service.targets_report import targets_report
 from microville.service.usecases import electricity_balance
 from microville.stores.ledger import Ledger
 

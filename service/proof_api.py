@@ -17,12 +17,7 @@ from microville.service.deps import (
     StepQuery,
     StoreDep,
 )
-from microville.service.indicators import (
-    carbon_report,
-    energy_report,
-    targets_report,
-    waste_report,
-)
+from microville.service.indicators import carbon_report, energy_report
 from microville.service.proof_schemas import (
     CarbonOut,
     EnergyOut,
@@ -32,6 +27,8 @@ from microville.service.proof_schemas import (
     WasteEntryOut,
     WasteOut,
 )
+from microville.service.targets_report import targets_report
+from microville.service.waste_report import waste_report
 
 router = APIRouter(prefix="/api/v1/sites/{site}")
 

@@ -21,12 +21,10 @@ from microville.service.indicators import (
     CarbonReport,
     EnergyPeriod,
     EnergyReport,
-    Judgement,
-    TargetsReport,
-    WastePeriod,
-    WasteReport,
     weighted_coverage,
 )
+from microville.service.targets_report import Judgement, TargetsReport
+from microville.service.waste_report import WastePeriod, WasteReport
 
 KWH = 1000.0
 

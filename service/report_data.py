@@ -23,14 +23,12 @@ from microville.service.indicators import (
     CarbonPeriod,
     EnergyPeriod,
     Evidence,
-    Judgement,
-    WasteReport,
     carbon_report,
     energy_report,
-    judge_targets,
-    waste_report,
     weighted_coverage,
 )
+from microville.service.targets_report import Judgement, judge_targets
+from microville.service.waste_report import WasteReport, waste_report
 from microville.stores.ledger import Ledger
 
 #: Coverage from which a period counts as having data: a lone reading at midnight on the
