@@ -16,8 +16,8 @@ from microville.domain.reporting import Language, Month, due_months
 from microville.domain.site import Site, SitesConfig
 from microville.domain.store import ReadingStore, StoreError
 from microville.service.alerts_engine import AlertEngine
+from microville.service.channels import DeliveryError, smtp_send
 from microville.service.indicators import QueryError
-from microville.service.notify import DeliveryError, smtp_send
 from microville.service.report_data import monthly_report
 from microville.service.report_render import render
 from microville.service.report_text import Texts

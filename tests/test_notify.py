@@ -26,20 +26,10 @@ from receivers import Inbox, Receiver
 from services import free_port, self_signed_certificate
 from support import wait_until
 
+from microville.domain.alert_config import EmailChannel, MqttChannel, WebhookChannel
 from microville.mqtt import MqttSettings
-from microville.service.notify import (
-    CHANNELS,
-    DEFAULT_RETRY_FOR_H,
-    DeliveryError,
-    EmailChannel,
-    MqttChannel,
-    Notification,
-    Outbox,
-    WebhookChannel,
-    attempts_for,
-    redact,
-    send_email,
-)
+from microville.service.channels import CHANNELS, DeliveryError, Notification, redact, send_email
+from microville.service.notify import DEFAULT_RETRY_FOR_H, Outbox, attempts_for
 
 T0 = datetime(2024, 6, 3, 8, 0, tzinfo=UTC)
 SENDER = "monitor@microville.example"
