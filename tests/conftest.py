@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,30 @@ from microville.stores import open_store
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_CONFIG = ROOT / "app" / "sites" / "microville112.toml"
+
+#: The "now" of the tests when none is given: a winter weekday, when the sample
+#: building's balance is negative (the date on which a wall-clock test went red).
+DEFAULT_NOW = "2026-12-02T10:17:00+00:00"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--now",
+        default=os.environ.get("MICROVILLE_TEST_NOW", DEFAULT_NOW),
+        help="the instant the tests take as now (ISO 8601 with an offset; default "
+        f"{DEFAULT_NOW}, or $MICROVILLE_TEST_NOW): run the suite as if it were that date",
+    )
+
+
+@pytest.fixture(scope="session")
+def now(pytestconfig: pytest.Config) -> datetime:
+    """The tests' "now", aware, in UTC: scenarios are built from it, never from the wall
+    clock, and code under test that needs the time is handed a clock reading it. The
+    suite must pass whatever it is (``pytest --now 2026-03-29T01:30:00+00:00``)."""
+    value = datetime.fromisoformat(str(pytestconfig.getoption("--now")))
+    if value.tzinfo is None:
+        raise pytest.UsageError(f"--now {value.isoformat()} needs a UTC offset")
+    return value.astimezone(UTC)
 
 
 @pytest.fixture(scope="session")
