@@ -147,11 +147,11 @@ def serve(
     uvicorn.run(app, host=host or settings.api_host, port=port or settings.api_port)
 
 
-def _parse_start(value: str) -> date:
-    """An ISO date, or ``today-N``: N days before today (the compose demo simulates the
-    last days, so that the dashboards' default ranges show them)."""
+def _parse_start(value: str, today: date) -> date:
+    """An ISO date, or ``today-N``: N days before ``today`` (the compose demo simulates
+    the last days, so that the dashboards' default ranges show them)."""
     if m := re.fullmatch(r"today-(\d{1,4})", value):
-        return date.today() - timedelta(days=int(m[1]))
+        return today - timedelta(days=int(m[1]))
     try:
         return date.fromisoformat(value)
     except ValueError:
@@ -218,7 +218,7 @@ def simulate(
     if not chosen:
         console.print(f"[red]no site matches[/red] {site}")
         raise typer.Exit(2)
-    first_day = _parse_start(start)
+    first_day = _parse_start(start, date.today())
     if 1440 % step_min:
         console.print(f"[red]--step-min[/red] {step_min} must divide a day (1440 minutes)")
         raise typer.Exit(2)

@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from microville import __version__
+from microville.domain.clock import Clock, system_clock
 from microville.domain.periods import Step
 from microville.domain.site import SitesConfig, read_sites
 from microville.domain.store import ReadingStore, StoreError
@@ -104,10 +105,13 @@ def create_app(
     ledger: Ledger | None = None,
     alerts: AlertEngine | None = None,
     auth: Authenticator | None = None,
+    clock: Clock = system_clock,
 ) -> FastAPI:
     """Build the API for ``sites`` (read from ``settings.config`` when not given) over
     ``store`` (opened from ``settings.store_url`` when not given; then closed with the app).
-    Access control comes from ``auth`` or else the settings' token file (service/auth.py)."""
+    Access control comes from ``auth`` or else the settings' token file (service/auth.py).
+    ``clock`` is the app's time: default periods, alert evaluations, report runs and
+    reading ages are read from it."""
     sites = sites if sites is not None else read_sites(settings.config)
     owned = store is None
     owned_ledger = ledger is None
@@ -123,7 +127,12 @@ def create_app(
         scheduler: ReportScheduler | None = None
         if app.state.reports is not None and settings.report_interval_s > 0:
             scheduler = ReportScheduler(
-                sites, app.state.store, app.state.ledger, app.state.reports, app.state.alerts
+                sites,
+                app.state.store,
+                app.state.ledger,
+                app.state.reports,
+                app.state.alerts,
+                clock=clock,
             )
             scheduler.start(settings.report_interval_s)  # its first run catches up
         yield
@@ -153,6 +162,7 @@ def create_app(
     app.state.metrics = metrics = ServiceMetrics()
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     app.state.sites = sites
+    app.state.clock = clock
     app.state.ledger = ledger if ledger is not None else Ledger(settings.ledger_path)
 
     @app.exception_handler(RequestValidationError)
@@ -180,10 +190,10 @@ def create_app(
         else open_store(settings.store_url, reveal(settings.influx_token)),
         metrics,
     )
-    metrics.watch_last_readings(sites, app.state.store)
+    metrics.watch_last_readings(sites, app.state.store, clock)
     if alerts is None and settings.alerts_path:
         outbox = Outbox(settings.alerts_path, sites.alert_channels, mqtt=_mqtt_for(settings))
-        alerts = AlertEngine(sites, app.state.store, settings.alerts_path, outbox)
+        alerts = AlertEngine(sites, app.state.store, settings.alerts_path, outbox, clock=clock)
     if alerts is not None:
         metrics.instrument_alerts(alerts)
     app.state.alerts = alerts

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import Depends, HTTPException, Path, Query, Request
 
+from microville.domain.clock import Clock
 from microville.domain.periods import Step, localize
 from microville.domain.site import Site, SitesConfig
 from microville.domain.store import ReadingStore
@@ -59,9 +60,10 @@ EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 
-def now(tz: ZoneInfo) -> datetime:
-    """The current time in ``tz`` (the default end of a period)."""
-    return datetime.now(tz)
+def now(request: Request, tz: ZoneInfo) -> datetime:
+    """The current time in ``tz`` by the app's clock (the default end of a period)."""
+    clock: Clock = request.app.state.clock
+    return clock().astimezone(tz)
 
 
 def _out_of_range(name: str, value: str) -> HTTPException:
@@ -103,6 +105,7 @@ class Period:
 
 
 def _period(
+    request: Request,
     site: SiteDep,
     start: Annotated[
         str | None,
@@ -153,7 +156,7 @@ def _period(
         raise HTTPException(
             422, f"period: {period!r} is not a year (2026), a month (2026-10) or a day (2026-10-25)"
         )
-    current = now(tz)
+    current = now(request, tz)
     month_start = localize(datetime(current.year, current.month, 1), tz)
     t0 = parse_time(start, "start", month_start, site)
     t1 = parse_time(end, "end", current.replace(microsecond=0) + timedelta(seconds=1), site)

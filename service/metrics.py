@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 
 from fastapi import APIRouter, Request, Response
@@ -27,6 +27,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from microville.domain.clock import Clock, system_clock
 from microville.domain.readings import Reading
 from microville.domain.site import SitesConfig
 from microville.domain.store import IndexSeries, ReadingStore, StoreError, SumSlot
@@ -93,8 +94,10 @@ class ServiceMetrics:
     def render(self) -> bytes:
         return _generate_latest(self.registry)
 
-    def watch_last_readings(self, sites: SitesConfig, store: ReadingStore) -> None:
-        self.registry.register(_LastReadingAge(sites, store))
+    def watch_last_readings(
+        self, sites: SitesConfig, store: ReadingStore, clock: Clock = system_clock
+    ) -> None:
+        self.registry.register(_LastReadingAge(sites, store, clock))
 
     def instrument_alerts(self, engine: AlertEngine) -> None:
         """Count and time ``engine.evaluate``, whether the engine's own thread or the API
@@ -153,9 +156,10 @@ class RequestMetricsMiddleware:
 
 
 class _LastReadingAge(Collector):
-    def __init__(self, sites: SitesConfig, store: ReadingStore) -> None:
+    def __init__(self, sites: SitesConfig, store: ReadingStore, clock: Clock) -> None:
         self.sites = sites
         self.store = store
+        self.clock = clock
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily(
@@ -163,7 +167,7 @@ class _LastReadingAge(Collector):
             "Seconds since the newest stored reading of each meter",
             labels=["site", "meter"],
         )
-        now = datetime.now(UTC)
+        now = self.clock()
         for site in self.sites.sites:
             by_quantity: dict[str, list[str]] = {}
             for m in site.meters:

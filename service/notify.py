@@ -32,6 +32,7 @@ from microville.domain.alert_config import (
     MqttChannel,
     WebhookChannel,
 )
+from microville.domain.clock import Clock, system_clock
 from microville.mqtt import MqttSettings
 from microville.service.channels import (
     CHANNELS,
@@ -193,6 +194,7 @@ class Outbox:
         max_backoff_s: float = 3600.0,
         max_attempts: int | None = None,
         senders: Mapping[str, Sender] | None = None,
+        clock: Clock = system_clock,
     ) -> None:
         if backoff_s < 0 or max_backoff_s < 0:
             raise ValueError("backoffs must not be negative")
@@ -208,6 +210,9 @@ class Outbox:
         if mqtt is None and any(isinstance(c, MqttChannel) for c in channels):
             raise ValueError("an MQTT channel is configured but no MqttSettings were given")
         self.channels: dict[str, Channel] = {c.name: c for c in channels}
+        #: Stamps queue and delivery times and bases retries; the workers wait in real
+        #: time, so a service keeps the system clock here.
+        self.clock = clock
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
         self.max_attempts = max_attempts
@@ -255,7 +260,7 @@ class Outbox:
         unknown = [n for n in names if n not in self.channels]
         if unknown:
             raise ValueError(f"unknown channels: {', '.join(unknown)}")
-        now = _ms(datetime.now(UTC))
+        now = _ms(self.clock())
         payload = json.dumps(notification.to_json(), ensure_ascii=False)
         return [
             int(
@@ -316,7 +321,7 @@ class Outbox:
                 return
             except Exception:  # a worker outlives any one failure
                 log.exception("channel %s: delivery worker error", name)
-                retry_at = datetime.now(UTC) + timedelta(seconds=max(self.backoff_s, 1.0))
+                retry_at = self.clock() + timedelta(seconds=max(self.backoff_s, 1.0))
             with self._wakeup:
                 if self._stopping:
                     return
@@ -324,7 +329,7 @@ class Outbox:
                     continue  # something was queued meanwhile
                 wait = _IDLE_RECHECK_S
                 if retry_at is not None:
-                    wait = min(wait, (retry_at - datetime.now(UTC)).total_seconds())
+                    wait = min(wait, (retry_at - self.clock()).total_seconds())
                 if wait > 0:
                     self._wakeup.wait(wait)
 
@@ -345,7 +350,7 @@ class Outbox:
                 if row is None:
                     return delivered, None
                 d = Delivery._from_row(row)
-                judged = now or datetime.now(UTC)
+                judged = now or self.clock()
                 # Compared in stored milliseconds (the rounding must not delay a due row).
                 if d.next_attempt_at is not None and _ms(d.next_attempt_at) > _ms(judged):
                     return delivered, d.next_attempt_at
@@ -365,7 +370,7 @@ class Outbox:
         """
         if now is not None and now.tzinfo is None:
             raise ValueError("now must be timezone-aware")
-        now = now or datetime.now(UTC)
+        now = now or self.clock()
         return sum(self._deliver_channel(name, now)[0] for name in self.channels)
 
     def _attempt(self, d: Delivery, now: datetime | None) -> datetime | None:
@@ -392,7 +397,7 @@ class Outbox:
                 self._db.execute(
                     "UPDATE deliveries SET status='delivered', attempts=?, delivered_at_ms=?,"
                     " next_attempt_at_ms=NULL WHERE id=?",
-                    (attempts, _ms(datetime.now(UTC)), d.id),
+                    (attempts, _ms(self.clock()), d.id),
                 )
             log.info(
                 "channel %s: delivered %s %s (delivery %d, attempt %d)",
@@ -427,10 +432,10 @@ class Outbox:
                 attempts,
                 error,
             )
-            return now or datetime.now(UTC)
+            return now or self.clock()
         delay = min(self.max_backoff_s, self.backoff_s * 2.0 ** min(d.attempts, 64))
         # From the failure (a send can take its whole timeout), unless a time is given.
-        retry_at = (now or datetime.now(UTC)) + timedelta(seconds=delay)
+        retry_at = (now or self.clock()) + timedelta(seconds=delay)
         with self._lock, self._db:
             self._db.execute(
                 "UPDATE deliveries SET attempts=?, last_error=?, next_attempt_at_ms=? WHERE id=?",

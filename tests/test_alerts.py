@@ -13,7 +13,7 @@ import sqlite3
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from test_notify import HungReceiver
 
 from microville.domain.alert_config import EmailChannel, MqttChannel, WebhookChannel
 from microville.domain.alerts import balance_firing
+from microville.domain.clock import fixed_clock
 from microville.domain.periods import localize
 from microville.domain.readings import Reading
 from microville.domain.site import SitesConfig, parse_sites
@@ -225,7 +226,7 @@ def test_silent_meter_alert_after_the_configured_interval(
 
 def test_service_delivers_each_channel_on_its_own_and_retries_without_evaluating_again(
     store: ReadingStore, smtp_server: tuple[Inbox, int], receivers: list[Receiver],
-    tmp_path: Path,
+    tmp_path: Path, now: datetime,
 ) -> None:  # fmt: skip
     """MICROVILLE_ALERT_INTERVAL_S=0 (evaluate on demand only), one evaluation: the
     e-mail arrives while a hung webhook still waits for its answer, and a webhook down
@@ -257,12 +258,12 @@ sender = "monitor@example.org"
 recipients = ["fm@example.org"]
 """
     sites = parse_sites(SITE_S1 + ALERT_RULES + GRID_AND_PV_METERS + channels)
-    now = datetime.now(UTC)
     store.write([Reading("s1", m, "energy", 1000.0, now - timedelta(hours=3))
                  for m in ("pv", "in", "out")])  # fmt: skip
     settings = Settings(config="/dev/null", alerts_path=str(tmp_path / "svc.db"),
                         alert_interval_s=0)  # fmt: skip
-    app = create_app(settings, store=store, sites=sites)
+    # The rules are judged at the tests' now; the outbox delivers in real time.
+    app = create_app(settings, store=store, sites=sites, clock=fixed_clock(now))
     try:
         with TestClient(app) as client:
             assert client.post("/api/v1/sites/s1/alerts/evaluate").status_code == 200

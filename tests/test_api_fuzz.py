@@ -11,7 +11,7 @@ ids are tried in tests/test_injection.py and tests/test_auth.py.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -25,6 +25,7 @@ from schemathesis.specs.openapi.checks import (
 )
 from support import GRID_AND_PV_METERS, SITE_S1
 
+from microville.domain.clock import fixed_clock
 from microville.domain.readings import Reading
 from microville.service.app import create_app
 from microville.service.tokens import Role, TokenStore
@@ -36,7 +37,9 @@ EXAMPLES_PER_OPERATION = 40
 
 
 @pytest.fixture(scope="module")
-def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, str]]:
+def fuzzed(
+    tmp_path_factory: pytest.TempPathFactory, now: datetime
+) -> Iterator[tuple[TestClient, str]]:
     state = tmp_path_factory.mktemp("fuzz")
     config = state / "sites.toml"
     config.write_text(SITE_S1 + GRID_AND_PV_METERS)
@@ -44,7 +47,7 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClien
     _, token = tokens.create("fuzzer", Role.ADMIN)
     tokens.close()
     store = open_store(f"sqlite:///{state}/readings.db")
-    t0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=1)
+    t0 = now.replace(minute=0, second=0, microsecond=0) - timedelta(days=1)
     store.write(
         [
             Reading(SITE, meter, "energy", per_h * h, t0 + timedelta(hours=h))
@@ -64,6 +67,7 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClien
             api_write_burst=1_000_000,
         ),
         store=store,
+        clock=fixed_clock(now),
     )
     # One client for the module: leaving it runs the app's shutdown (closes its files).
     with TestClient(app, raise_server_exceptions=False) as client:

@@ -213,7 +213,7 @@ def test_writing_the_same_reading_again_overwrites_it(store: ReadingStore) -> No
 def test_dead_letter_log_stays_bounded(tmp_path: Path) -> None:
     path = tmp_path / "dead.jsonl"
     log = DeadLetterLog(path, keep=50, max_file_bytes=200_000)
-    now = datetime.now(UTC)
+    now = T0
     for i in range(3000):
         # Half from a few kinds with particulars, half from 676 made-up kinds.
         letters = chr(97 + i % 26) + chr(97 + i // 26 % 26)

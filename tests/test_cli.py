@@ -200,7 +200,7 @@ def test_demo_reports_without_pango_write_the_html_and_say_how_to_get_pdfs(
     assert all(p.is_file() and "<html" in p.read_text(encoding="utf-8") for p in paths)
 
 
-def test_simulate_start_may_be_days_before_today() -> None:
+def test_simulate_start_may_be_days_before_today(now: datetime) -> None:
     """The compose demo simulates the last 30 days (``--start today-30``), so that the
     dashboards' default ranges show them; anything else that is not a date is refused."""
     from datetime import date
@@ -209,11 +209,14 @@ def test_simulate_start_may_be_days_before_today() -> None:
 
     from microville.cli import _parse_start
 
-    assert _parse_start("today-30") == date.today() - timedelta(days=30)
-    assert _parse_start("2026-06-01") == date(2026, 6, 1)
+    today = now.date()
+    assert _parse_start("today-30", today) == today - timedelta(days=30)
+    assert _parse_start("today-0", date(2026, 3, 1)) == date(2026, 3, 1)
+    assert _parse_start("today-1", date(2026, 3, 1)) == date(2026, 2, 28)
+    assert _parse_start("2026-06-01", today) == date(2026, 6, 1)
     for bad in ("today+3", "today-", "yesterday", "2026-13-01"):
         with pytest.raises(typer.Exit):
-            _parse_start(bad)
+            _parse_start(bad, today)
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ import subprocess
 import tomllib
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -246,7 +246,7 @@ def test_gateway_service_and_simulator_share_one_build_and_image() -> None:
             assert "build" not in service, name
 
 
-def test_application_commands() -> None:
+def test_application_commands(now: datetime) -> None:
     services = _services()
     assert _command(services["gateway"]) == ["gateway"]
     serve = _command(services["service"])
@@ -255,9 +255,9 @@ def test_application_commands() -> None:
     assert simulate[0] == "simulate" and simulate[simulate.index("--speed") + 1] == "86400"
     # The demo's days end today, so that the dashboards' default ranges (now-30d, now/d,
     # the month and year of now) show them.
-    first = _parse_start(simulate[simulate.index("--start") + 1])
+    first = _parse_start(simulate[simulate.index("--start") + 1], now.date())
     days = int(simulate[simulate.index("--days") + 1])
-    assert first + timedelta(days=days) == date.today()
+    assert first + timedelta(days=days) == now.date()
 
 
 def test_simulator_only_in_the_demo_profile() -> None:

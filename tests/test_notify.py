@@ -27,6 +27,7 @@ from services import free_port, self_signed_certificate
 from support import wait_until
 
 from microville.domain.alert_config import EmailChannel, MqttChannel, WebhookChannel
+from microville.domain.clock import fixed_clock
 from microville.mqtt import MqttSettings
 from microville.service.channels import CHANNELS, DeliveryError, Notification, redact, send_email
 from microville.service.notify import DEFAULT_RETRY_FOR_H, Outbox, attempts_for
@@ -302,11 +303,17 @@ def test_webhook_receiver_down_at_first_is_delivered_later(
     assert len(receiver.accepted) == 1
 
 
-def test_backoff_doubles_and_is_capped(tmp_path: Path) -> None:
+def test_backoff_doubles_and_is_capped(tmp_path: Path, now: datetime) -> None:
     channel = WebhookChannel(name="hook", url=f"http://127.0.0.1:{free_port()}/", timeout_s=1)
-    with Outbox(tmp_path / "outbox.db", [channel], backoff_s=10, max_backoff_s=25) as outbox:
+    with Outbox(
+        tmp_path / "outbox.db",
+        [channel],
+        backoff_s=10,
+        max_backoff_s=25,
+        clock=fixed_clock(now),
+    ) as outbox:
         outbox.enqueue(make_notification())
-        t = datetime.now(UTC) + timedelta(seconds=1)
+        t = now + timedelta(seconds=1)
 
         def due_in() -> tuple[int, float]:
             [d] = outbox.pending()

@@ -18,6 +18,7 @@ from support import SEED, load_sample
 from typer.testing import CliRunner
 
 from microville.cli import app as cli_app
+from microville.domain.clock import fixed_clock
 from microville.domain.periods import localize
 from microville.domain.reporting import Language, Month
 from microville.domain.site import SitesConfig, read_sites
@@ -158,12 +159,15 @@ def test_summary_states_the_months_balance_in_plain_words(sample: Site) -> None:
 def test_alerts_of_the_month_are_listed(sample: Site, tmp_path: Path) -> None:
     site = sample.config.sites[0]
     outbox = Outbox(tmp_path / "alerts.db", [])
-    engine = AlertEngine(sample.config, sample.store, tmp_path / "alerts.db", outbox)
-    engine.evaluate()  # now: the sample's silent meters fire (no data after 2 November)
-    events = engine.events_between(site.id, datetime.now(UTC) - timedelta(hours=1),
-                                   datetime.now(UTC) + timedelta(hours=1))  # fmt: skip
+    # Mid-November: the sample's silent meters fire (no data after 2 November).
+    now = datetime(2026, 11, 15, 12, tzinfo=UTC)
+    engine = AlertEngine(
+        sample.config, sample.store, tmp_path / "alerts.db", outbox, clock=fixed_clock(now)
+    )
+    engine.evaluate()
+    events = engine.events_between(site.id, now - timedelta(hours=1), now + timedelta(hours=1))
     assert events
-    this_month = Month.of(datetime.now(UTC), site.tz)
+    this_month = Month.of(now, site.tz)
     report = monthly_report(site, sample.store, sample.ledger, this_month, engine)
     assert {a.alert_id for a in report.alerts} == {str(e["alert_id"]) for e in events}
     html = render_html(report, Language.EN)

@@ -4,7 +4,7 @@ alert evaluations and the age of each meter's last reading, in an app's own regi
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from services import free_port
 from support import GRID_AND_PV_METERS, SITE_S1
 
+from microville.domain.clock import fixed_clock
 from microville.domain.readings import Reading
 from microville.domain.store import ReadingStore
 from microville.service.app import create_app
@@ -80,19 +81,19 @@ def test_requests_are_counted_by_route_template_and_status(
     )
 
 
-def test_alert_evaluations_and_last_reading_ages(config: Path, sqlite_store: ReadingStore) -> None:
-    seen = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+def test_alert_evaluations_and_last_reading_ages(
+    config: Path, sqlite_store: ReadingStore, now: datetime
+) -> None:
+    seen = now.replace(microsecond=0) - timedelta(hours=1)
     sqlite_store.write([Reading("s1", "pv", "energy", 1000.0, seen)])
-    app = create_app(Settings(config=str(config)), store=sqlite_store)
+    app = create_app(Settings(config=str(config)), store=sqlite_store, clock=fixed_clock(now))
     with TestClient(app) as client:
         assert client.post("/api/v1/sites/s1/alerts/evaluate").status_code == 200
-        before = datetime.now(UTC)
         samples = _samples(client)
-        after = datetime.now(UTC)
     assert _value(samples, "microville_alert_evaluations_total", outcome="ok") == 1
     assert _value(samples, "microville_alert_evaluation_duration_seconds_count") == 1
     age = _value(samples, "microville_last_reading_age_seconds", site="s1", meter="pv")
-    assert (before - seen).total_seconds() <= age <= (after - seen).total_seconds()
+    assert age == (now - seen).total_seconds()
     # A meter never heard from has no age (not a zero that would read "fresh").
     ages = {
         dict(labels)["meter"]
