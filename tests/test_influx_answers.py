@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from support import GRID_AND_PV_METERS, SITE_S1
@@ -33,6 +34,7 @@ NS = 1_000_000_000
 HOUR_S = 3600
 #: 2026-10-01T00:00Z, a whole hour, in epoch seconds.
 T0_S = round(datetime(2026, 10, 1, tzinfo=UTC).timestamp())
+HOUR = timedelta(hours=1)
 
 
 def _series(meter: str, columns: list[str], values: list[list[Any]]) -> dict[str, Any]:
@@ -137,19 +139,49 @@ def test_index_slots_that_hold_every_reading_are_read() -> None:
     assert series["absent"].baseline is None and series["absent"].slots == []
 
 
-def test_index_slots_missing_from_the_answer_are_a_store_error(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+def test_index_slots_missing_from_the_answer_are_a_store_error() -> None:
     # A week of hours lost from a meter's slots (the 0.981 coverage run): 168 slots of 4.
     results = _index_results([4] * (8760 - 168), 4 * 8760)
-    caplog.set_level(logging.WARNING, "microville.stores.influx")
     with pytest.raises(
         StoreError,
         match=r"incomplete \(index slots\): meter 'pv' has 35040 readings in the window"
         " but 34368 in its slots",
     ):
         parse_index_slots(results, ["pv"], HOUR_S)
-    assert "incomplete" in caplog.text
+
+
+def _store_answering(answers: list[list[dict[str, Any]]]) -> tuple[InfluxStore, list[str]]:
+    """An adapter whose server answers ``answers`` in turn (HTTP stubbed: how often the
+    adapter asks is what is tested); the queries it sent."""
+    sent: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request.url.params["q"])
+        results = answers[min(len(sent), len(answers)) - 1]
+        return httpx.Response(200, text=_answer(*results))
+
+    store = InfluxStore("http://influx.invalid", "db", create_database=False)
+    transport = httpx.MockTransport(handler)
+    store._http = httpx.Client(base_url="http://influx.invalid", transport=transport)
+    return store, sent
+
+
+def test_an_answer_that_does_not_add_up_is_asked_again_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, "microville.stores.influx")
+    start = datetime.fromtimestamp(T0_S, UTC)
+    short, whole = _index_results([4, 3], 8), _index_results([4, 4], 8)
+    # A reading written between two statements: the second answer adds up.
+    store, sent = _store_answering([short, whole])
+    series = store.index_slots("s1", ["pv"], "energy", start, start + 2 * HOUR, HOUR)
+    assert [s.count for s in series["pv"].slots] == [4, 4] and len(sent) == 2
+    assert caplog.text == ""
+    # Slots lost twice in a row: an error, logged.
+    store, sent = _store_answering([short])
+    with pytest.raises(StoreError, match="meter 'pv' has 8 readings in the window but 7"):
+        store.index_slots("s1", ["pv"], "energy", start, start + 2 * HOUR, HOUR)
+    assert len(sent) == 2 and "incomplete" in caplog.text and "asked twice" in caplog.text
 
 
 def test_index_slots_without_the_first_reading_are_a_store_error() -> None:
@@ -187,7 +219,6 @@ def test_hourly_means_missing_from_the_answer_are_a_store_error() -> None:
 
 MONTH_START = datetime(2026, 10, 1, tzinfo=UTC)
 MONTH_HOURS = 31 * 24
-HOUR = timedelta(hours=1)
 
 
 def _month(store: InfluxStore) -> None:

@@ -20,9 +20,9 @@ import contextlib
 import json
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -30,6 +30,7 @@ from microville.domain.readings import Reading
 from microville.domain.store import IndexSeries, IndexSlot, StoreError, StoreRejected, SumSlot
 
 _log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: Identifiers that may reach a query. Values are also escaped, so this is a
 #: second fence, not the only one.
@@ -129,15 +130,19 @@ def parse_query_answer(text: str, statements: int) -> list[dict[str, Any]]:
     return results
 
 
+class IncompleteAnswer(StoreError):
+    """An answer whose slots do not add up to its own count of the window's readings."""
+
+
 def _meter_counts(result: dict[str, Any]) -> dict[str, int]:
     """{meter: count} from a ``SELECT count("value") … GROUP BY "meter"`` result."""
     return {s["tags"]["meter"]: int(s["values"][0][1]) for s in result.get("series", [])}
 
 
 def check_complete(what: str, in_window: dict[str, int], in_slots: dict[str, int]) -> None:
-    """Raise :class:`StoreError` (and log it) if a meter's readings counted over the
-    whole window differ from the readings its slots hold: slots were lost from the
-    answer (or the data changed between two statements of one request)."""
+    """Raise :class:`IncompleteAnswer` if a meter's readings counted over the whole
+    window differ from the readings its slots hold: slots were lost from the answer, or
+    readings were written between two statements of the request (a live window)."""
     wrong = {
         m: (in_window.get(m, 0), in_slots.get(m, 0))
         for m in in_window.keys() | in_slots.keys()
@@ -148,7 +153,7 @@ def check_complete(what: str, in_window: dict[str, int], in_slots: dict[str, int
             f"meter {m!r} has {n} readings in the window but {k} in its slots"
             for m, (n, k) in sorted(wrong.items())
         )
-        raise _truncated(f"InfluxDB answer incomplete ({what}): {detail}")
+        raise IncompleteAnswer(f"InfluxDB answer incomplete ({what}): {detail}")
 
 
 def parse_index_slots(
@@ -182,7 +187,7 @@ def parse_index_slots(
     check_complete("index slots", counts, {m: sum(s.count for s in out[m].slots) for m in out})
     # The window's first reading is the baseline of a meter that had none before it.
     if lost := sorted(counts.keys() - first_values.keys()):
-        raise _truncated(
+        raise IncompleteAnswer(
             f"InfluxDB answer incomplete (index slots): no first reading for {lost}"
             " though the window holds readings of them"
         )
@@ -258,6 +263,20 @@ class InfluxStore:
             raise StoreError(f"InfluxDB query failed ({resp.status_code}): {resp.text[:300]}")
         return parse_query_answer(resp.text, len(statements))
 
+    def _aggregate(self, parse: Callable[[list[dict[str, Any]]], T], *statements: str) -> T:
+        """``parse`` of the answer to ``statements``, asked again once if it does not add
+        up: a write landing between two statements (a window still being written) does
+        not land twice in a row, a lost shard or slot does; then it is an error."""
+        try:
+            return parse(self._query(*statements))
+        except IncompleteAnswer:
+            pass
+        try:
+            return parse(self._query(*statements))
+        except IncompleteAnswer as exc:
+            _log.warning("%s (asked twice)", exc)
+            raise
+
     def write(self, readings: Sequence[Reading]) -> None:
         if not readings:
             return
@@ -308,7 +327,8 @@ class InfluxStore:
         # Slots: GROUP BY time with a 1 ns offset makes bucket k cover (k*w, (k+1)*w],
         # so a reading taken exactly at a period boundary closes that period.
         window = f"{where} AND time > {start_ms}ms AND time <= {end_ms}ms"
-        results = self._query(
+        return self._aggregate(
+            lambda results: parse_index_slots(results, meters, width_s),
             f'SELECT last("value") FROM {measurement} WHERE {where} AND time <= {start_ms}ms'
             ' GROUP BY "meter"',
             f'SELECT first("value") FROM {measurement} WHERE {window} GROUP BY "meter"',
@@ -317,7 +337,6 @@ class InfluxStore:
             # The completeness check: one count per meter over the whole window.
             f'SELECT count("value") FROM {measurement} WHERE {window} GROUP BY "meter"',
         )
-        return parse_index_slots(results, meters, width_s)
 
     def slot_sums(
         self,
@@ -336,24 +355,24 @@ class InfluxStore:
         measurement = quote_identifier(_safe(quantity, "quantity"))
         window = f"{self._where(site, meters)} AND time >= {_ms(start)}ms AND time < {_ms(end)}ms"
         # GROUP BY time without offset: bucket k covers [k*w, (k+1)*w), like the window.
-        results = self._query(
+        return self._aggregate(
+            lambda results: parse_slot_sums(results, meters),
             f'SELECT sum("value"), count("value") FROM {measurement} WHERE {window}'
             f' GROUP BY time({width_s}s), "meter" fill(none)',
             f'SELECT count("value") FROM {measurement} WHERE {window} GROUP BY "meter"',
         )
-        return parse_slot_sums(results, meters)
 
     def hourly_means(
         self, site: str, meter: str, quantity: str, start: datetime, end: datetime
     ) -> list[tuple[datetime, float]]:
         measurement = quote_identifier(_safe(quantity, "quantity"))
         window = f"{self._where(site, [meter])} AND time >= {_ms(start)}ms AND time < {_ms(end)}ms"
-        results = self._query(
+        return self._aggregate(
+            lambda results: parse_hourly_means(results, meter),
             f'SELECT mean("value"), count("value") FROM {measurement} WHERE {window}'
             " GROUP BY time(1h) fill(none)",
             f'SELECT count("value") FROM {measurement} WHERE {window}',
         )
-        return parse_hourly_means(results, meter)
 
     def last_seen(
         self, site: str, meters: Sequence[str], quantity: str
