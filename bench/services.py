@@ -91,11 +91,15 @@ def running_mosquitto(work: Path) -> Iterator[int]:
         stop(proc)
 
 
-def influxdb_config(work: Path, http_port: int, rpc_port: int, bulk: bool = False) -> str:
+def influxdb_config(
+    work: Path, http_port: int, rpc_port: int, bulk: bool = False, max_row_limit: int = 0
+) -> str:
     """An InfluxDB 1.x configuration under ``work`` on loopback ports; ``bulk`` lifts the
-    series and body-size limits for loading a year of data in large writes."""
+    series and body-size limits for loading a year of data in large writes;
+    ``max_row_limit`` caps the rows of a non-chunked answer (0, 1.x's default: no cap)."""
     limits = "  max-series-per-database = 0\n" if bulk else ""
     body = "  max-body-size = 0\n" if bulk else ""
+    body += f"  max-row-limit = {max_row_limit}\n"
     return f"""\
 reporting-enabled = false
 bind-address = "127.0.0.1:{rpc_port}"

@@ -86,6 +86,11 @@ class ReadingStore(Protocol):
         Slots are aligned on the epoch: a slot ends at a multiple of ``slot`` since
         1970-01-01T00:00Z, and ``start``/``end`` must fall on slot ends. Meters
         without any reading are present with ``baseline=None`` and no slots.
+
+        The answer is whole: every reading in the window is counted in one slot. An
+        adapter that cannot vouch for it (an answer cut by a row limit, a part missing)
+        raises :class:`StoreError`: a hole in the answer would pass for a gap in the
+        readings and lower energy and coverage without a word.
         """
         ...
 
@@ -101,7 +106,8 @@ class ReadingStore(Protocol):
         """Sum and count of each meter's values per slot ``[k·w, (k+1)·w)`` within
         ``[start, end)``, added up in the database: for values that are events (a waste
         scale's weighings). Slots are aligned on the epoch like :meth:`index_slots`;
-        slots without values are left out; every meter asked is a key."""
+        slots without values are left out; every meter asked is a key; whole or a
+        :class:`StoreError`, like :meth:`index_slots`."""
         ...
 
     def hourly_means(

@@ -58,6 +58,19 @@ def influxdb_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
+#: The row cap of the ``limited_influxdb_url`` server.
+LIMITED_ROWS = 1000
+
+
+@pytest.fixture(scope="session")
+def limited_influxdb_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real InfluxDB 1.x whose answers are cut at ``LIMITED_ROWS`` rows
+    (``max-row-limit``), as some servers are configured."""
+    work = tmp_path_factory.mktemp("influxdb-limited")
+    with running_influxdb(work, max_row_limit=LIMITED_ROWS) as url:
+        yield url
+
+
 @pytest.fixture(params=["sqlite", "influxdb"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Each store-backed test runs on both adapters; a fresh database each time."""

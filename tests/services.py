@@ -94,12 +94,14 @@ def running_mosquitto(
 
 
 @contextmanager
-def running_influxdb(work: Path) -> Iterator[str]:
-    """Start an InfluxDB 1.x with its own config, data dir and port; yield its URL."""
+def running_influxdb(work: Path, max_row_limit: int = 0) -> Iterator[str]:
+    """Start an InfluxDB 1.x with its own config, data dir and port; yield its URL.
+
+    ``max_row_limit`` > 0 makes a server that cuts longer answers (``"partial": true``)."""
     http_port, rpc_port = free_port(), free_port()
     work.mkdir(parents=True, exist_ok=True)
     conf = work / "influxdb.conf"
-    conf.write_text(influxdb_config(work, http_port, rpc_port))
+    conf.write_text(influxdb_config(work, http_port, rpc_port, max_row_limit=max_row_limit))
     log = work / "influxd.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(

@@ -200,3 +200,27 @@ def test_sqlite_rollup_is_built_for_a_file_written_before_it_existed(tmp_path: P
     series = reopened.index_slots("s1", ["pv"], "energy", T0, T0 + 3 * HOUR, HOUR)["pv"]
     assert [(s.last_value, s.count) for s in series.slots] == [(40.0, 4), (80.0, 4), (120.0, 4)]
     reopened.close()
+
+
+def test_a_year_across_every_shard_is_answered_whole(store: ReadingStore) -> None:
+    """A year of hourly indexes for three meters spans 53 of InfluxDB's 7-day shards; the
+    slots hold every reading (the completeness check finds nothing to refuse) and sums
+    per day count every value."""
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    hours = 365 * 24
+    meters = ["pv", "in", "out"]
+    store.write(
+        [
+            Reading("s1", m, "energy", float(h), start + h * HOUR)
+            for m in meters
+            for h in range(hours + 1)
+        ]
+    )
+    end = start + hours * HOUR
+    series = store.index_slots("s1", meters, "energy", start, end, HOUR)
+    for m in meters:
+        assert series[m].baseline == 0.0 and len(series[m].slots) == hours
+        assert sum(s.count for s in series[m].slots) == hours
+        assert series[m].slots[-1].last_value == float(hours)
+    sums = store.slot_sums("s1", ["pv"], "energy", start, end, timedelta(days=1))["pv"]
+    assert len(sums) == 365 and sum(s.count for s in sums) == hours

@@ -4,20 +4,33 @@ InfluxQL on ``/query``.
 InfluxDB 1.x serves this API natively, 2.x through its v1 compatibility endpoints
 (token auth, a DBRP mapping from database to bucket) and 3.x Core likewise, so one
 adapter covers the three. Flux is not used: InfluxDB 3 dropped it.
+
+InfluxDB reports some failures inside a ``200``: a ``"partial": true`` answer cut by the
+server's ``max-row-limit`` (the statements after the cut are dropped), an ``"error"``
+per statement or for the whole request. :func:`parse_query_answer` turns each into a
+:class:`StoreError`, and every aggregating query also counts each meter's readings over
+the whole window in the same request (:func:`parse_index_slots`,
+:func:`parse_slot_sums`, :func:`parse_hourly_means`), so a slot missing from an answer is
+an error, never a hole in the figures.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 from microville.domain.readings import Reading
 from microville.domain.store import IndexSeries, IndexSlot, StoreError, StoreRejected, SumSlot
+
+_log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: Identifiers that may reach a query. Values are also escaped, so this is a
 #: second fence, not the only one.
@@ -62,6 +75,154 @@ def _first_values(result: dict[str, Any]) -> dict[str, float]:
     return {s["tags"]["meter"]: float(s["values"][0][1]) for s in result.get("series", [])}
 
 
+def _truncated(message: str) -> StoreError:
+    """The error for an answer that lacks data, logged: a server setting or fault the
+    operator must hear of even when the caller only sees a 503."""
+    _log.warning("%s", message)
+    return StoreError(message)
+
+
+def parse_query_answer(text: str, statements: int) -> list[dict[str, Any]]:
+    """The results of a ``/query`` answer given with HTTP 200, one per statement sent,
+    in order; :class:`StoreError` naming the problem if the answer is not whole.
+
+    Refused: several JSON documents (a chunked answer, which this adapter never asks
+    for), a top-level ``"error"``, a statement's ``"error"``, ``"partial": true`` on a
+    result or a series (the server's ``max-row-limit`` cut the answer), and a number of
+    results other than ``statements`` (a cut answer drops the statements after it).
+    """
+    body = text.strip()
+    try:
+        doc, end = json.JSONDecoder().raw_decode(body)
+    except json.JSONDecodeError as exc:
+        raise StoreError(f"InfluxDB answer is not JSON ({exc}): {body[:200]!r}") from exc
+    if body[end:].strip():
+        raise _truncated(
+            f"InfluxDB answered in chunks ({len(body.splitlines())} JSON documents): "
+            "only whole answers are read"
+        )
+    if not isinstance(doc, dict):
+        raise StoreError(f"InfluxDB answer is not a JSON object: {body[:200]!r}")
+    if "error" in doc:
+        raise StoreError(f"InfluxDB query error: {doc['error']}")
+    results = doc.get("results")
+    if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
+        raise StoreError(f"InfluxDB answer has no list of results: {body[:200]!r}")
+    for i, result in enumerate(results):
+        if "error" in result:
+            raise StoreError(f"InfluxDB query error (statement {i}): {result['error']}")
+        cut = [s.get("tags", {}) for s in result.get("series", []) if s.get("partial")]
+        if result.get("partial") or cut:
+            where = f" in series {cut[-1]}" if cut else ""
+            raise _truncated(
+                f"InfluxDB answer truncated: statement {i} is partial{where} (the "
+                "server's max-row-limit is below the rows asked; set it to 0)"
+            )
+        if result.get("statement_id", i) != i:
+            raise StoreError(
+                f"InfluxDB answered statement {result['statement_id']} in place of {i}"
+            )
+    if len(results) != statements:
+        raise _truncated(
+            f"InfluxDB answered {len(results)} results for {statements} statements: "
+            "the answer is truncated"
+        )
+    return results
+
+
+class IncompleteAnswer(StoreError):
+    """An answer whose slots do not add up to its own count of the window's readings."""
+
+
+def _meter_counts(result: dict[str, Any]) -> dict[str, int]:
+    """{meter: count} from a ``SELECT count("value") … GROUP BY "meter"`` result."""
+    return {s["tags"]["meter"]: int(s["values"][0][1]) for s in result.get("series", [])}
+
+
+def check_complete(what: str, in_window: dict[str, int], in_slots: dict[str, int]) -> None:
+    """Raise :class:`IncompleteAnswer` if a meter's readings counted over the whole
+    window differ from the readings its slots hold: slots were lost from the answer, or
+    readings were written between two statements of the request (a live window)."""
+    wrong = {
+        m: (in_window.get(m, 0), in_slots.get(m, 0))
+        for m in in_window.keys() | in_slots.keys()
+        if in_window.get(m, 0) != in_slots.get(m, 0)
+    }
+    if wrong:
+        detail = "; ".join(
+            f"meter {m!r} has {n} readings in the window but {k} in its slots"
+            for m, (n, k) in sorted(wrong.items())
+        )
+        raise IncompleteAnswer(f"InfluxDB answer incomplete ({what}): {detail}")
+
+
+def parse_index_slots(
+    results: Sequence[dict[str, Any]], meters: Sequence[str], width_s: int
+) -> dict[str, IndexSeries]:
+    """:meth:`InfluxStore.index_slots` from the results of its four statements: last
+    value at or before the start, first value in the window, last value and count per
+    slot, count per meter over the window (the completeness check)."""
+    before, first, slots_result, window_counts = results
+    before_values = _first_values(before)
+    first_values = _first_values(first)
+    baselines = first_values | before_values
+    inside = {m for m in baselines if m not in before_values}
+    width_ns = width_s * 1_000_000_000
+    out = {m: IndexSeries(baseline=baselines.get(m), starts_inside=m in inside) for m in meters}
+    for series in slots_result.get("series", []):
+        meter = series["tags"]["meter"]
+        out[meter] = IndexSeries(
+            baseline=baselines.get(meter),
+            starts_inside=meter in inside,
+            slots=[
+                IndexSlot(
+                    end=datetime.fromtimestamp((t - 1 + width_ns) // 1_000_000_000, UTC),
+                    last_value=float(last),
+                    count=int(count),
+                )
+                for t, last, count in series["values"]
+            ],
+        )
+    counts = _meter_counts(window_counts)
+    check_complete("index slots", counts, {m: sum(s.count for s in out[m].slots) for m in out})
+    # The window's first reading is the baseline of a meter that had none before it.
+    if lost := sorted(counts.keys() - first_values.keys()):
+        raise IncompleteAnswer(
+            f"InfluxDB answer incomplete (index slots): no first reading for {lost}"
+            " though the window holds readings of them"
+        )
+    return out
+
+
+def parse_slot_sums(
+    results: Sequence[dict[str, Any]], meters: Sequence[str]
+) -> dict[str, list[SumSlot]]:
+    """:meth:`InfluxStore.slot_sums` from the results of its two statements: sum and
+    count per slot, count per meter over the window (the completeness check)."""
+    slots_result, window_counts = results
+    out: dict[str, list[SumSlot]] = {m: [] for m in meters}
+    for series in slots_result.get("series", []):
+        out[series["tags"]["meter"]] = [
+            SumSlot(datetime.fromtimestamp(t // 1_000_000_000, UTC), float(total), int(n))
+            for t, total, n in series["values"]
+        ]
+    in_slots = {m: sum(s.count for s in slots) for m, slots in out.items()}
+    check_complete("slot sums", _meter_counts(window_counts), in_slots)
+    return out
+
+
+def parse_hourly_means(
+    results: Sequence[dict[str, Any]], meter: str
+) -> list[tuple[datetime, float]]:
+    """:meth:`InfluxStore.hourly_means` from the results of its two statements: mean and
+    count per hour, count over the window (the completeness check)."""
+    hours_result, window_count = results
+    rows = [row for series in hours_result.get("series", []) for row in series["values"]]
+    in_window = sum(int(s["values"][0][1]) for s in window_count.get("series", []))
+    check_complete("hourly means", {meter: in_window}, {meter: sum(int(n) for _, _, n in rows)})
+    return [(datetime.fromtimestamp(t // 1_000_000_000, UTC), float(mean)) for t, mean, _ in rows]
+
+
 class InfluxStore:
     """:class:`~microville.domain.store.ReadingStore` on an InfluxDB server.
 
@@ -88,8 +249,9 @@ class InfluxStore:
             with contextlib.suppress(StoreError):
                 self._query(f"CREATE DATABASE {quote_identifier(self.database)}", method="POST")
 
-    def _query(self, q: str, method: str = "GET") -> list[dict[str, Any]]:
-        params = {"db": self.database, "q": q, "epoch": "ns"}
+    def _query(self, *statements: str, method: str = "GET") -> list[dict[str, Any]]:
+        """Send ``statements`` as one request; their results, checked whole."""
+        params = {"db": self.database, "q": ";".join(statements), "epoch": "ns"}
         try:
             if method == "POST":
                 resp = self._http.post("/query", params=params)
@@ -99,11 +261,21 @@ class InfluxStore:
             raise StoreError(f"InfluxDB unreachable: {exc}") from exc
         if resp.status_code != 200:
             raise StoreError(f"InfluxDB query failed ({resp.status_code}): {resp.text[:300]}")
-        results: list[dict[str, Any]] = resp.json().get("results", [])
-        for result in results:
-            if "error" in result:
-                raise StoreError(f"InfluxDB query error: {result['error']}")
-        return results
+        return parse_query_answer(resp.text, len(statements))
+
+    def _aggregate(self, parse: Callable[[list[dict[str, Any]]], T], *statements: str) -> T:
+        """``parse`` of the answer to ``statements``, asked again once if it does not add
+        up: a write landing between two statements (a window still being written) does
+        not land twice in a row, a lost shard or slot does; then it is an error."""
+        try:
+            return parse(self._query(*statements))
+        except IncompleteAnswer:
+            pass
+        try:
+            return parse(self._query(*statements))
+        except IncompleteAnswer as exc:
+            _log.warning("%s (asked twice)", exc)
+            raise
 
     def write(self, readings: Sequence[Reading]) -> None:
         if not readings:
@@ -155,34 +327,16 @@ class InfluxStore:
         # Slots: GROUP BY time with a 1 ns offset makes bucket k cover (k*w, (k+1)*w],
         # so a reading taken exactly at a period boundary closes that period.
         window = f"{where} AND time > {start_ms}ms AND time <= {end_ms}ms"
-        q = (
+        return self._aggregate(
+            lambda results: parse_index_slots(results, meters, width_s),
             f'SELECT last("value") FROM {measurement} WHERE {where} AND time <= {start_ms}ms'
-            f' GROUP BY "meter";'
-            f'SELECT first("value") FROM {measurement} WHERE {window} GROUP BY "meter";'
+            ' GROUP BY "meter"',
+            f'SELECT first("value") FROM {measurement} WHERE {window} GROUP BY "meter"',
             f'SELECT last("value"), count("value") FROM {measurement} WHERE {window}'
-            f' GROUP BY time({width_s}s, 1ns), "meter" fill(none)'
+            f' GROUP BY time({width_s}s, 1ns), "meter" fill(none)',
+            # The completeness check: one count per meter over the whole window.
+            f'SELECT count("value") FROM {measurement} WHERE {window} GROUP BY "meter"',
         )
-        before, first, slots_result = self._query(q)
-        before_values = _first_values(before)
-        baselines = _first_values(first) | before_values
-        inside = {m for m in baselines if m not in before_values}
-        width_ns = width_s * 1_000_000_000
-        out = {m: IndexSeries(baseline=baselines.get(m), starts_inside=m in inside) for m in meters}
-        for series in slots_result.get("series", []):
-            meter = series["tags"]["meter"]
-            out[meter] = IndexSeries(
-                baseline=baselines.get(meter),
-                starts_inside=meter in inside,
-                slots=[
-                    IndexSlot(
-                        end=datetime.fromtimestamp((t - 1 + width_ns) // 1_000_000_000, UTC),
-                        last_value=float(last),
-                        count=int(count),
-                    )
-                    for t, last, count in series["values"]
-                ],
-            )
-        return out
 
     def slot_sums(
         self,
@@ -193,41 +347,32 @@ class InfluxStore:
         end: datetime,
         slot: timedelta,
     ) -> dict[str, list[SumSlot]]:
-        out: dict[str, list[SumSlot]] = {m: [] for m in meters}
         if not meters:
-            return out
+            return {}
         width_s = round(slot.total_seconds())
         if width_s < 1 or width_s * 1000 != round(slot.total_seconds() * 1000):
             raise StoreError(f"slot {slot} must be a whole number of seconds")
         measurement = quote_identifier(_safe(quantity, "quantity"))
+        window = f"{self._where(site, meters)} AND time >= {_ms(start)}ms AND time < {_ms(end)}ms"
         # GROUP BY time without offset: bucket k covers [k*w, (k+1)*w), like the window.
-        (result,) = self._query(
-            f'SELECT sum("value"), count("value") FROM {measurement}'
-            f" WHERE {self._where(site, meters)}"
-            f" AND time >= {_ms(start)}ms AND time < {_ms(end)}ms"
-            f' GROUP BY time({width_s}s), "meter" fill(none)'
+        return self._aggregate(
+            lambda results: parse_slot_sums(results, meters),
+            f'SELECT sum("value"), count("value") FROM {measurement} WHERE {window}'
+            f' GROUP BY time({width_s}s), "meter" fill(none)',
+            f'SELECT count("value") FROM {measurement} WHERE {window} GROUP BY "meter"',
         )
-        for series in result.get("series", []):
-            out[series["tags"]["meter"]] = [
-                SumSlot(datetime.fromtimestamp(t // 1_000_000_000, UTC), float(total), int(n))
-                for t, total, n in series["values"]
-            ]
-        return out
 
     def hourly_means(
         self, site: str, meter: str, quantity: str, start: datetime, end: datetime
     ) -> list[tuple[datetime, float]]:
         measurement = quote_identifier(_safe(quantity, "quantity"))
-        where = self._where(site, [meter])
-        (result,) = self._query(
-            f'SELECT mean("value") FROM {measurement} WHERE {where}'
-            f" AND time >= {_ms(start)}ms AND time < {_ms(end)}ms GROUP BY time(1h) fill(none)"
+        window = f"{self._where(site, [meter])} AND time >= {_ms(start)}ms AND time < {_ms(end)}ms"
+        return self._aggregate(
+            lambda results: parse_hourly_means(results, meter),
+            f'SELECT mean("value"), count("value") FROM {measurement} WHERE {window}'
+            " GROUP BY time(1h) fill(none)",
+            f'SELECT count("value") FROM {measurement} WHERE {window}',
         )
-        return [
-            (datetime.fromtimestamp(t // 1_000_000_000, UTC), float(mean))
-            for series in result.get("series", [])
-            for t, mean in series["values"]
-        ]
 
     def last_seen(
         self, site: str, meters: Sequence[str], quantity: str
