@@ -53,13 +53,23 @@ def to_line(r: Reading) -> str:
     )
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _ms(t: datetime) -> int:
     return round(t.timestamp() * 1000)
 
 
-def _first_values(result: dict[str, Any]) -> dict[str, float]:
-    """{meter: value} from a ``SELECT <selector>(value) … GROUP BY "meter"`` result."""
-    return {s["tags"]["meter"]: float(s["values"][0][1]) for s in result.get("series", [])}
+def _first_points(result: dict[str, Any]) -> dict[str, tuple[datetime, float]]:
+    """{meter: (time, value)} from a ``SELECT <selector>(value) … GROUP BY "meter"``
+    result (``epoch=ns``: the selected point's time)."""
+    return {
+        s["tags"]["meter"]: (
+            _EPOCH + timedelta(microseconds=s["values"][0][0] // 1000),
+            float(s["values"][0][1]),
+        )
+        for s in result.get("series", [])
+    }
 
 
 class InfluxStore:
@@ -151,35 +161,49 @@ class InfluxStore:
         measurement = quote_identifier(_safe(quantity, "quantity"))
         where = self._where(site, meters)
         start_ms, end_ms = _ms(start), _ms(end)
-        # Baseline: the last value at or before start, else the first one after it.
-        # Slots: GROUP BY time with a 1 ns offset makes bucket k cover (k*w, (k+1)*w],
-        # so a reading taken exactly at a period boundary closes that period.
+        # Baseline: the last value at or before start, else the first one after it; the
+        # first reading after end (its time). Slots: GROUP BY time with a 1 ns offset
+        # makes bucket k cover (k*w, (k+1)*w], so a reading taken exactly at a period
+        # boundary closes that period.
         window = f"{where} AND time > {start_ms}ms AND time <= {end_ms}ms"
         q = (
             f'SELECT last("value") FROM {measurement} WHERE {where} AND time <= {start_ms}ms'
             f' GROUP BY "meter";'
             f'SELECT first("value") FROM {measurement} WHERE {window} GROUP BY "meter";'
-            f'SELECT last("value"), count("value") FROM {measurement} WHERE {window}'
-            f' GROUP BY time({width_s}s, 1ns), "meter" fill(none)'
+            f'SELECT first("value") FROM {measurement} WHERE {where} AND time > {end_ms}ms'
+            f' GROUP BY "meter";'
+            f'SELECT last("value"), count("value"), max("value") FROM {measurement}'
+            f' WHERE {window} GROUP BY time({width_s}s, 1ns), "meter" fill(none)'
         )
-        before, first, slots_result = self._query(q)
-        before_values = _first_values(before)
-        baselines = _first_values(first) | before_values
-        inside = {m for m in baselines if m not in before_values}
+        before, first, after, slots_result = self._query(q)
+        before_points = _first_points(before)
+        baselines = _first_points(first) | before_points
+        next_times = {m: t for m, (t, _) in _first_points(after).items()}
         width_ns = width_s * 1_000_000_000
-        out = {m: IndexSeries(baseline=baselines.get(m), starts_inside=m in inside) for m in meters}
+
+        def series_of(meter: str, slots: list[IndexSlot]) -> IndexSeries:
+            time, value = baselines.get(meter, (None, None))
+            return IndexSeries(
+                baseline=value,
+                starts_inside=meter in baselines and meter not in before_points,
+                baseline_time=time,
+                next_time=next_times.get(meter),
+                slots=slots,
+            )
+
+        out = {m: series_of(m, []) for m in meters}
         for series in slots_result.get("series", []):
             meter = series["tags"]["meter"]
-            out[meter] = IndexSeries(
-                baseline=baselines.get(meter),
-                starts_inside=meter in inside,
-                slots=[
+            out[meter] = series_of(
+                meter,
+                [
                     IndexSlot(
                         end=datetime.fromtimestamp((t - 1 + width_ns) // 1_000_000_000, UTC),
                         last_value=float(last),
                         count=int(count),
+                        max_value=float(high) if high > last else None,
                     )
-                    for t, last, count in series["values"]
+                    for t, last, count, high in series["values"]
                 ],
             )
         return out
