@@ -616,3 +616,19 @@ def test_sub_queries_add_up_to_the_whole_with_glitches_anywhere(
         assert p.energy_wh == pytest.approx(whole.energy_wh[i:j], rel=1e-9, abs=1e-6)
         assert p.estimated_wh == pytest.approx(whole.estimated_wh[i:j], rel=1e-9, abs=1e-6)
         assert p.coverage == pytest.approx(whole.coverage[i:j])
+
+
+def test_a_drop_inside_a_slot_is_judged_from_the_slots_highest_value() -> None:
+    # Hour 1 held 1 500 (the old meter's last reading), then the new meter's 0 and 40:
+    # 500 Wh measured, then a reset (+40). A spike inside hour 2 (a highest value of
+    # 99 999 999, undone by its last, 80) is a spike, not energy.
+    slots = [
+        IndexSlot(T0 + H, 1000.0, 1),
+        IndexSlot(T0 + 2 * H, 40.0, 3, max_value=1500.0),
+        IndexSlot(T0 + 3 * H, 60.0, 1),
+        IndexSlot(T0 + 4 * H, 80.0, 2, max_value=99_999_999.0),
+    ]
+    result = energy_per_period(IndexSeries(900.0, slots), FIRST_HOURS, H)
+    assert result.energy_wh == pytest.approx([100.0, 540.0, 20.0, 20.0])
+    assert result.estimated_wh == [0.0, 0.0, 0.0, 0.0]
+    assert (result.resets, result.spikes) == (1, 1)
