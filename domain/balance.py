@@ -15,6 +15,8 @@ from microville.domain.coverage import contiguous, period_coverage
 from microville.domain.quality import IndexRules
 from microville.domain.store import IndexSeries
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
 
 @dataclass(frozen=True)
 class MeterEnergy:
@@ -53,6 +55,12 @@ class MeterEnergy:
     rollovers: int
     glitches: int
     spikes: int = 0
+
+
+def slot_end(t: datetime, slot: timedelta) -> datetime:
+    """End of the epoch-aligned slot ``(e − slot, e]`` holding ``t`` (aware)."""
+    us, width = (t - _EPOCH) // timedelta(microseconds=1), slot // timedelta(microseconds=1)
+    return _EPOCH + timedelta(microseconds=-(-us // width) * width)
 
 
 def _spread(
@@ -116,21 +124,28 @@ def energy_per_period(
       within ``glitch_window_s`` after it is back at the reference: energy ``value``;
     - else a glitch.
 
+    A slot whose highest value is above its last (a drop inside it) is judged as two
+    values at its end, its highest then its last: a meter replaced inside a slot counts
+    the old meter's rise to its last reading, then the new meter's index (a reset).
+
     Spikes and glitches are ignored: the reference (value and time) stays the last good
     value, and energy resumes once the index is back above it. Slots after
     ``bounds[-1]`` are only looked at (to judge the last slots of the window the same
-    way as inside a longer query); pass ``glitch_window_s`` of them beyond the end.
-    Slots from ``since`` to ``bounds[0]`` (the *reach*: ``glitch_window_s`` rounded up
-    to whole slots, plus one) are judged like the others but count for nothing (no energy,
-    reset, glitch or spike): they make the reference at ``bounds[0]`` the one a longer
-    query has there, not a bad baseline reading (a 0, a spike) that would turn the first
-    rise into a reset or a spike. Pass three reaches of slots after ``bounds[-1]``
-    (judging a slot may look two windows ahead); the first good value of the first
-    reach there is judged too, so that a gap of at most a reach across either end of
-    the window is split pro rata as in a longer query, its part outside the window
-    left to the query next to it. A longer gap across ``bounds[0]`` (the baseline's
-    time may be unknown) counts from ``bounds[0]``, and one across ``bounds[-1]`` for
-    the next query: either way consecutive queries add up to the longer one.
+    way as inside a longer query), except the first good value there, judged too, so
+    that a gap across the end is split pro rata as in a longer query, whatever its
+    length, its part after the end left to the next query. Pass slots up to two
+    *reaches* past the first slot after ``bounds[-1]`` (judging a slot may look two
+    windows ahead). Slots from ``since`` to ``bounds[0]`` (the reach: ``glitch_window_s``
+    rounded up to whole slots, plus one) are judged like the others but count for
+    nothing (no energy, reset, glitch or spike): they make the reference at
+    ``bounds[0]`` the one a longer query has there, not a bad baseline reading (a 0, a
+    spike) that would turn the first rise into a reset or a spike. A gap across
+    ``bounds[0]`` is split from the end of the baseline's slot
+    (``series.baseline_time``), its part before ``bounds[0]`` left to the query before.
+    So a period's energy, estimate and coverage are the same asked alone or inside a
+    longer query of the same slot width. Without a baseline time, a gap across
+    ``bounds[0]`` counts from ``bounds[0]`` and one across ``bounds[-1]`` is left to the
+    next query: consecutive queries still add up to the longer one.
 
     An increase between values at most one hour (or one slot) apart lands in the later
     slot's period and is measured. Between values further apart (a gap, lost messages,
@@ -143,7 +158,8 @@ def energy_per_period(
     Parameters
     ----------
     series : IndexSeries
-        Last index value per slot [Wh], and the baseline at ``bounds[0]``.
+        Last (and, after a drop inside it, highest) index value per slot [Wh], and the
+        baseline at ``since`` with its time.
     bounds : sequence of datetime
         Period boundaries, aware, increasing; each ends a slot.
     slot : timedelta
@@ -162,21 +178,33 @@ def energy_per_period(
     estimated = [0.0] * n
     resets = rollovers = glitches = spikes = 0
     in_glitch = False
-    ends = [s.end.astimezone(UTC) for s in series.slots]
-    values = [s.last_value for s in series.slots]
+    # A slot whose value dropped inside it (a meter swapped mid-slot) is read as its
+    # highest value, then its last: the old meter's last rise counts.
+    ends: list[datetime] = []
+    values: list[float] = []
+    for s in series.slots:
+        end = s.end.astimezone(UTC)
+        if s.max_value is not None and s.max_value > s.last_value:
+            ends.append(end)
+            values.append(s.max_value)
+        ends.append(end)
+        values.append(s.last_value)
     window = timedelta(seconds=rules.glitch_window_s)
     start = bounds[0] if since is None else since.astimezone(UTC)
     if start > bounds[0]:
         raise ValueError(f"since {start.isoformat()} is after bounds[0]")
-    reach = bounds[0] - start
     reference = series.baseline  # last good value
     reference_end = start  # end of its slot (at or before it for a baseline)
-    # Whether reference_end is the reference's time, not a bound on it (the baseline).
+    # Whether reference_end is the reference's slot end, not a bound on it (a baseline
+    # of unknown time).
     known = series.starts_inside
     if series.starts_inside and series.slots:
         # A meter installed inside the query: its baseline is its first reading, made
         # within the first slot, not at the start; nothing is spread back before it.
         reference_end = max(start, ends[0] - slot)
+    elif series.baseline is not None and series.baseline_time is not None:
+        # The end of the baseline's slot: a gap from it is split as a longer query does.
+        reference_end, known = min(start, slot_end(series.baseline_time, slot)), True
 
     def comes_back(i: int, level: float) -> bool:
         """Whether a value after slot ``i``, within the window, is back at ``level``."""
@@ -204,11 +232,8 @@ def energy_per_period(
         # Slot (end - slot, end] lies in period k when bounds[k] < end <= bounds[k+1];
         # slots past the last bound are only looked at, to judge the ones before.
         k = bisect_left(bounds, end) - 1
-        # A gap of at most a reach is split pro rata across either end of the window,
-        # as the query on the other side splits it; a longer one counts from the start.
-        short = known and end - reference_end <= reach
-        if k >= n and not short:
-            break  # past the reach of the last good value: only looked at
+        if k >= n and not known:
+            break  # a gap from a baseline of unknown time: left to the next query
         inside = 0 <= k < n  # else read before or after the window: judged, not counted
         value = values[i]
         if reference is None:
@@ -239,7 +264,9 @@ def energy_per_period(
             continue
         in_glitch = False
         if delta > 0 and k >= 0:
-            since_ = reference_end if short else max(reference_end, bounds[0])
+            # A gap across either end of the window is split pro rata, as the query on
+            # the other side splits it; from a baseline of unknown time, from the start.
+            since_ = reference_end if known else max(reference_end, bounds[0])
             _spread(delta, since_, end, k, bounds, slot, energy, estimated)
         if k >= n:
             break  # the reading after the end: the gap to it is split

@@ -27,11 +27,16 @@ class StoreRejected(StoreError):
 
 @dataclass(frozen=True, slots=True)
 class IndexSlot:
-    """The last index value seen in one slot ``(end - width, end]`` and how many values it had."""
+    """The last index value seen in one slot ``(end - width, end]``, how many values it
+    had, and its highest value when a value above the last came before it (a meter
+    replaced inside the slot: the old meter's last reading, whose rise counts)."""
 
     end: datetime
     last_value: float
     count: int
+    #: The slot's highest value when above ``last_value`` (a drop inside the slot), else
+    #: ``None``: the counter rules read such a slot as its highest value, then its last.
+    max_value: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +64,12 @@ class IndexSeries:
     slots: list[IndexSlot] = field(default_factory=list)
     #: The baseline is the meter's first reading inside the window (none before it).
     starts_inside: bool = False
+    #: Time of the baseline's reading (``None``: unknown, or no baseline), so that a gap
+    #: across the window's start is split as a longer query splits it.
+    baseline_time: datetime | None = None
+    #: Time of the meter's first reading after the window's end (``None``: none yet),
+    #: so that a gap across the end can be read up to the reading that closes it.
+    next_time: datetime | None = None
 
 
 class ReadingStore(Protocol):
@@ -81,7 +92,9 @@ class ReadingStore(Protocol):
         end: datetime,
         slot: timedelta,
     ) -> dict[str, IndexSeries]:
-        """Last index value per slot for each meter in ``(start, end]``.
+        """Last index value per slot for each meter in ``(start, end]`` (with the slot's
+        highest value when a drop inside it left the last value lower), the baseline
+        and its time, and the time of the first reading after ``end``.
 
         Slots are aligned on the epoch: a slot ends at a multiple of ``slot`` since
         1970-01-01T00:00Z, and ``start``/``end`` must fall on slot ends. Meters

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from microville.domain.balance import MeterEnergy, energy_per_period
+from microville.domain.balance import MeterEnergy, energy_per_period, slot_end
 from microville.domain.carbon import NetCarbon, avoided_co2_kg, net_carbon, operational_co2_kg
 from microville.domain.energy import (
     NOT_ENERGY,
@@ -71,14 +71,29 @@ def meter_energies(
     for quantity, group in by_quantity.items():
         # glitch_window_s and a slot before the start and three times that past the end,
         # so that the baseline and the last slots are judged (spike, glitch or reset?)
-        # and a gap across either end split as inside a longer query: a month is the
-        # same days of a year (energy_per_period).
+        # and a gap across either end split as inside a longer query: a day is the
+        # same alone and in its month (energy_per_period).
         window = max(m.quality.glitch_window_s for m in group)
         reach = slot * (math.ceil(window / slot.total_seconds()) + 1)
-        since = bounds[0] - reach
-        series = store.index_slots(
-            site.id, [m.id for m in group], quantity, since, bounds[-1] + 3 * reach, slot
-        )
+        since, until = bounds[0] - reach, bounds[-1] + 3 * reach
+        series = store.index_slots(site.id, [m.id for m in group], quantity, since, until, slot)
+        # A gap across the end, however long: read on to two reaches past the reading
+        # that closes it, so that it is judged and the gap split as in a longer query.
+        needed: dict[str, datetime] = {}
+        for m in group:
+            s = series[m.id]
+            after = next((x.end for x in s.slots if x.end > bounds[-1]), None)
+            if after is None and s.next_time is not None:
+                after = slot_end(s.next_time, slot)
+            if after is not None and after + 2 * reach > until:
+                needed[m.id] = after + 2 * reach
+        if needed:
+            more = store.index_slots(
+                site.id, list(needed), quantity, until, max(needed.values()), slot
+            )
+            for meter_id in needed:
+                s = series[meter_id]
+                series[meter_id] = replace(s, slots=s.slots + more[meter_id].slots)
         for m in group:
             out[m.id] = energy_per_period(series[m.id], bounds, slot, m.quality, since)
     return out

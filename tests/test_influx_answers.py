@@ -118,13 +118,18 @@ def test_malformed_answer_is_a_store_error(text: str, message: str) -> None:
 
 
 def _index_results(slot_counts: list[int], window_count: int) -> list[dict[str, Any]]:
-    """index_slots' four results for meter pv: no reading before, first value 0, one
-    hourly slot per count (index = hour number), and the count over the window."""
-    slots = [[(T0_S + h * HOUR_S) * NS + 1, float(h + 1), n] for h, n in enumerate(slot_counts)]
+    """index_slots' five results for meter pv: no reading before, first value 0, none
+    after the end, one hourly slot per count (index = hour number, no drop inside), and
+    the count over the window."""
+    slots = [
+        [(T0_S + h * HOUR_S) * NS + 1, float(h + 1), n, float(h + 1)]
+        for h, n in enumerate(slot_counts)
+    ]
     return [
         {},
         {"series": [_series("pv", ["time", "first"], [[T0_S * NS, 0.0]])]},
-        {"series": [_series("pv", ["time", "last", "count"], slots)]},
+        {},
+        {"series": [_series("pv", ["time", "last", "count", "max"], slots)]},
         {"series": [_series("pv", ["time", "count"], [[T0_S * NS, window_count]])]},
     ]
 

@@ -219,11 +219,14 @@ def test_a_real_gap_is_not_a_spike() -> None:
 
 
 def test_the_last_slot_is_judged_with_the_slots_after_the_window() -> None:
-    # The spike is in the last hour of the window; the slot after it shows it undone.
+    # The spike is in the last hour of the window; the slot after it shows it undone,
+    # and the gap from 03:00 to that good reading at 05:00 (20 Wh) is split as in a
+    # longer query: 10 Wh estimated in the last hour.
     values = [1010.0, 1020.0, 1030.0, 99_999_999.0, 1050.0]
     series = IndexSeries(baseline=1000.0, slots=_hour_values(T0, values))
     result = energy_per_period(series, FIRST_HOURS, H)
-    assert sum(result.energy_wh) == pytest.approx(30.0)
+    assert result.energy_wh == pytest.approx([10.0, 10.0, 10.0, 10.0])
+    assert result.estimated_wh == pytest.approx([0.0, 0.0, 0.0, 10.0])
     assert result.spikes == 1
     assert result.coverage == [1.0, 1.0, 1.0, 1.0]  # the slot after is not counted
 
@@ -519,13 +522,20 @@ def _store_answer(
     readings: dict[int, float], t0: datetime, slot: timedelta, since: int, until: int
 ) -> IndexSeries:
     """What a store answers for slots ``(since, until]`` of ``readings`` (slot number →
-    value, read at the slot's end): the baseline at or before ``since``, else the first
-    value after it."""
-    before = [v for k, v in sorted(readings.items()) if k <= since]
+    value, read at the slot's end): the baseline at or before ``since`` and its time,
+    else the first value after it, and the time of the first reading after ``until``."""
+    before = [(k, v) for k, v in sorted(readings.items()) if k <= since]
     inside = [(k, v) for k, v in sorted(readings.items()) if since < k <= until]
-    baseline = before[-1] if before else (inside[0][1] if inside else None)
+    after = [k for k in sorted(readings) if k > until]
+    first = before[-1] if before else (inside[0] if inside else None)
     slots = [IndexSlot(t0 + k * slot, v, 1) for k, v in inside]
-    return IndexSeries(baseline, slots, starts_inside=not before and bool(inside))
+    return IndexSeries(
+        None if first is None else first[1],
+        slots,
+        starts_inside=not before and bool(inside),
+        baseline_time=None if first is None else t0 + first[0] * slot,
+        next_time=t0 + after[0] * slot if after else None,
+    )
 
 
 @st.composite
@@ -575,13 +585,16 @@ def glitchy_index(
 def test_sub_queries_add_up_to_the_whole_with_glitches_anywhere(
     scenario: tuple[dict[int, float], list[tuple[int, float]], timedelta, list[int], list[int]],
 ) -> None:
-    readings, good, slot, cuts, joints = scenario
+    readings, _good, slot, cuts, joints = scenario
     t0 = datetime(2026, 3, 1, tzinfo=UTC)  # aligned on the epoch for every slot width
     reach = round(3600 / slot.total_seconds()) + 1  # the default window, and a slot
 
     def query(i: int, j: int) -> MeterEnergy:
-        # As meter_energies reads the store: a reach before, three after.
+        # As meter_energies reads the store: a reach before, three after, and two past
+        # the first reading after the end.
         since, until = cuts[i] - reach, cuts[j] + 3 * reach
+        after = min((k for k in readings if k > cuts[j]), default=None)
+        until = until if after is None else max(until, after + 2 * reach)
         series = _store_answer(readings, t0, slot, since, until)
         bounds = [t0 + c * slot for c in cuts[i : j + 1]]
         return energy_per_period(series, bounds, slot, since=t0 + since * slot)
@@ -597,16 +610,25 @@ def test_sub_queries_add_up_to_the_whole_with_glitches_anywhere(
     for count in ("resets", "rollovers", "glitches", "spikes"):
         assert sum(getattr(p, count) for p in parts) == getattr(whole, count)
     assert whole.resets == 0
-    # Period by period too, unless a gap between good readings straddles a sub-query's
-    # start and is longer than a reach (the window and a slot): its energy then counts
-    # from that start (the baseline's time may be unknown).
-    straddled = any(
-        i < cuts[c] < j and (j - i) * slot > max(slot, H) and j - i > reach
-        for c in joints[1:-1]
-        for (i, _), (j, _) in pairwise(good)
-    )
-    if not straddled:
-        for (i, j), p in zip(pairwise(joints), parts, strict=True):
-            assert p.energy_wh == pytest.approx(whole.energy_wh[i:j], rel=1e-9, abs=1e-6)
-            assert p.estimated_wh == pytest.approx(whole.estimated_wh[i:j], rel=1e-9, abs=1e-6)
-            assert p.coverage == pytest.approx(whole.coverage[i:j])
+    # Period by period too, whatever gap straddles a sub-query's edge: the baseline's
+    # time splits a gap across the start as the whole query does (issue #13).
+    for (i, j), p in zip(pairwise(joints), parts, strict=True):
+        assert p.energy_wh == pytest.approx(whole.energy_wh[i:j], rel=1e-9, abs=1e-6)
+        assert p.estimated_wh == pytest.approx(whole.estimated_wh[i:j], rel=1e-9, abs=1e-6)
+        assert p.coverage == pytest.approx(whole.coverage[i:j])
+
+
+def test_a_drop_inside_a_slot_is_judged_from_the_slots_highest_value() -> None:
+    # Hour 1 held 1 500 (the old meter's last reading), then the new meter's 0 and 40:
+    # 500 Wh measured, then a reset (+40). A spike inside hour 2 (a highest value of
+    # 99 999 999, undone by its last, 80) is a spike, not energy.
+    slots = [
+        IndexSlot(T0 + H, 1000.0, 1),
+        IndexSlot(T0 + 2 * H, 40.0, 3, max_value=1500.0),
+        IndexSlot(T0 + 3 * H, 60.0, 1),
+        IndexSlot(T0 + 4 * H, 80.0, 2, max_value=99_999_999.0),
+    ]
+    result = energy_per_period(IndexSeries(900.0, slots), FIRST_HOURS, H)
+    assert result.energy_wh == pytest.approx([100.0, 540.0, 20.0, 20.0])
+    assert result.estimated_wh == [0.0, 0.0, 0.0, 0.0]
+    assert (result.resets, result.spikes) == (1, 1)

@@ -35,6 +35,22 @@ def test_slots_hold_last_value_and_count_and_boundary_reading_closes_its_slot(
     ]
 
 
+def test_slot_keeps_its_highest_value_after_a_drop_and_series_carry_their_times(
+    store: ReadingStore,
+) -> None:
+    # A meter swapped at 01:15: 500 Wh then 0 and 30 Wh in the slot (01:00, 02:00].
+    store.write(_index("s1", "pv", [(50, 400.0), (75, 500.0), (90, 0.0), (105, 30.0)]))
+    store.write(_index("s1", "pv", [(300, 90.0)]))  # 05:00, after the window
+    series = store.index_slots("s1", ["pv"], "energy", T0 + HOUR, T0 + 2 * HOUR, HOUR)["pv"]
+    assert [(s.last_value, s.count, s.max_value) for s in series.slots] == [(30.0, 3, 500.0)]
+    assert series.baseline == 400.0 and series.baseline_time == T0 + timedelta(minutes=50)
+    assert series.next_time == T0 + 5 * HOUR
+    inside = store.index_slots("s1", ["pv"], "energy", T0, T0 + HOUR, HOUR)["pv"]
+    assert inside.starts_inside and inside.baseline_time == T0 + timedelta(minutes=50)
+    assert inside.slots[0].max_value is None  # no drop inside: the last is the highest
+    assert inside.next_time == T0 + timedelta(minutes=75)
+
+
 def test_duplicate_delivery_is_stored_once(store: ReadingStore) -> None:
     readings = _index("s1", "pv", [(0, 1.0), (15, 2.0)])
     store.write(readings)
@@ -140,17 +156,19 @@ _BATCHES = st.lists(
 def _expected_slots(
     readings: dict[tuple[str, int], float], meter: str, start: datetime, end: datetime, width: int
 ) -> list[tuple[datetime, float, int]]:
-    """(end, last value, count) per slot (b·w, (b+1)·w] in (start, end], from raw readings."""
+    """(end, last value, count, highest value if above the last) per slot (b·w, (b+1)·w]
+    in (start, end], from raw readings."""
     t0, t1 = round(start.timestamp()), round(end.timestamp())
-    slots: dict[int, tuple[int, float, int]] = {}
+    slots: dict[int, tuple[int, float, int, float]] = {}
     for (m, t), value in readings.items():
         if m == meter and t0 < t <= t1:
             b = (t - 1) // width
-            last_t, last_v, n = slots.get(b, (t, value, 0))
-            slots[b] = (t, value, n + 1) if t >= last_t else (last_t, last_v, n + 1)
+            last_t, last_v, n, high = slots.get(b, (t, value, 0, value))
+            high = max(high, value)
+            slots[b] = (t, value, n + 1, high) if t >= last_t else (last_t, last_v, n + 1, high)
     return [
-        (datetime.fromtimestamp((b + 1) * width, UTC), v, n)
-        for b, (_, v, n) in sorted(slots.items())
+        (datetime.fromtimestamp((b + 1) * width, UTC), v, n, high if high > v else None)
+        for b, (_, v, n, high) in sorted(slots.items())
     ]
 
 
@@ -178,7 +196,7 @@ def test_sqlite_hourly_rollup_answers_like_the_raw_readings(
     for width in (HOUR, 2 * HOUR, 24 * HOUR, timedelta(minutes=30)):
         got = store.index_slots("s1", ["a", "b"], "energy", start, end, width)
         for meter in ("a", "b"):
-            slots = [(s.end, s.last_value, s.count) for s in got[meter].slots]
+            slots = [(s.end, s.last_value, s.count, s.max_value) for s in got[meter].slots]
             want = _expected_slots(final, meter, start, end, round(width.total_seconds()))
             assert slots == want, (meter, width)
     store.close()
@@ -224,3 +242,37 @@ def test_a_year_across_every_shard_is_answered_whole(store: ReadingStore) -> Non
         assert series[m].slots[-1].last_value == float(hours)
     sums = store.slot_sums("s1", ["pv"], "energy", start, end, timedelta(days=1))["pv"]
     assert len(sums) == 365 and sum(s.count for s in sums) == hours
+
+
+def test_sqlite_rollup_of_version_1_is_rebuilt_with_the_highest_values(tmp_path: Path) -> None:
+    import sqlite3
+
+    from microville.stores.sqlite import SqliteStore
+
+    path = tmp_path / "v1.db"
+    with sqlite3.connect(path) as db:  # a file of version 1: no max_value column
+        db.executescript(
+            "CREATE TABLE readings (site TEXT NOT NULL, quantity TEXT NOT NULL,"
+            " meter TEXT NOT NULL, ts_ms INTEGER NOT NULL, value REAL NOT NULL,"
+            " PRIMARY KEY (site, quantity, meter, ts_ms)) WITHOUT ROWID;"
+            "CREATE TABLE hourly (site TEXT NOT NULL, quantity TEXT NOT NULL,"
+            " meter TEXT NOT NULL, hour INTEGER NOT NULL, last_value REAL NOT NULL,"
+            " count INTEGER NOT NULL, PRIMARY KEY (site, quantity, meter, hour)) WITHOUT ROWID;"
+            "CREATE TABLE store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+            "INSERT INTO store_meta VALUES ('rollup', '1');"
+        )
+        t = round(T0.timestamp() * 1000)
+        db.executemany(
+            "INSERT INTO readings VALUES ('s1', 'energy', 'pv', ?, ?)",
+            [(t + 15 * 60_000, 500.0), (t + 30 * 60_000, 10.0)],
+        )
+        db.execute(
+            "INSERT INTO hourly VALUES ('s1', 'energy', 'pv', ?, 10.0, 2)", (t // 3_600_000,)
+        )
+    store = SqliteStore(path)
+    series = store.index_slots("s1", ["pv"], "energy", T0, T0 + HOUR, HOUR)["pv"]
+    assert [(s.last_value, s.count, s.max_value) for s in series.slots] == [(10.0, 2, 500.0)]
+    store.write(_index("s1", "pv", [(45, 20.0)]))  # the rebuilt table takes writes
+    series = store.index_slots("s1", ["pv"], "energy", T0, T0 + HOUR, HOUR)["pv"]
+    assert [(s.last_value, s.count, s.max_value) for s in series.slots] == [(20.0, 3, 500.0)]
+    store.close()

@@ -66,13 +66,23 @@ def to_line(r: Reading) -> str:
     )
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _ms(t: datetime) -> int:
     return round(t.timestamp() * 1000)
 
 
-def _first_values(result: dict[str, Any]) -> dict[str, float]:
-    """{meter: value} from a ``SELECT <selector>(value) … GROUP BY "meter"`` result."""
-    return {s["tags"]["meter"]: float(s["values"][0][1]) for s in result.get("series", [])}
+def _first_points(result: dict[str, Any]) -> dict[str, tuple[datetime, float]]:
+    """{meter: (time, value)} from a ``SELECT <selector>(value) … GROUP BY "meter"``
+    result (``epoch=ns``: the selected point's time)."""
+    return {
+        s["tags"]["meter"]: (
+            _EPOCH + timedelta(microseconds=s["values"][0][0] // 1000),
+            float(s["values"][0][1]),
+        )
+        for s in result.get("series", [])
+    }
 
 
 def _truncated(message: str) -> StoreError:
@@ -159,34 +169,46 @@ def check_complete(what: str, in_window: dict[str, int], in_slots: dict[str, int
 def parse_index_slots(
     results: Sequence[dict[str, Any]], meters: Sequence[str], width_s: int
 ) -> dict[str, IndexSeries]:
-    """:meth:`InfluxStore.index_slots` from the results of its four statements: last
-    value at or before the start, first value in the window, last value and count per
-    slot, count per meter over the window (the completeness check)."""
-    before, first, slots_result, window_counts = results
-    before_values = _first_values(before)
-    first_values = _first_values(first)
-    baselines = first_values | before_values
-    inside = {m for m in baselines if m not in before_values}
+    """:meth:`InfluxStore.index_slots` from the results of its five statements: last
+    point at or before the start, first point in the window, first point after the end,
+    last value, count and highest value per slot, count per meter over the window (the
+    completeness check)."""
+    before, first, after, slots_result, window_counts = results
+    before_points = _first_points(before)
+    first_points = _first_points(first)
+    baselines = first_points | before_points
+    next_times = {m: t for m, (t, _) in _first_points(after).items()}
     width_ns = width_s * 1_000_000_000
-    out = {m: IndexSeries(baseline=baselines.get(m), starts_inside=m in inside) for m in meters}
+
+    def series_of(meter: str, slots: list[IndexSlot]) -> IndexSeries:
+        time, value = baselines.get(meter, (None, None))
+        return IndexSeries(
+            baseline=value,
+            starts_inside=meter in baselines and meter not in before_points,
+            baseline_time=time,
+            next_time=next_times.get(meter),
+            slots=slots,
+        )
+
+    out = {m: series_of(m, []) for m in meters}
     for series in slots_result.get("series", []):
         meter = series["tags"]["meter"]
-        out[meter] = IndexSeries(
-            baseline=baselines.get(meter),
-            starts_inside=meter in inside,
-            slots=[
+        out[meter] = series_of(
+            meter,
+            [
                 IndexSlot(
                     end=datetime.fromtimestamp((t - 1 + width_ns) // 1_000_000_000, UTC),
                     last_value=float(last),
                     count=int(count),
+                    max_value=float(high) if high > last else None,
                 )
-                for t, last, count in series["values"]
+                for t, last, count, high in series["values"]
             ],
         )
     counts = _meter_counts(window_counts)
     check_complete("index slots", counts, {m: sum(s.count for s in out[m].slots) for m in out})
     # The window's first reading is the baseline of a meter that had none before it.
-    if lost := sorted(counts.keys() - first_values.keys()):
+    if lost := sorted(counts.keys() - first_points.keys()):
         raise IncompleteAnswer(
             f"InfluxDB answer incomplete (index slots): no first reading for {lost}"
             " though the window holds readings of them"
@@ -323,17 +345,20 @@ class InfluxStore:
         measurement = quote_identifier(_safe(quantity, "quantity"))
         where = self._where(site, meters)
         start_ms, end_ms = _ms(start), _ms(end)
-        # Baseline: the last value at or before start, else the first one after it.
-        # Slots: GROUP BY time with a 1 ns offset makes bucket k cover (k*w, (k+1)*w],
-        # so a reading taken exactly at a period boundary closes that period.
+        # Baseline: the last value at or before start, else the first one after it; the
+        # first reading after end (its time). Slots: GROUP BY time with a 1 ns offset
+        # makes bucket k cover (k*w, (k+1)*w], so a reading taken exactly at a period
+        # boundary closes that period.
         window = f"{where} AND time > {start_ms}ms AND time <= {end_ms}ms"
         return self._aggregate(
             lambda results: parse_index_slots(results, meters, width_s),
             f'SELECT last("value") FROM {measurement} WHERE {where} AND time <= {start_ms}ms'
             ' GROUP BY "meter"',
             f'SELECT first("value") FROM {measurement} WHERE {window} GROUP BY "meter"',
-            f'SELECT last("value"), count("value") FROM {measurement} WHERE {window}'
-            f' GROUP BY time({width_s}s, 1ns), "meter" fill(none)',
+            f'SELECT first("value") FROM {measurement} WHERE {where} AND time > {end_ms}ms'
+            ' GROUP BY "meter"',
+            f'SELECT last("value"), count("value"), max("value") FROM {measurement}'
+            f' WHERE {window} GROUP BY time({width_s}s, 1ns), "meter" fill(none)',
             # The completeness check: one count per meter over the whole window.
             f'SELECT count("value") FROM {measurement} WHERE {window} GROUP BY "meter"',
         )

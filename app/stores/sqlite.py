@@ -1,8 +1,9 @@
 """Embedded store: one SQLite file in WAL mode, so everything runs with nothing but pip.
 
-Beside the raw readings, an hourly rollup (last value and count of each meter's hour)
-is kept exact in the same transaction as every write, so a year of one-minute indexes
-is read as 8,760 rows per meter instead of 525,600.
+Beside the raw readings, an hourly rollup (last value, count and highest value of each
+meter's hour)
+is kept exact in the same transaction as every write, so a year of one-minute
+indexes is read as 8,760 rows per meter instead of 525,600.
 """
 
 from __future__ import annotations
@@ -25,9 +26,13 @@ CREATE TABLE IF NOT EXISTS readings (
     value    REAL    NOT NULL,  -- base unit, raw cumulative index
     PRIMARY KEY (site, quantity, meter, ts_ms)
 ) WITHOUT ROWID;
--- Hour h covers (h·1h, (h+1)·1h] like the slots of index_slots: the last index of the
--- hour and how many readings it holds, recomputed from `readings` for every hour a
--- write touches (so overwrites and late readings keep it exact).
+CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+# Hour h covers (h·1h, (h+1)·1h] like the slots of index_slots: the last index of the
+# hour, how many readings it holds and its highest index (a meter swapped inside the
+# hour), recomputed from `readings` for every hour a write touches (so overwrites and
+# late readings keep it exact).
+_HOURLY = """
 CREATE TABLE IF NOT EXISTS hourly (
     site       TEXT    NOT NULL,
     quantity   TEXT    NOT NULL,
@@ -35,21 +40,25 @@ CREATE TABLE IF NOT EXISTS hourly (
     hour       INTEGER NOT NULL,
     last_value REAL    NOT NULL,
     count      INTEGER NOT NULL,
+    max_value  REAL    NOT NULL,
     PRIMARY KEY (site, quantity, meter, hour)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 HOUR_MS = 3_600_000
-_ROLLUP_VERSION = "1"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: "2": max_value added; a file of an earlier version has its rollup rebuilt.
+_ROLLUP_VERSION = "2"
 
-# The bare column `value` comes from the row holding MAX(ts_ms) (SQLite's min/max rule).
+# The last value is read back by its time: SQLite's bare-column rule (the value of the
+# row holding the MAX) is undefined with two MAX() in one query.
 _HOURS_OF = f"""
-SELECT site, quantity, meter, h, value, n FROM (
-    SELECT r.site, r.quantity, r.meter, (r.ts_ms - 1) / {HOUR_MS} AS h, MAX(r.ts_ms), r.value,
-           COUNT(*) AS n
+SELECT g.site, g.quantity, g.meter, g.h, l.value, g.n, g.mx FROM (
+    SELECT r.site, r.quantity, r.meter, (r.ts_ms - 1) / {HOUR_MS} AS h, MAX(r.ts_ms) AS t,
+           COUNT(*) AS n, MAX(r.value) AS mx
       FROM {{source}}
      GROUP BY r.site, r.quantity, r.meter, h
-)
+) g JOIN readings l
+  ON l.site = g.site AND l.quantity = g.quantity AND l.meter = g.meter AND l.ts_ms = g.t
 """
 #: Recompute every hour listed in the temporary table `touched`.
 _REFRESH_TOUCHED = "INSERT OR REPLACE INTO hourly " + _HOURS_OF.format(
@@ -63,6 +72,10 @@ _BUILD_ALL = "INSERT INTO hourly " + _HOURS_OF.format(source="readings r")
 
 def _ms(t: datetime) -> int:
     return round(t.timestamp() * 1000)
+
+
+def _time(ms: int) -> datetime:
+    return _EPOCH + timedelta(milliseconds=ms)
 
 
 class SqliteStore:
@@ -79,7 +92,7 @@ class SqliteStore:
             self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
+            self._db.executescript(_SCHEMA + _HOURLY)
             self._db.execute(
                 "CREATE TEMP TABLE touched (site TEXT, quantity TEXT, meter TEXT, hour INTEGER,"
                 " PRIMARY KEY (site, quantity, meter, hour)) WITHOUT ROWID"
@@ -95,7 +108,9 @@ class SqliteStore:
         if row and row[0] == _ROLLUP_VERSION:
             return
         with self._db:
-            self._db.execute("DELETE FROM hourly")
+            # An earlier version's table lacks columns: made anew, then filled.
+            self._db.execute("DROP TABLE IF EXISTS hourly")
+            self._db.execute(_HOURLY)
             self._db.execute(_BUILD_ALL)
             self._db.execute(
                 "INSERT OR REPLACE INTO store_meta VALUES ('rollup', ?)", (_ROLLUP_VERSION,)
@@ -133,29 +148,37 @@ class SqliteStore:
                 for meter in meters:
                     key = (site, quantity, meter)
                     before = self._db.execute(
-                        "SELECT value FROM readings WHERE site=? AND quantity=? AND meter=?"
+                        "SELECT ts_ms, value FROM readings WHERE site=? AND quantity=? AND meter=?"
                         " AND ts_ms <= ? ORDER BY ts_ms DESC LIMIT 1",
                         (*key, start_ms),
                     ).fetchone()
                     first = (
                         before
                         or self._db.execute(
-                            "SELECT value FROM readings WHERE site=? AND quantity=? AND meter=?"
-                            " AND ts_ms > ? AND ts_ms <= ? ORDER BY ts_ms LIMIT 1",
+                            "SELECT ts_ms, value FROM readings WHERE site=? AND quantity=?"
+                            " AND meter=? AND ts_ms > ? AND ts_ms <= ? ORDER BY ts_ms LIMIT 1",
                             (*key, start_ms, end_ms),
                         ).fetchone()
                     )
+                    (after,) = self._db.execute(
+                        "SELECT MIN(ts_ms) FROM readings WHERE site=? AND quantity=? AND meter=?"
+                        " AND ts_ms > ?",
+                        (*key, end_ms),
+                    ).fetchone()
                     rows = self._slot_rows(key, width, start_ms, end_ms)
                     out[meter] = IndexSeries(
-                        baseline=first[0] if first else None,
+                        baseline=first[1] if first else None,
                         starts_inside=before is None and first is not None,
+                        baseline_time=_time(first[0]) if first else None,
+                        next_time=None if after is None else _time(after),
                         slots=[
                             IndexSlot(
-                                end=datetime.fromtimestamp((b + 1) * width / 1000, UTC),
+                                end=_time((b + 1) * width),
                                 last_value=value,
                                 count=count,
+                                max_value=high if high > value else None,
                             )
-                            for b, _, value, count in rows
+                            for b, value, count, high in rows
                         ],
                     )
         except sqlite3.Error as exc:
@@ -164,30 +187,36 @@ class SqliteStore:
 
     def _slot_rows(
         self, key: tuple[str, str, str], width: int, start_ms: int, end_ms: int
-    ) -> list[tuple[int, int, float, int]]:
-        """(slot, _, last value, count) of the slots ``(b*width, (b+1)*width]`` in
-        ``(start, end]``: from the hourly rollup when whole hours make them up, else raw.
-        SQLite returns the bare column from the row holding the MAX."""
+    ) -> list[tuple[int, float, int, float]]:
+        """(slot, last value, count, highest value) of the slots ``(b*width, (b+1)*width]``
+        in ``(start, end]``: from the hourly rollup when whole hours make them up, else
+        raw. The last value is read back by the time (or hour) of the slot's last row."""
         if width % HOUR_MS or start_ms % HOUR_MS or end_ms % HOUR_MS:
             return self._db.execute(
-                "SELECT (ts_ms - 1) / ? AS b, MAX(ts_ms), value, COUNT(*) FROM readings"
-                " WHERE site=? AND quantity=? AND meter=? AND ts_ms > ? AND ts_ms <= ?"
-                " GROUP BY b ORDER BY b",
-                (width, *key, start_ms, end_ms),
+                "SELECT g.b, l.value, g.n, g.mx FROM ("
+                "  SELECT (ts_ms - 1) / ? AS b, MAX(ts_ms) AS t, COUNT(*) AS n, MAX(value) AS mx"
+                "    FROM readings WHERE site=? AND quantity=? AND meter=? AND ts_ms > ?"
+                "     AND ts_ms <= ? GROUP BY b"
+                ") g JOIN readings l ON l.site=? AND l.quantity=? AND l.meter=? AND l.ts_ms=g.t"
+                " ORDER BY g.b",
+                (width, *key, start_ms, end_ms, *key),
             ).fetchall()
         hours = (start_ms // HOUR_MS, end_ms // HOUR_MS)
         if width == HOUR_MS:  # the rollup's own slots
             return self._db.execute(
-                "SELECT hour, hour, last_value, count FROM hourly"
+                "SELECT hour, last_value, count, max_value FROM hourly"
                 " WHERE site=? AND quantity=? AND meter=? AND hour >= ? AND hour < ?"
                 " ORDER BY hour",
                 (*key, *hours),
             ).fetchall()
         return self._db.execute(
-            "SELECT hour / ? AS b, MAX(hour), last_value, SUM(count) FROM hourly"
-            " WHERE site=? AND quantity=? AND meter=? AND hour >= ? AND hour < ?"
-            " GROUP BY b ORDER BY b",
-            (width // HOUR_MS, *key, *hours),
+            "SELECT g.b, l.last_value, g.n, g.mx FROM ("
+            "  SELECT hour / ? AS b, MAX(hour) AS h, SUM(count) AS n, MAX(max_value) AS mx"
+            "    FROM hourly WHERE site=? AND quantity=? AND meter=? AND hour >= ? AND hour < ?"
+            "   GROUP BY b"
+            ") g JOIN hourly l ON l.site=? AND l.quantity=? AND l.meter=? AND l.hour=g.h"
+            " ORDER BY g.b",
+            (width // HOUR_MS, *key, *hours, *key),
         ).fetchall()
 
     def slot_sums(
