@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 
 from microville.domain.readings import Reading
 from microville.domain.site import INDEX_ROLES, Meter
-from microville.domain.units import UnitError, to_base
+from microville.domain.units import BASE_UNITS, UnitError, to_base
 
 #: Times accepted: a clock far outside is not set (a board without a real-time clock
 #: starts in 1970) or the payload is hostile, and would land outside the periods anyone
@@ -89,8 +89,8 @@ def checked_reading(
         )
     if abs(base) > MAX_ABS_VALUE:
         raise ReadingRefused(
-            f"{where}: value out of range: {as_received} (beyond {MAX_ABS_VALUE:g} in the base"
-            " unit)"
+            f"{where}: value out of range: {as_received} (beyond {MAX_ABS_VALUE:g}"
+            f" {BASE_UNITS[meter.dimension]})"
         )
     problem = time_problem(time, now)
     if problem:
