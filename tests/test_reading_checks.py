@@ -155,15 +155,15 @@ source = { topic = "checks/pv", format = "senml", name = "pv:power" }
 def test_mqtt_refusals_are_dead_lettered_and_the_good_readings_stored(
     mosquitto_url: str, tmp_path: Path, now: datetime
 ) -> None:
+    base = now.replace(microsecond=0)  # device times in whole seconds, as the gateway's
     store = SqliteStore(tmp_path / "readings.db")
     gateway = Gateway(
         parse_sites(MQTT_CONFIG),
         store,
-        SourceOptions(MqttSettings(url=mosquitto_url), f"gw-{tmp_path.name}", clock=lambda: now),
+        SourceOptions(MqttSettings(url=mosquitto_url), f"gw-{tmp_path.name}", clock=lambda: base),
         dead_letters=DeadLetterLog(tmp_path / "dead.jsonl"),
         batch_delay_s=0.1,
     )
-    base = now.replace(microsecond=0)
 
     def pack(t: datetime, energy_kwh: float, power_w: float) -> bytes:
         return json.dumps(
@@ -253,15 +253,15 @@ def test_tic_refusals_are_dead_lettered_and_the_good_readings_stored(
     """A Linky in standard mode stamps its values with its own clock (DATE, when
     synchronised): that time is checked against the gateway's clock."""
     master, port = pty
+    base = now.replace(microsecond=0)  # the meter's DATE is in whole seconds
     store = SqliteStore(tmp_path / "readings.db")
     gateway = Gateway(
         parse_sites(_tic_config(port)),
         store,
-        SourceOptions(clock=lambda: now),
+        SourceOptions(clock=lambda: base),
         dead_letters=DeadLetterLog(tmp_path / "dead.jsonl"),
         batch_delay_s=0.1,
     )
-    base = now.replace(microsecond=0)
     frames = [
         _tic_frame(base - timedelta(minutes=30), "000001000", "000000010"),  # good
         _tic_frame(base - timedelta(minutes=20), "9" * 16, "000000020"),  # EAST 1e16 Wh
