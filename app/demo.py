@@ -7,7 +7,7 @@ import shutil
 import tempfile
 import threading
 import time
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -281,8 +281,11 @@ def run_demo(
     mqtt = MqttSettings(url=mqtt_url)
     store = SqliteStore(data_dir / "readings.db")
     # Devices without a clock of their own (Modbus, TIC historic) are stamped with the
-    # simulation's clock.
-    options = SourceOptions(mqtt, "microville-demo-gateway", clock=clock.now)
+    # simulation's clock; device times are checked against the real one (the MQTT
+    # devices publish flat out, ahead of the simulation's clock).
+    options = SourceOptions(
+        mqtt, "microville-demo-gateway", clock=clock.now, now=lambda: datetime.now(UTC)
+    )
     gateway = Gateway(sites, store, options, batch_delay_s=0.2)
     gateway.start()
     if not gateway.wait_ready(15):

@@ -9,7 +9,9 @@ value registers and the SunSpec scale-factor registers these name), grouping reg
 that follow one another into one request. Values are decoded with the register map
 (:func:`~microville.domain.modbus_maps.decode_registers`) and converted to the meter's
 base unit; a value the device flags as not implemented (or a NaN) is rejected to the
-sink with its reason.
+sink with its reason, and so is one refused by the check of every source
+(:func:`~microville.domain.reading_checks.checked_reading`: negative index, magnitude,
+time — a Modbus value's time is the gateway's clock, so a clock that is not set).
 
 Failures never stop the thread: timeouts and bad frames are counted (pymodbus retries
 the request ``retries`` times); a lost port or connection (USB adapter pulled, TCP reset)
@@ -39,10 +41,9 @@ from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOEx
 from pymodbus.pdu import ModbusPDU
 
 from microville.domain.modbus_maps import RegisterSpec, decode_registers
-from microville.domain.readings import Reading
+from microville.domain.reading_checks import ReadingRefused, checked_reading
 from microville.domain.site import Meter, SitesConfig
 from microville.domain.site import ModbusSource as ModbusSourceConfig
-from microville.domain.units import to_base
 from microville.gateway.sources import Sink, Source, SourceOptions, register_source
 
 log = logging.getLogger(__name__)
@@ -171,6 +172,7 @@ class ModbusLineSource:
         backoff_max_s: float = 30.0,
         max_registers_per_read: int = MAX_REGISTERS_PER_READ,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        now: Callable[[], datetime] | None = None,
     ) -> None:
         if not points:
             raise ValueError(f"modbus line {line}: no meter to poll")
@@ -186,6 +188,8 @@ class ModbusLineSource:
         self.backoff_max_s = backoff_max_s
         #: Modbus values carry no time: readings are stamped with this clock.
         self._clock = clock
+        #: What the readings' times are checked against (``clock`` unless given).
+        self._now = now or clock
 
         self.polls = 0
         self.received = 0  # the Source protocol's counter: the same as polls
@@ -426,6 +430,7 @@ class ModbusLineSource:
     def _deliver(self, unit_id: int, words: dict[tuple[Table, int], int], when: datetime) -> None:
         assert self._sink is not None
         readings = []
+        now = self._now()
         for point in self.points:
             if point.unit_id != unit_id:
                 continue
@@ -433,7 +438,12 @@ class ModbusLineSource:
             if any(key not in words for key in needed):
                 continue  # its request failed, already counted
             try:
-                readings.append(self._decode(point, words, when))
+                value = self._decode(point, words)
+                readings.append(
+                    checked_reading(point.site, point.meter, value, point.spec.unit, when, now)
+                )
+            except ReadingRefused as exc:  # decoded fine, but not a value to store
+                self._sink.reject(f"modbus:{self.line} unit {unit_id}", str(exc), b"")
             except ValueError as exc:
                 self.decode_errors += 1
                 self._sink.reject(
@@ -446,7 +456,9 @@ class ModbusLineSource:
             self._sink.accept(readings)
 
     @staticmethod
-    def _decode(point: ModbusPoint, words: dict[tuple[Table, int], int], when: datetime) -> Reading:
+    def _decode(point: ModbusPoint, words: dict[tuple[Table, int], int]) -> float:
+        """The point's value in its register's unit."""
+
         def read(spec: RegisterSpec) -> list[int]:
             return [words[(spec.table, a)] for a in range(spec.address, spec.address + spec.count)]
 
@@ -456,15 +468,7 @@ class ModbusLineSource:
             if not sf.is_integer():
                 raise ValueError(f"scale factor {point.scale.name!r} is {sf}, not an integer")
             scale_factor = int(sf)
-        value = decode_registers(point.spec, read(point.spec), scale_factor)
-        dimension = point.meter.dimension
-        return Reading(
-            point.site,
-            point.meter.id,
-            dimension,
-            to_base(value, point.spec.unit, dimension),
-            when,
-        )
+        return decode_registers(point.spec, read(point.spec), scale_factor)
 
     # -- pymodbus client and its trace hooks -----------------------------------------
 
@@ -540,6 +544,6 @@ def modbus_points(config: SitesConfig) -> dict[str, list[ModbusPoint]]:
 def modbus_sources(config: SitesConfig, options: SourceOptions) -> list[Source]:
     """One source per Modbus line (serial port or TCP host:port)."""
     return [
-        ModbusLineSource(line, points, clock=options.clock)
+        ModbusLineSource(line, points, clock=options.clock, now=options.present)
         for line, points in modbus_points(config).items()
     ]

@@ -44,9 +44,11 @@ class MqttSource:
         settings: MqttSettings,
         client_id: str,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        now: Callable[[], datetime] | None = None,
     ) -> None:
         self.router = Router(config)
         self._clock = clock
+        self._now = now  # device times are checked against it; None: the receive time
         self.received = 0
         self._settings = settings
         self._ready = threading.Event()
@@ -88,7 +90,8 @@ class MqttSource:
         ``on_safe`` once all of it is kept."""
         assert self._sink is not None, "start() first"
         self.received += 1
-        routed = self.router.route(topic, payload, received_at)
+        now = self._now() if self._now is not None else received_at
+        routed = self.router.route(topic, payload, received_at, now)
         for reason in routed.rejects:
             self._sink.reject(topic, reason, payload)
         self._sink.accept(routed.readings, on_safe)
@@ -169,4 +172,6 @@ def mqtt_sources(config: SitesConfig, options: SourceOptions) -> list[Source]:
     """One MQTT source for all the MQTT meters of every site (one broker)."""
     if not config.meters(MqttSourceConfig):
         return []
-    return [MqttSource(config, options.mqtt, options.mqtt_client_id, options.clock)]
+    return [
+        MqttSource(config, options.mqtt, options.mqtt_client_id, options.clock, options.present)
+    ]

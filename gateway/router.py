@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
+from microville.domain.reading_checks import ReadingRefused, checked_reading
 from microville.domain.readings import Reading
-from microville.domain.site import INDEX_ROLES, Meter, MqttSource, SitesConfig
-from microville.domain.units import UnitError, to_base
+from microville.domain.site import Meter, MqttSource, SitesConfig
 from microville.gateway.decoders import DECODERS, DecodedValue, DecodeError
 
 
@@ -27,20 +27,12 @@ class Routed:
     rejects: list[str] = field(default_factory=list)
 
 
-#: Device times accepted: a clock far outside is broken (or the payload hostile), and
-#: would land outside the periods anyone asks about (or outside InfluxDB's range).
-EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
-LATEST = datetime(2100, 1, 1, tzinfo=UTC)
-#: Largest magnitude of a stored value in its base unit (Wh, m3, W…): 1 PWh is beyond
-#: any building's meter; a larger number is a broken device or a hostile payload.
-MAX_ABS_VALUE = 1e15
-
-
 class Router:
     """Turns (topic, payload) into readings for the meters configured on that topic.
 
     A meter whose value is missing or invalid is rejected with a reason while the
-    other meters of the same message are still stored.
+    other meters of the same message are still stored; each value goes through
+    :func:`~microville.domain.reading_checks.checked_reading`, the check of every source.
     """
 
     def __init__(self, config: SitesConfig) -> None:
@@ -55,7 +47,11 @@ class Router:
     def topics(self) -> list[str]:
         return sorted(self._bindings)
 
-    def route(self, topic: str, payload: bytes, received_at: datetime) -> Routed:
+    def route(
+        self, topic: str, payload: bytes, received_at: datetime, now: datetime | None = None
+    ) -> Routed:
+        """``now``: the gateway's clock that device times are checked against
+        (default ``received_at``)."""
         out = Routed()
         bindings = self._bindings.get(topic)
         if not bindings:
@@ -83,11 +79,11 @@ class Router:
                 out.rejects.append(f"meter {b.site}/{b.meter.id}: {what} missing or not numeric")
                 continue
             for value in found:
-                self._bind(b, value, out)
+                self._bind(b, value, out, received_at if now is None else now)
         return out
 
     @staticmethod
-    def _bind(b: Binding, found: DecodedValue, out: Routed) -> None:
+    def _bind(b: Binding, found: DecodedValue, out: Routed, now: datetime) -> None:
         if found.unit == "":
             # An empty SenML unit is not "no unit" (RFC 8428 §4.5.2: omit u for that):
             # reading it in the meter's unit could change its meaning.
@@ -97,21 +93,8 @@ class Router:
             )
             return
         try:
-            value = to_base(found.value, found.unit or b.meter.unit, b.meter.dimension)
-        except UnitError as exc:
-            out.rejects.append(f"meter {b.site}/{b.meter.id}: {exc}")
+            reading = checked_reading(b.site, b.meter, found.value, found.unit, found.time, now)
+        except ReadingRefused as exc:
+            out.rejects.append(str(exc))
             return
-        # A cumulative counter never goes below zero; a measurement may (grid power is
-        # negative while the site exports, a temperature below freezing).
-        if value < 0 and b.meter.role in INDEX_ROLES:
-            out.rejects.append(f"meter {b.site}/{b.meter.id}: negative index {found.value}")
-            return
-        if abs(value) > MAX_ABS_VALUE:
-            out.rejects.append(f"meter {b.site}/{b.meter.id}: value out of range: {found.value}")
-            return
-        if not EARLIEST <= found.time < LATEST:
-            out.rejects.append(
-                f"meter {b.site}/{b.meter.id}: time out of range: {found.time.isoformat()}"
-            )
-            return
-        out.readings.append(Reading(b.site, b.meter.id, b.meter.dimension, value, found.time))
+        out.readings.append(reading)

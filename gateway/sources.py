@@ -64,6 +64,15 @@ class SourceOptions:
     #: Time stamped on readings whose device gives none (receive time). A simulation
     #: running an accelerated clock passes its own.
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    #: The present that device times are checked against (a time more than
+    #: ``reading_checks.MAX_AHEAD`` ahead of it is refused); ``None``: ``clock``. The demo,
+    #: whose MQTT devices publish ahead of its accelerated ``clock``, passes the wall clock.
+    now: Callable[[], datetime] | None = None
+
+    @property
+    def present(self) -> Callable[[], datetime]:
+        """The clock device times are checked against: ``now``, else ``clock``."""
+        return self.now or self.clock
 
 
 SourceFactory = Callable[[SitesConfig, SourceOptions], list[Source]]

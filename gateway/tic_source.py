@@ -10,10 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from microville.domain.readings import Reading
+from microville.domain.reading_checks import ReadingRefused, checked_reading
 from microville.domain.site import Meter, SitesConfig, TicSource
 from microville.domain.tic_labels import TicMode
-from microville.domain.units import UnitError, to_base
 from microville.gateway.serial_line import SerialLine
 from microville.gateway.sources import Sink, Source, SourceOptions, register_source
 from microville.gateway.tic import (
@@ -80,6 +79,7 @@ class TicLineSource:
         bytesize: int = 7,
         parity: str = "E",
         stopbits: int = 1,
+        now: Callable[[], datetime] | None = None,
     ) -> None:
         self.name = f"tic:{port}"
         self.received = 0
@@ -97,6 +97,7 @@ class TicLineSource:
         self._interval_s = interval_s
         self._last_bucket: dict[tuple[str, str], float] = {}
         self._clock = clock
+        self._now = now or clock  # what device times (DATE) are checked against
         self._stop = threading.Event()
         self._sink: Sink | None = None
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
@@ -209,6 +210,7 @@ class TicLineSource:
         values, problems = frame_values(frame, self._clock())
         for problem in problems:
             self._sink.reject(self.name, problem, b"")
+        now = self._now()
         readings = []
         for value in values:
             for b in self._bindings.get(str(value.key), []):
@@ -219,12 +221,14 @@ class TicLineSource:
                 if bucket >= 0 and self._last_bucket.get(key) == bucket:
                     continue
                 try:
-                    base = to_base(value.value, value.unit or b.meter.unit, b.meter.dimension)
-                except UnitError as exc:
-                    self._sink.reject(self.name, f"meter {b.site}/{b.meter.id}: {exc}", b"")
-                    continue
+                    reading = checked_reading(
+                        b.site, b.meter, value.value, value.unit, value.time, now
+                    )
+                except ReadingRefused as exc:
+                    self._sink.reject(self.name, str(exc), b"")
+                    continue  # the interval stays open for the next frame's value
                 self._last_bucket[key] = bucket
-                readings.append(Reading(b.site, b.meter.id, b.meter.dimension, base, value.time))
+                readings.append(reading)
         if readings:
             self._sink.accept(readings)
 
@@ -279,6 +283,7 @@ def tic_sources(config: SitesConfig, options: SourceOptions) -> list[Source]:
                 bytesize=src.bytesize,
                 parity=src.parity,
                 stopbits=src.stopbits,
+                now=options.present,
             )
         )
     return sources

@@ -382,3 +382,27 @@ def test_day_profile_is_the_hourly_balance_by_local_clock_hour(
     assert autumn["days"][0]["h02"] == pytest.approx(sum(both_2am))
     bad = client.get("/api/v1/sites/s1/profile", params={"period": "2026-10", "flow": "gas"})
     assert bad.status_code == 422 and "flow: 'gas'" in bad.text
+
+
+def test_the_readme_names_the_per_meter_fields_balance_returns(
+    sqlite_client: TestClient,
+) -> None:
+    """The README's list of what ``/balance`` gives per meter is the API's: each field it
+    names is in the OpenAPI schema and in a real response, and each field these have is
+    named (the README once promised a ``backward_jumps`` the API never had)."""
+    import re
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("GET /api/v1/sites/{site}/balance") :]
+    per_meter = section[section.index("- per meter, under `meters`") : section.index("Unknown")]
+    documented = set(re.findall(r"`(\w+)`", per_meter)) - {"meters"}
+
+    spec = sqlite_client.get("/openapi.json").json()
+    ok = spec["paths"]["/api/v1/sites/{site}/balance"]["get"]["responses"]["200"]
+    balance = ok["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    meters = spec["components"]["schemas"][balance]["properties"]["meters"]["items"]["$ref"]
+    in_schema = set(spec["components"]["schemas"][meters.rsplit("/", 1)[-1]]["properties"])
+    assert documented == in_schema
+
+    body = _balance(sqlite_client, start="2026-10-24", end="2026-10-25")
+    assert body["meters"] and all(set(m) == documented for m in body["meters"])
