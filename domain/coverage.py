@@ -91,4 +91,4 @@ def coverage_percent(rate: float, decimals: int = 0) -> float:
         raise ValueError(f"decimals must be ≥ 0, got {decimals}")
     scale = 10**decimals
     # round(…, 6) first: 0.97 * 100 is 96.99999999999999 in binary floating point.
-    return math.floor(round(rate * 100 * scale, 6)) / scale
+    return float(math.floor(round(rate * 100 * scale, 6)) / scale)
