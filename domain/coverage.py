@@ -18,6 +18,7 @@ Pure functions; no I/O.
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -69,3 +70,25 @@ def contiguous(since: datetime, until: datetime, slot: timedelta) -> bool:
     apart, whichever is wider (hourly readings in 15-minute or 1-second slots are not a
     gap; a missing hour is)."""
     return until - since <= max(slot, CELL)
+
+
+def coverage_percent(rate: float, decimals: int = 0) -> float:
+    """``rate`` as a percentage rounded *down* to ``decimals`` [%].
+
+    A coverage is compared with a threshold (``min_coverage``): rounded to nearest,
+    0.949 against 0.95 would print "95 %, below 95 %". Rounded down, a coverage below a
+    threshold that has ``decimals`` decimals in percent prints below it, and one at or
+    above it prints at or above it; 0.9996 never prints as a complete "100 %".
+
+    Parameters
+    ----------
+    rate : float
+        Share in [0, 1] [-].
+    decimals : int
+        Decimals kept in the percentage (≥ 0).
+    """
+    if decimals < 0:
+        raise ValueError(f"decimals must be ≥ 0, got {decimals}")
+    scale = 10**decimals
+    # round(…, 6) first: 0.97 * 100 is 96.99999999999999 in binary floating point.
+    return float(math.floor(round(rate * 100 * scale, 6)) / scale)

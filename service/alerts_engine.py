@@ -24,6 +24,7 @@ from microville.domain.alerts import (
     threshold_firing,
     window_bounds,
 )
+from microville.domain.coverage import coverage_percent
 from microville.domain.energy import EnergyBalance
 from microville.domain.periods import Step, localize
 from microville.domain.site import Role, Site, SitesConfig
@@ -75,7 +76,9 @@ class Condition:
     ``firing`` ``None``: not judged now (too little of the window has passed), the alert
     keeps its state. ``reason``: why a firing alert resolves although its rule did not
     judge it back to normal (the condition can no longer be evaluated); its figures
-    are then the alert's last ones with ``resolved_reason``.
+    are then the alert's last ones with ``resolved_reason``. ``message`` is said when the
+    alert fires; ``reminder`` and ``resolved``, when set, when it is reminded or resolves
+    (a resolved coverage alert must not say the coverage is below its threshold).
     """
 
     rule: str
@@ -83,6 +86,16 @@ class Condition:
     figures: Figures
     message: str
     reason: str | None = None
+    reminder: str | None = None
+    resolved: str | None = None
+
+    def message_of(self, event: str) -> str:
+        """The message of ``event`` (firing, reminder or resolved)."""
+        if event == "resolved" and self.resolved is not None:
+            return self.resolved
+        if event == "reminder" and self.reminder is not None:
+            return self.reminder
+        return self.message
 
 
 def _held(rule: str) -> Condition:
@@ -96,6 +109,13 @@ SITE_REMOVED = "site removed from the configuration"
 
 #: A site to judge: id, name, reminder interval, its conditions, why an absent alert resolves.
 _Judged = tuple[str, str, timedelta | None, Callable[[], dict[str, Condition]], str]
+
+
+def _pct(rate: float) -> str:
+    """A coverage or threshold as ``94.9%``, rounded down: a coverage below its threshold
+    never prints as the threshold."""
+    percent = coverage_percent(rate, 1)
+    return f"{percent:.0f}%" if percent == int(percent) else f"{percent:.1f}%"
 
 
 def _net_wh(balance: EnergyBalance, energy: str) -> float | None:
@@ -371,10 +391,10 @@ class AlertEngine:
             # A window covered below min_coverage still fires (the data there is
             # negative), but says it proves nothing.
             covered = (
-                f"data coverage {coverage:.0%}"
+                f"data coverage {_pct(coverage)}"
                 if coverage >= minimum
-                else f"data coverage {coverage:.0%}, below the {minimum:.0%} a proof needs: "
-                "an indication, not a verdict"
+                else f"data coverage {_pct(coverage)}, below the {_pct(minimum)} a proof "
+                "needs: an indication, not a verdict"
             )
             out[alert_id] = Condition(
                 rule,
@@ -499,6 +519,12 @@ class AlertEngine:
                 else f"{site.name}: meter {m.id} has never reported (watched since "
                 f"{watched[m.id].astimezone(tz):%Y-%m-%d %H:%M})"
             )
+            back = (
+                f"{site.name}: meter {m.id} reports again (last reading "
+                f"{seen.astimezone(tz):%Y-%m-%d %H:%M})"
+                if seen
+                else message
+            )
             out[f"{site.id}:silent:{m.id}"] = Condition(
                 "silent_meter",
                 m.id in silent,
@@ -509,6 +535,7 @@ class AlertEngine:
                     "watched_since": watched[m.id].isoformat(),
                 },
                 message,
+                resolved=back,
             )
         coverage_id = f"{site.id}:coverage:month_to_date"
         if rules.coverage or rules.resets:
@@ -535,6 +562,7 @@ class AlertEngine:
                     firing = coverage < 1.0 and threshold_firing(
                         coverage, was_firing(alert_id), minimum, resolve_above
                     )
+                    needs = f"the {_pct(minimum)} a target needs to be provable"
                     out[alert_id] = Condition(
                         "coverage",
                         firing,
@@ -544,8 +572,12 @@ class AlertEngine:
                             "resolves_above": resolve_above,
                             "elapsed_h": elapsed.total_seconds() / 3600,
                         },
-                        f"{site.name}: this month's data coverage is {coverage:.0%}, below the "
-                        f"{minimum:.0%} a target needs to be provable",
+                        f"{site.name}: this month's data coverage is {_pct(coverage)}, "
+                        f"below {needs}",
+                        reminder=f"{site.name}: this month's data coverage is still "
+                        f"{_pct(coverage)}, below {needs}",
+                        resolved=f"{site.name}: this month's data coverage is back to "
+                        f"{_pct(coverage)}, above {needs}",
                     )
                 if rules.resets:
                     for meter_id, e in report.meters.items():
@@ -554,6 +586,8 @@ class AlertEngine:
                             e.resets + e.rollovers > 0,
                             {"meter": meter_id, "resets": e.resets, "rollovers": e.rollovers},
                             f"{site.name}: meter {meter_id}'s index went back to zero this month",
+                            resolved=f"{site.name}: no reset of meter {meter_id}'s index "
+                            "this month",
                         )
         return out
 
@@ -647,7 +681,7 @@ class AlertEngine:
                     rule=c.rule,
                     event=event,
                     title=f"[{event}] {c.rule.replace('_', ' ')} — {site_name}",
-                    message=c.message,
+                    message=c.message_of(event),
                     figures=c.figures,
                     time=now,
                 )

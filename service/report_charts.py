@@ -4,6 +4,7 @@ the PDF stays searchable and sharp at any zoom)."""
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,6 +29,7 @@ _STYLE: dict[str, Any] = {
     "axes.axisbelow": True,
 }
 SIZE_IN = (7.0, 2.6)
+NAN = float("nan")
 
 
 def _svg(fig: Figure) -> str:
@@ -42,22 +44,41 @@ def _legend_above(ax: Axes, ncols: int) -> None:
     ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), frameon=False, ncols=ncols, fontsize=7.5)
 
 
+def _has_values(*series: Sequence[float | None]) -> bool:
+    return any(v is not None and math.isfinite(v) for values in series for v in values)
+
+
+def _no_data(ax: Axes, text: str) -> None:
+    """An empty chart that says so, without an axis scaled on nothing (±0.04)."""
+    ax.set_ylim(0, 1)
+    ax.set_yticks([])
+    ax.grid(False)
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center",
+            color=GREY, fontsize=11)  # fmt: skip
+
+
 def daily_energy_svg(
     labels: Sequence[str],
     production_kwh: Sequence[float],
     consumption_kwh: Sequence[float],
     legend: tuple[str, str],
     ylabel: str,
+    no_data: str,
 ) -> str:
-    """Bars of production beside consumption per day [kWh]."""
+    """Bars of production beside consumption per day [kWh]; a day without data (NaN)
+    has no bar; no day with data at all: ``no_data`` written across the chart."""
     with plt.style.context(_STYLE):
         fig, ax = plt.subplots(figsize=SIZE_IN)
         x = range(len(labels))
-        ax.bar([i - 0.2 for i in x], production_kwh, 0.4, color=SOLAR, label=legend[0])
-        ax.bar([i + 0.2 for i in x], consumption_kwh, 0.4, color=LOAD, label=legend[1])
+        if _has_values(production_kwh, consumption_kwh):
+            ax.bar([i - 0.2 for i in x], production_kwh, 0.4, color=SOLAR, label=legend[0])
+            ax.bar([i + 0.2 for i in x], consumption_kwh, 0.4, color=LOAD, label=legend[1])
+            ax.set_ylabel(ylabel)
+            _legend_above(ax, 2)
+        else:
+            _no_data(ax, no_data)
         ax.set_xticks(list(x), labels, fontsize=7)
-        ax.set_ylabel(ylabel)
-        _legend_above(ax, 2)
+        ax.set_xlim(-0.6, len(labels) - 0.4)
         return _svg(fig)
 
 
@@ -65,22 +86,30 @@ def monthly_net_svg(
     labels: Sequence[str],
     final_kwh: Sequence[float],
     primary_kwhep: Sequence[float | None],
-    legend: tuple[str, str],
-    ylabel: str,
+    titles: tuple[str, str],
+    no_data: str,
 ) -> str:
-    """Net balance per month: bars of final energy [kWh], points of primary [kWhep]."""
+    """Net balance per month on two charts, one axis each: final energy [kWh] above,
+    primary energy [kWhep] below (different units never share an axis). A month
+    without data (NaN or None) has no bar."""
     with plt.style.context(_STYLE):
-        fig, ax = plt.subplots(figsize=SIZE_IN)
+        fig, axes = plt.subplots(2, 1, figsize=(SIZE_IN[0], 4.0), sharex=True)
         x = list(range(len(labels)))
-        colors = [NET_NEG if v < 0 else NET_POS for v in final_kwh]  # NaN: no bar anyway
-        ax.bar(x, final_kwh, 0.6, color=colors, label=legend[0])
-        points = [(i, v) for i, v in zip(x, primary_kwhep, strict=True) if v is not None]
-        if points:
-            ax.plot(*zip(*points, strict=True), "D", color="#333333", ms=4, label=legend[1])
-        ax.axhline(0, color="#333333", lw=0.8)
-        ax.set_xticks(x, labels, fontsize=7)
-        ax.set_ylabel(ylabel)
-        _legend_above(ax, 2)
+        primary = [NAN if v is None else v for v in primary_kwhep]
+        for ax, values, title, unit in zip(
+            axes, (list(final_kwh), primary), titles, ("kWh", "kWhep"), strict=True
+        ):
+            ax.set_title(title, loc="left", fontsize=8.5)
+            if _has_values(values):
+                colors = [NET_NEG if v < 0 else NET_POS for v in values]  # NaN: no bar
+                ax.bar(x, values, 0.6, color=colors)
+                ax.axhline(0, color="#333333", lw=0.8)
+                ax.set_ylabel(unit)
+            else:
+                _no_data(ax, no_data)
+        axes[-1].set_xticks(x, labels, fontsize=7)
+        axes[-1].set_xlim(-0.6, len(labels) - 0.4)
+        fig.tight_layout()
         return _svg(fig)
 
 
@@ -92,19 +121,24 @@ def carbon_svg(
     net_kg: Sequence[float],
     legend: tuple[str, str, str, str],
     ylabel: str,
+    no_data: str,
 ) -> str:
     """Emissions stacked above zero, avoided below, net as a line [kgCO2e]."""
     with plt.style.context(_STYLE):
         fig, ax = plt.subplots(figsize=SIZE_IN)
         x = list(range(len(labels)))
-        ax.bar(x, operational_kg, 0.6, color=LOAD, label=legend[0])
-        ax.bar(x, embodied_kg, 0.6, bottom=operational_kg, color=GREY, label=legend[1])
-        ax.bar(x, [-v for v in avoided_kg], 0.6, color=NET_POS, label=legend[2])
-        ax.plot(x, net_kg, "o-", color="#333333", ms=3, lw=1, label=legend[3])
-        ax.axhline(0, color="#333333", lw=0.8)
+        if _has_values(operational_kg, embodied_kg, avoided_kg, net_kg):
+            ax.bar(x, operational_kg, 0.6, color=LOAD, label=legend[0])
+            ax.bar(x, embodied_kg, 0.6, bottom=operational_kg, color=GREY, label=legend[1])
+            ax.bar(x, [-v for v in avoided_kg], 0.6, color=NET_POS, label=legend[2])
+            ax.plot(x, net_kg, "o-", color="#333333", ms=3, lw=1, label=legend[3])
+            ax.axhline(0, color="#333333", lw=0.8)
+            ax.set_ylabel(ylabel)
+            _legend_above(ax, 2)
+        else:
+            _no_data(ax, no_data)
         ax.set_xticks(x, labels, fontsize=7)
-        ax.set_ylabel(ylabel)
-        _legend_above(ax, 2)
+        ax.set_xlim(-0.6, len(labels) - 0.4)
         return _svg(fig)
 
 

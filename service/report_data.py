@@ -7,10 +7,11 @@ the coverage and the estimated share it stands on.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from microville.domain.balance import Balance, MeterEnergy, balance
+from microville.domain.carbon import net_carbon
 from microville.domain.energy import EnergyBalance
 from microville.domain.factors import Factor
 from microville.domain.periods import Step
@@ -113,6 +114,8 @@ class AlertEvent:
     alert_id: str
     event: str
     time: datetime
+    #: The figures recorded with the event: the report words its message from them.
+    figures: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,33 @@ class MonthlyReport:
     targets_rolling_12: list[Judgement]
     quality: list[MeterQuality]
     alerts: list[AlertEvent]
+
+    @property
+    def carbon_measured(self) -> CarbonPeriod | None:
+        """The last twelve months' carbon over the months with data only (coverage ≥
+        :data:`HAS_DATA`), ``None`` without any: each month sets its own share of
+        embodied carbon against its own operation, where the twelve months' total sets
+        twelve months of embodied carbon against the operation of the hours measured.
+        Its coverage is the months' coverage weighted by their hours."""
+        months = [c for c in self.carbon_months if c.evidence.coverage >= HAS_DATA]
+        if not months:
+            return None
+        hours = sum(c.hours for c in months)
+        return CarbonPeriod(
+            start=months[0].start,
+            end=months[-1].end,
+            figures=net_carbon(
+                sum(c.figures.operational_kg for c in months),
+                sum(c.figures.embodied_amortised_kg for c in months),
+                sum(c.figures.avoided_kg for c in months),
+            ),
+            evidence=Evidence(
+                coverage=sum(c.evidence.coverage * c.hours for c in months) / hours,
+                estimated_wh=sum(c.evidence.estimated_wh for c in months),
+            ),
+            intensity_hours=sum(c.intensity_hours for c in months),
+            hours=hours,
+        )
 
     @property
     def streams(self) -> list[WasteStream]:
@@ -175,9 +205,10 @@ def _alerts(
     if engine is None:
         return []
     return [
-        AlertEvent(str(e["alert_id"]), str(e["event"]), t)
+        AlertEvent(str(e["alert_id"]), str(e["event"]), t, dict(f) if isinstance(f, dict) else {})
         for e in engine.events_between(site.id, start, end)
         if isinstance(t := e["time"], datetime)
+        for f in [e.get("figures")]
     ]
 
 

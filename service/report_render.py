@@ -22,7 +22,7 @@ from microville.service.report_charts import (
     waste_svg,
 )
 from microville.service.report_data import HAS_DATA, EnergyFigures, MonthlyReport
-from microville.service.report_text import Texts
+from microville.service.report_text import Texts, alert_message
 
 NAN = float("nan")
 TEMPLATES = Path(__file__).parent / "templates"
@@ -45,46 +45,130 @@ def _kwh(wh: float | None) -> float | None:
     return None if wh is None else wh / 1000
 
 
-def summary(report: MonthlyReport, t: Texts) -> list[str]:
-    """A few plain sentences on the month, the year and the targets."""
-    e, c12 = report.month_energy, report.carbon_rolling_12
-    name, month = report.site.name, t.month(report.month)
-    kwh = "kWh"
+def _month_sentence(report: MonthlyReport, t: Texts) -> str:
+    """The month's production, consumption and balance; its sign stated only when the
+    month's coverage would prove a target (``min_coverage``)."""
+    e, name, month = report.month_energy, report.site.name, t.month(report.month)
     fr = t.language is Language.FR
-    net = e.final_net_wh
-    if fr:
-        first = (
-            f"En {month}, {name} a produit {t.number(_kwh(e.production_wh))} {kwh} et consommé "
-            f"{t.number(_kwh(e.consumption_wh))} {kwh} : le bilan du mois est "
-            f"{'positif' if net >= 0 else 'négatif'} ({t.number(_kwh(net), signed=True)} {kwh} "
-            f"en énergie finale, {t.number(_kwh(e.primary_net_whep), signed=True)} kWhep en "
-            f"énergie primaire)."
+    coverage, minimum = e.evidence.coverage, report.site.targets.min_coverage
+    if coverage < HAS_DATA:
+        return (
+            f"Aucune donnée pour {month} : aucun relevé de compteur n'a été reçu sur le "
+            "mois, aucun bilan ne peut en être tiré."
+            if fr
+            else f"No data for {month}: no meter reading was received over the month, "
+            "so no balance can be drawn from it."
         )
-    else:
-        first = (
-            f"In {month}, {name} produced {t.number(_kwh(e.production_wh))} {kwh} and consumed "
-            f"{t.number(_kwh(e.consumption_wh))} {kwh}: the month's balance is "
-            f"{'positive' if net >= 0 else 'negative'} ({t.number(_kwh(net), signed=True)} {kwh} "
-            f"in final energy, {t.number(_kwh(e.primary_net_whep), signed=True)} kWhep in "
-            f"primary energy)."
+    prod, cons = t.number(_kwh(e.production_wh)), t.number(_kwh(e.consumption_wh))
+    net = t.number(_kwh(e.final_net_wh), signed=True)
+    primary = t.number(_kwh(e.primary_net_whep), signed=True)
+    c, m = t.coverage(coverage), t.coverage(minimum)
+    if coverage >= minimum:
+        sign = e.final_net_wh >= 0
+        return (
+            f"En {month}, {name} a produit {prod} kWh et consommé {cons} kWh : le bilan du "
+            f"mois est {'positif' if sign else 'négatif'} ({net} kWh en énergie finale, "
+            f"{primary} kWhep en énergie primaire ; couverture des données {c})."
+            if fr
+            else f"In {month}, {name} produced {prod} kWh and consumed {cons} kWh: the "
+            f"month's balance is {'positive' if sign else 'negative'} ({net} kWh in final "
+            f"energy, {primary} kWhep in primary energy; data coverage {c})."
         )
-    r12 = report.rolling_12
+    return (
+        f"En {month}, {name} a produit {prod} kWh et consommé {cons} kWh sur les heures "
+        f"mesurées : le bilan du mois est non démontrable, ses données couvrent {c} du mois, "
+        f"sous les {m} qu'un verdict exige ({net} kWh en énergie finale, {primary} kWhep "
+        "en énergie primaire, heures mesurées seulement)."
+        if fr
+        else f"In {month}, {name} produced {prod} kWh and consumed {cons} kWh over the "
+        f"hours measured: the month's balance is not provable, its data cover {c} of the "
+        f"month, below the {m} a verdict needs ({net} kWh in final energy, {primary} kWhep "
+        "in primary energy, measured hours only)."
+    )
+
+
+def _year_sentence(report: MonthlyReport, t: Texts) -> str:
+    """The last twelve months' primary balance, "energy-positive" only where its
+    coverage would prove it, and their carbon over like periods."""
+    fr = t.language is Language.FR
+    r12, minimum = report.rolling_12, report.site.targets.min_coverage
+    coverage = r12.evidence.coverage
+    if coverage < HAS_DATA:
+        return (
+            "Aucune donnée sur les 12 derniers mois : ni bilan annuel en énergie ni bilan carbone."
+            if fr
+            else "No data over the last 12 months: no annual energy or carbon balance."
+        )
     p12 = r12.primary_net_whep
-    if fr:
-        second = (
-            f"Sur les 12 derniers mois, le bilan en énergie primaire est de "
-            f"{t.number(_kwh(p12), signed=True)} kWhep"
-            f"{' : le bâtiment est à énergie positive' if p12 is not None and p12 >= 0 else ''}"
-            f" ; le bilan carbone net est de {t.number(c12.figures.net_kg, signed=True)} kgCO2e."
+    primary = t.number(_kwh(p12), signed=True)
+    c, m = t.coverage(coverage), t.coverage(minimum)
+    if p12 is None:
+        energy = (
+            "Sur les 12 derniers mois, le bilan en énergie primaire n'est pas calculable "
+            "(un facteur d'énergie primaire manque)"
+            if fr
+            else "Over the last 12 months, the primary energy balance cannot be computed "
+            "(a primary energy factor is missing)"
+        )
+    elif coverage >= minimum:
+        energy = (
+            f"Sur les 12 derniers mois, le bilan en énergie primaire est de {primary} kWhep"
+            + (
+                " : le bâtiment est à énergie positive"
+                if p12 >= 0
+                else " : le bâtiment n'est pas à énergie positive"
+            )
+            + f" (couverture des données {c})"
+            if fr
+            else f"Over the last 12 months, the primary energy balance is {primary} kWhep"
+            + (
+                ": the building is energy-positive"
+                if p12 >= 0
+                else ": the building is not energy-positive"
+            )
+            + f" (data coverage {c})"
         )
     else:
-        second = (
-            f"Over the last 12 months, the primary energy balance is "
-            f"{t.number(_kwh(p12), signed=True)} kWhep"
-            f"{': the building is energy-positive' if p12 is not None and p12 >= 0 else ''}"
-            f"; the net carbon balance is {t.number(c12.figures.net_kg, signed=True)} kgCO2e."
+        energy = (
+            f"Sur les 12 derniers mois, le bilan annuel est non démontrable : les données "
+            f"couvrent {c} de la période, sous les {m} qu'un verdict exige (bilan en énergie "
+            f"primaire des heures mesurées : {primary} kWhep)"
+            if fr
+            else f"Over the last 12 months, the annual balance is not provable: the data "
+            f"cover {c} of the period, below the {m} a verdict needs (primary energy "
+            f"balance of the hours measured: {primary} kWhep)"
         )
-    out = [first, second]
+    measured = report.carbon_measured
+    carbon_coverage = report.carbon_rolling_12.evidence.coverage
+    if measured is None:
+        carbon = ""
+    elif carbon_coverage >= minimum:
+        kg = t.number(report.carbon_rolling_12.figures.net_kg, signed=True)
+        carbon = (
+            f" ; le bilan carbone net est de {kg} kgCO2e"
+            if fr
+            else f"; the net carbon balance is {kg} kgCO2e"
+        )
+    else:
+        n = sum(1 for p in report.carbon_months if p.evidence.coverage >= HAS_DATA)
+        kg = t.number(measured.figures.net_kg, signed=True)
+        carbon = (
+            f". Sur les {n} mois ayant des données (sur 12), chacun comptant sa part de "
+            f"construction amortie face à sa propre exploitation, le bilan carbone net est "
+            f"de {kg} kgCO2e"
+            if fr
+            else f". Over the {n} month(s) with data (of 12), each setting its own share of "
+            f"amortised embodied carbon against its own operation, the net carbon balance "
+            f"is {kg} kgCO2e"
+        )
+    return energy + carbon + "."
+
+
+def summary(report: MonthlyReport, t: Texts) -> list[str]:
+    """A few plain sentences on the month, the year and the targets; none states a
+    balance's sign or a target met where the coverage would not prove it."""
+    fr = t.language is Language.FR
+    out = [_month_sentence(report, t), _year_sentence(report, t)]
     rate = report.waste_month.indicators.diversion_rate
     if rate is not None:
         out.append(
@@ -116,7 +200,10 @@ def summary(report: MonthlyReport, t: Texts) -> list[str]:
 Figure = Callable[[EnergyFigures], float | None]
 
 
-def _energy_rows(t: Texts, columns: list[EnergyFigures | None]) -> list[tuple[str, list[str]]]:
+def _energy_rows(t: Texts, columns_in: list[EnergyFigures | None]) -> list[tuple[str, list[str]]]:
+    # A period without data shows "–", not "0 kWh" of production; its coverage says why.
+    columns = [f if f is not None and f.evidence.coverage >= HAS_DATA else None for f in columns_in]
+
     def row(label: str, get: Figure, unit: str, decimals: int = 0) -> tuple[str, list[str]]:
         cells = [
             "–" if f is None else f"{t.number(get(f), decimals)} {unit}".strip() for f in columns
@@ -125,6 +212,11 @@ def _energy_rows(t: Texts, columns: list[EnergyFigures | None]) -> list[tuple[st
 
     def rate(label: str, get: Figure) -> tuple[str, list[str]]:
         return label, ["–" if f is None else t.percent(get(f)) for f in columns]
+
+    coverage = (
+        t["coverage"].capitalize(),
+        ["–" if f is None else t.coverage(f.evidence.coverage) for f in columns_in],
+    )
 
     return [
         row(t["production"], lambda f: _kwh(f.production_wh), "kWh"),
@@ -137,21 +229,28 @@ def _energy_rows(t: Texts, columns: list[EnergyFigures | None]) -> list[tuple[st
         row(t["primary_net_m2"], lambda f: _kwh(f.primary_net_whep_per_m2), "kWhep/m²", 2),
         rate(t["self_consumption"], lambda f: f.electricity.self_consumption),
         rate(t["self_sufficiency"], lambda f: f.electricity.self_sufficiency),
-        rate(t["coverage"].capitalize(), lambda f: f.evidence.coverage),
+        coverage,
         row(t["estimated_energy"], lambda f: _kwh(f.evidence.estimated_wh), "kWh", 1),
     ]
 
 
 def _carbon_rows(t: Texts, columns: list[CarbonPeriod]) -> list[tuple[str, list[str]]]:
-    def row(label: str, values: list[float]) -> tuple[str, list[str]]:
-        return label, [f"{t.number(v)} kgCO2e" for v in values]
+    def row(label: str, values: list[float | None]) -> tuple[str, list[str]]:
+        return label, ["–" if v is None else f"{t.number(v)} kgCO2e" for v in values]
+
+    # Without data the operation is unknown (not zero): the embodied share stays, the
+    # operation, the avoided carbon and the net show "–".
+    known = [c.evidence.coverage >= HAS_DATA for c in columns]
+
+    def measured(values: list[float]) -> list[float | None]:
+        return [v if k else None for v, k in zip(values, known, strict=True)]
 
     return [
-        row(t["operational"], [c.figures.operational_kg for c in columns]),
+        row(t["operational"], measured([c.figures.operational_kg for c in columns])),
         row(t["embodied"], [c.figures.embodied_amortised_kg for c in columns]),
-        row(t["avoided"], [-c.figures.avoided_kg for c in columns]),
-        row(t["net_carbon"], [c.figures.net_kg for c in columns]),
-        (t["coverage"].capitalize(), [t.percent(c.evidence.coverage) for c in columns]),
+        row(t["avoided"], measured([-c.figures.avoided_kg for c in columns])),
+        row(t["net_carbon"], measured([c.figures.net_kg for c in columns])),
+        (t["coverage"].capitalize(), [t.coverage(c.evidence.coverage) for c in columns]),
     ]
 
 
@@ -161,14 +260,16 @@ def context(report: MonthlyReport, language: Language) -> dict[str, object]:
     site, tz = report.site, report.site.tz
     months = [report.month.shift(k - len(report.months) + 1) for k in range(len(report.months))]
     labels = [t.month_short(m) for m in months]
+    # A day or a month without data is a gap in the chart, not a zero.
+    days = [d if d.evidence.coverage >= HAS_DATA else None for d in report.days]
     daily = daily_energy_svg(
         [str(d.start.astimezone(tz).day) for d in report.days],
-        [d.production_wh / 1000 for d in report.days],
-        [d.consumption_wh / 1000 for d in report.days],
+        [NAN if d is None else d.production_wh / 1000 for d in days],
+        [NAN if d is None else d.consumption_wh / 1000 for d in days],
         (t["production"], t["consumption"]),
         "kWh",
+        t["no_data_chart"],
     )
-    # A month without data is a gap in the chart, not a zero.
     known = [m.evidence.coverage >= HAS_DATA for m in report.months]
     monthly = monthly_net_svg(
         labels,
@@ -177,8 +278,8 @@ def context(report: MonthlyReport, language: Language) -> dict[str, object]:
             _kwh(m.primary_net_whep) if k else None
             for m, k in zip(report.months, known, strict=True)
         ],
-        (f"{t['final']} [kWh]", f"{t['primary']} [kWhep]"),
-        "kWh",
+        (t["chart_final_net"], t["chart_primary_net"]),
+        t["no_data_chart"],
     )
     cm = report.carbon_months
 
@@ -193,12 +294,13 @@ def context(report: MonthlyReport, language: Language) -> dict[str, object]:
         carbon_kg(lambda c: c.figures.net_kg),
         (t["operational"], t["embodied"], t["avoided"], t["net_carbon"]),
         "kgCO2e",
+        t["no_data_chart"],
     )
     streams = report.streams
     waste_month = report.waste_month
     waste = (
         waste_svg(
-            [s.value for s in streams],
+            [t.stream(s) for s in streams],
             [waste_month.mass_kg.get(s, 0.0) for s in streams],
             t["this_month"],
             "kg",
@@ -212,17 +314,30 @@ def context(report: MonthlyReport, language: Language) -> dict[str, object]:
             "name": t[j.target],
             "month": j,
             "rolling": verdicts_12.get(j.target),
-            "criteria": j.criteria,
+            "criteria": [t.criterion(c.figure, c.direction, c.threshold) for c in j.criteria],
         }
         for j in report.targets_month
     ]
     factors = [
-        (c.value, t["primary_factor"], f"{t.number(f.value, 3)} kWhep/kWh", f.source)
+        (
+            t.carrier(c),
+            t["primary_factor"],
+            f"{t.number(f.value, 3)} kWhep/kWh",
+            t.factor_source("primary", c, f),
+        )
         for c, f in sorted(report.primary_factors.items())
     ] + [
-        (c.value, t["carbon_factor"], f"{t.number(f.value, 3)} kgCO2e/kWh", f.source)
+        (
+            t.carrier(c),
+            t["carbon_factor"],
+            f"{t.number(f.value, 3)} kgCO2e/kWh",
+            t.factor_source("carbon", c, f),
+        )
         for c, f in sorted(report.carbon_factors.items())
     ]
+    measured = report.carbon_measured
+    carbon_columns = [report.carbon_month, report.carbon_year_to_date, report.carbon_rolling_12]
+    n_measured = sum(1 for c in report.carbon_months if c.evidence.coverage >= HAS_DATA)
     return {
         "t": t,
         "lang": language.value,
@@ -242,14 +357,13 @@ def context(report: MonthlyReport, language: Language) -> dict[str, object]:
         "energy_rows": _energy_rows(
             t, [report.month_energy, report.last_year, report.year_to_date, report.rolling_12]
         ),
-        "carbon_headers": [t["this_month"], t["ytd"], t["last_12"]],
-        "carbon_rows": _carbon_rows(
-            t, [report.carbon_month, report.carbon_year_to_date, report.carbon_rolling_12]
-        ),
+        "carbon_headers": [t["this_month"], t["ytd"], t["last_12"]]
+        + ([t["measured_months"].format(n=n_measured)] if measured else []),
+        "carbon_rows": _carbon_rows(t, carbon_columns + ([measured] if measured else [])),
         "factors": factors,
         "streams": [
             (
-                s.value,
+                t.stream(s),
                 t.number(waste_month.mass_kg.get(s, 0.0), 1),
                 t.number(report.waste_year_to_date.mass_kg.get(s, 0.0), 1),
             )
@@ -278,13 +392,21 @@ def context(report: MonthlyReport, language: Language) -> dict[str, object]:
             ),
             (
                 t["coverage"].capitalize(),
-                t.percent(waste_month.coverage),
-                t.percent(report.waste_year_to_date.coverage),
+                t.coverage(waste_month.coverage),
+                t.coverage(report.waste_year_to_date.coverage),
             ),
         ],
         "charts": {"daily": daily, "monthly": monthly, "carbon": carbon, "waste": waste},
-        "min_coverage": t.percent(site.targets.min_coverage),
-        "alerts": [(a.alert_id, t.event(a.event), t.date(a.time, tz)) for a in report.alerts],
+        "min_coverage": t.coverage(site.targets.min_coverage),
+        "alerts": [
+            (
+                alert_message(t, a.alert_id, a.event, a.figures, tz),
+                t.event(a.event),
+                t.date(a.time, tz),
+            )
+            for a in report.alerts
+        ],
+        "month_has_data": report.month_energy.evidence.coverage >= HAS_DATA,
     }
 
 

@@ -144,6 +144,41 @@ def test_coverage_is_not_judged_in_the_months_first_hours_and_has_hysteresis(
     assert coverage[times[5]] > 0.97
 
 
+def test_coverage_messages_fit_their_event_and_never_round_up_to_the_threshold(
+    store: ReadingStore, make_engine: Callable[..., AlertEngine]
+) -> None:
+    """A 10-hour gap on 2 May: 8 days 4 h into the month coverage is 186/196 = 94.9 %,
+    which ``:.0%`` printed as "95 %, below the 95 %"; reminded an hour later, resolved
+    on the 16th at 97.2 %, the resolved message said it was still below."""
+    sites = parse_sites(SITE_S1 + "\n[sites.alerts]\nreminder_h = 1\nwindows = []\n"
+                        "trajectory = false\nresets = false\nsilent_after_s = 1e7\n"
+                        + GRID_AND_PV_METERS)  # fmt: skip
+    tz = sites.sites[0].tz
+    may = localize(datetime(2026, 5, 1), tz)
+    gap = (may + timedelta(days=2), may + timedelta(days=2, hours=10, minutes=15))
+    _write_indexes(store, may - timedelta(days=1), may + timedelta(days=16),
+                   lambda m, t: 100.0, gaps=(gap,))  # fmt: skip
+    clock = Clock(may)
+    engine = make_engine(sites, clock)
+    said: list[tuple[str, float, str]] = []
+    for t in (may + timedelta(hours=196), may + timedelta(hours=197, minutes=30),
+              may + timedelta(days=15)):  # fmt: skip
+        clock.t = t
+        said += [(n.event, float(str(n.figures["coverage"])), n.message)
+                 for n in engine.evaluate() if n.rule == "coverage"]  # fmt: skip
+    assert [(e, round(c, 4)) for e, c, _ in said] == [
+        ("firing", round(1 - 10 / 196, 4)), ("reminder", round(1 - 10 / 197.5, 4)),
+        ("resolved", round(1 - 10 / 360, 4)),
+    ]  # fmt: skip
+    (_, _, firing), (_, _, reminder), (_, _, resolved) = said
+    assert "coverage is 94.8%, below the 95% a target needs" in firing
+    assert "coverage is still 94.9%, below the 95%" in reminder
+    assert "coverage is back to 97.2%, above the 95%" in resolved
+    for message in (firing, reminder, resolved):
+        assert "95%, below" not in message
+    assert "below" not in resolved
+
+
 def test_a_meters_own_expected_interval_overrides_the_sites(
     store: ReadingStore, make_engine: Callable[..., AlertEngine]
 ) -> None:
@@ -347,7 +382,7 @@ def test_a_window_covered_below_min_coverage_fires_and_says_it_proves_nothing(
     covered_h = (now - june).total_seconds() / 3600
     assert ytd.figures["coverage"] == pytest.approx(covered_h / year_h, abs=0.005)  # 7.3 %
     assert (ytd.figures["min_coverage"], ytd.figures["provable"]) == (0.95, "no")
-    assert "data coverage 7%, below the 95% a proof needs" in ytd.message
+    assert "data coverage 7.3%, below the 95% a proof needs" in ytd.message
     # The last 7 days are fully covered: an ordinary alert.
     week = fired["balance_rolling_7d"]
     assert week.figures["provable"] == "yes" and "below" not in week.message

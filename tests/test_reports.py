@@ -29,7 +29,7 @@ from microville.service.alerts_engine import AlertEngine
 from microville.service.app import create_app
 from microville.service.indicators import QueryError
 from microville.service.notify import Outbox
-from microville.service.report_data import monthly_report
+from microville.service.report_data import MonthlyReport, monthly_report
 from microville.service.report_render import render, render_html
 from microville.service.reports import generate_report
 from microville.settings import Settings
@@ -171,7 +171,10 @@ def test_alerts_of_the_month_are_listed(sample: Site, tmp_path: Path) -> None:
     report = monthly_report(site, sample.store, sample.ledger, this_month, engine)
     assert {a.alert_id for a in report.alerts} == {str(e["alert_id"]) for e in events}
     html = render_html(report, Language.EN)
-    assert str(events[0]["alert_id"]) in html and "fired" in html
+    # Listed by their message, not their raw id.
+    meter = str(events[0]["alert_id"]).rsplit(":", 1)[1]
+    assert f"Meter {meter} has sent nothing since" in html and "fired" in html
+    assert str(events[0]["alert_id"]) not in html
     # Another month has none.
     assert monthly_report(site, sample.store, sample.ledger, OCTOBER, engine).alerts == []
     outbox.close()
@@ -273,3 +276,98 @@ def test_a_span_must_be_made_of_whole_periods(sample: Site) -> None:
         energy_report(site, sample.store, start, end, Step.DAY, spans=[(start, mid)])
     report = energy_report(site, sample.store, start, end, Step.DAY, spans=[(start, end)])
     assert report.spans[0].balance == report.total.balance
+
+
+# --- a report that never overclaims; its words ------------------------------------------
+
+MARCH = Month(2026, 3)
+AFTER = datetime(2026, 12, 2, 12, tzinfo=UTC)  # when these reports are made
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_a_month_without_data_says_so_and_claims_nothing(
+    store: ReadingStore, tmp_path: Path
+) -> None:
+    """Empty store: the old summary said "positif (+0 kWh)" and "à énergie positive"."""
+    site = read_sites(SAMPLE).sites[0]
+    ledger = Ledger(tmp_path / "ledger.db")
+    report = monthly_report(site, store, ledger, MARCH, now=AFTER)
+    _, fr = pdf_text(render(report, Language.FR).pdf)
+    _, en = pdf_text(render(report, Language.EN).pdf)
+    flat_fr, flat_en = " ".join(fr.split()), " ".join(en.split())
+    assert "Aucune donnée pour mars 2026" in flat_fr and "Aucune donnée sur la période" in flat_fr
+    assert "No data for March 2026" in flat_en and "No data for the period" in flat_en
+    for claim in ("à énergie positive", "positif", "+0 kWh"):
+        assert claim not in flat_fr, claim
+    for claim in ("energy-positive", "is positive", "+0 kWh"):
+        assert claim not in flat_en, claim
+    ledger.close()
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_twelve_months_at_low_coverage_are_not_provable_and_carbon_compares_like_months(
+    sample: Site,
+) -> None:
+    """October with data since September only: 12-month coverage ~16 %; the old summary
+    called the building energy-positive and set 12 months of embodied carbon against
+    two of operation."""
+    site = sample.config.sites[0]
+    report = monthly_report(site, sample.store, sample.ledger, OCTOBER, now=AFTER)
+    assert report.rolling_12.evidence.coverage < site.targets.min_coverage
+    fr = " ".join(summary_text(report, Language.FR).split())
+    en = " ".join(summary_text(report, Language.EN).split())
+    assert "le bilan annuel est non démontrable" in fr and "à énergie positive" not in fr
+    assert "the annual balance is not provable" in en and "energy-positive" not in en
+    measured = report.carbon_measured
+    assert measured is not None
+    assert "Sur les 2 mois ayant des données (sur 12)" in fr
+    assert measured.figures.embodied_amortised_kg == pytest.approx(
+        sum(c.figures.embodied_amortised_kg for c in report.carbon_months[-2:])
+    )
+
+
+def summary_text(report: MonthlyReport, language: Language) -> str:
+    from microville.service.report_render import summary
+    from microville.service.report_text import Texts
+
+    return " ".join(summary(report, Texts(language)))
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_french_report_has_french_words_criteria_in_words_and_board_sources(
+    sample: Site,
+) -> None:
+    from microville.domain.records import WasteEntry
+    from microville.domain.waste import WasteStream
+
+    site = sample.config.sites[0]
+    when = localize(datetime(2026, 10, 12, 10), site.tz)
+    sample.ledger.add_waste_entries(site.id, [
+        WasteEntry(time=when, stream=WasteStream.ENERGY_RECOVERY, mass_kg=7.0),
+        WasteEntry(time=when, stream=WasteStream.LANDFILL, mass_kg=3.0),
+        WasteEntry(time=when, stream=WasteStream.RECYCLING, mass_kg=20.0),
+    ])  # fmt: skip
+    report = monthly_report(site, sample.store, sample.ledger, OCTOBER, now=AFTER)
+    _, text = pdf_text(render(report, Language.FR).pdf)
+    flat = " ".join(text.split())
+    for english in ("energy_recovery", "landfill", "recycling", "electricity",
+                    "primary_energy_balance_kwh", "net_carbon_kg", "set carbon_factors",
+                    "site configuration"):  # fmt: skip
+        assert english not in flat, english
+    assert "Valorisation énergétique" in flat and "Enfouissement ou incinération" in flat
+    assert "Électricité" in flat
+    assert "Bilan net en énergie primaire ≥ 0 kWhep" in flat
+    assert "RE2020, arrêté du 4 août 2021" in flat
+
+
+def test_month_abbreviations_come_from_the_locale() -> None:
+    """The old labels sliced three letters: June and July were both "jui."."""
+    from microville.service.report_text import Texts
+
+    fr, en = Texts(Language.FR), Texts(Language.EN)
+    labels = {m: fr.month_short(Month(2026, m)).split("\n")[0] for m in range(1, 13)}
+    assert len(set(labels.values())) == 12
+    assert (labels[6], labels[7], labels[5]) == ("juin", "juil.", "mai")
+    assert en.month_short(Month(2026, 6)) == "Jun\n2026" != en.month_short(Month(2026, 7))
+    assert en.month_short(Month(2026, 5)) == "May\n2026"
+    assert fr.coverage(0.949) == "94,9\u202f%" and en.coverage(0.97) == "97%"
