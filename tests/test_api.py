@@ -168,7 +168,8 @@ def test_coverage_of_the_default_range(
     # No parameters: from the first of the month to now + 1 s (a range ending at an odd
     # second). Readings every hour of the month, the last one at 14:00Z.
     now = datetime(2026, 10, 26, 14, 23, 45, tzinfo=UTC)
-    monkeypatch.setattr("microville.service.deps.now", lambda tz: now.astimezone(tz))
+    # The app's clock (create_app(clock=...)) reads this instant.
+    monkeypatch.setattr(client.app.state, "clock", lambda: now)
     month_start = datetime(2026, 9, 30, 22, tzinfo=UTC)  # 1 October 00:00+02:00
     hours = int((datetime(2026, 10, 26, 14, tzinfo=UTC) - month_start) / timedelta(hours=1))
     store.write(
