@@ -195,9 +195,8 @@ def test_archive_records_hashes_and_detects_a_changed_file(sample: Site, tmp_pat
     assert archive.intact(again)
     assert archive.versions(site.id, OCTOBER, Language.FR) == 2
     with pytest.raises(QueryError, match="not over yet"):
-        generate_report(
-            site, sample.store, sample.ledger, archive, Month.of(datetime.now(UTC), site.tz)
-        )
+        now = datetime(2026, 11, 15, 12, tzinfo=UTC)
+        generate_report(site, sample.store, sample.ledger, archive, Month.of(now, site.tz), now=now)
     archive.close()
 
 
