@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 from microville.domain.readings import Reading
 from microville.domain.site import MqttSource, SitesConfig, TicSource
@@ -52,6 +52,9 @@ class Gateway:
         buffer: ReadingBuffer | None = None,
         max_backoff_s: float = 10.0,
     ) -> None:
+        options = options or SourceOptions()
+        #: Stamps dead letters and the reject counts (receive time, as on readings).
+        self.clock = options.clock
         self.dead_letters = dead_letters or DeadLetterLog()
         self.buffer = buffer
         self.metrics = GatewayMetrics(self)
@@ -66,9 +69,7 @@ class Gateway:
         )
         self._last: dict[tuple[str, str], datetime] = {}
         self._last_lock = threading.Lock()
-        self.sources = (
-            sources if sources is not None else build_sources(config, options or SourceOptions())
-        )
+        self.sources = sources if sources is not None else build_sources(config, options)
         self._rejected: dict[tuple[str, str], int] = {}
         self._count_lock = threading.Lock()
         self._sites_by_origin: dict[str, list[str]] = {}
@@ -147,17 +148,15 @@ class Gateway:
             }
         )
         self.dead_letters.add(
-            DeadLetter(
-                datetime.now(UTC), "store", f"refused by the store: {reason}", payload.encode()
-            )
+            DeadLetter(self.clock(), "store", f"refused by the store: {reason}", payload.encode())
         )
 
     def reject(self, origin: str, reason: str, payload: bytes) -> None:
-        self.dead_letters.add(DeadLetter(datetime.now(UTC), origin, reason, payload))
+        now = self.clock()
+        self.dead_letters.add(DeadLetter(now, origin, reason, payload))
         # A cumulative count per site and kind of source, stored beside the readings so
         # that the data-quality dashboard shows what was refused.
         kind = origin.split(":", 1)[0] if origin.startswith(("tic:", "modbus:")) else "mqtt"
-        now = datetime.now(UTC)
         counts = []
         with self._count_lock:
             for site in self._sites_of(origin):

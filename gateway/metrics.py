@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from wsgiref.simple_server import WSGIServer
 
@@ -126,7 +125,7 @@ class _GatewayCollector(Collector):
             "Seconds since the time of each meter's latest reading",
             labels=["site", "meter"],
         )
-        now = datetime.now(UTC)
+        now = gw.clock()
         for (site, meter), t in gw.last_readings().items():
             age.add_metric([site, meter], (now - t).total_seconds())
         yield age

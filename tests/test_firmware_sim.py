@@ -111,12 +111,12 @@ def test_senml_pack_has_base_name_and_time(site: Site) -> None:
     ]
 
 
-def test_senml_names_without_a_shared_prefix_stay_whole() -> None:
+def test_senml_names_without_a_shared_prefix_stay_whole(now: datetime) -> None:
     meters = [
         Meter(id=i, role="production", source=MqttSource(topic="t", format="senml", name=name))
         for i, name in (("a", "urn:dev:a:energy"), ("b", "urn:dev:b:energy"))
     ]
-    base, *records = json.loads(encode_payload(meters, {"a": 1.0, "b": 2.0}, datetime.now(UTC)))
+    base, *records = json.loads(encode_payload(meters, {"a": 1.0, "b": 2.0}, now))
     assert "bn" not in base
     assert [r["n"] for r in records] == ["urn:dev:a:energy", "urn:dev:b:energy"]
 
@@ -128,11 +128,11 @@ def test_json_payload_nests_the_value_in_the_meter_unit(site: Site) -> None:
     assert document == {"aenergy": {"total": 12.345}, "ts": t.timestamp()}
 
 
-def test_number_payload_is_the_bare_value_in_the_meter_unit() -> None:
+def test_number_payload_is_the_bare_value_in_the_meter_unit(now: datetime) -> None:
     meter = Meter(
         id="lights", role="submeter", unit="kWh", source=MqttSource(topic="t", format="number")
     )
-    payload = encode_payload([meter], {"lights": 2500.0}, datetime.now(UTC))
+    payload = encode_payload([meter], {"lights": 2500.0}, now)
     assert payload == b"2.5"
     assert json.loads(payload) == 2.5
 

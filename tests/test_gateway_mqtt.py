@@ -44,11 +44,14 @@ def _publisher(url: str) -> mqtt.Client:
 
 
 @pytest.fixture
-def gateway(mosquitto_url: str, store: ReadingStore, tmp_path: Path) -> Iterator[Gateway]:
+def gateway(
+    mosquitto_url: str, store: ReadingStore, tmp_path: Path, now: datetime
+) -> Iterator[Gateway]:
+    # Receive times and dead letters are stamped with the tests' "now", not the wall clock.
     gw = Gateway(
         parse_sites(CONFIG),
         store,
-        SourceOptions(MqttSettings(url=mosquitto_url), f"gw-{tmp_path.name}"),
+        SourceOptions(MqttSettings(url=mosquitto_url), f"gw-{tmp_path.name}", clock=lambda: now),
         dead_letters=DeadLetterLog(tmp_path / "dead.jsonl"),
         batch_delay_s=0.1,
     )
@@ -65,9 +68,9 @@ def _senml(t: datetime, wh: float) -> bytes:
 
 
 def test_bad_messages_are_dead_lettered_and_good_data_after_them_is_stored(
-    gateway: Gateway, store: ReadingStore, mosquitto_url: str, tmp_path: Path
+    gateway: Gateway, store: ReadingStore, mosquitto_url: str, tmp_path: Path, now: datetime
 ) -> None:
-    t = datetime(2026, 10, 1, 10, tzinfo=UTC)
+    t = (now - timedelta(days=60)).replace(minute=0, second=0, microsecond=0)
     pub = _publisher(mosquitto_url)
     bad = [
         ("t/pv", b"not json"),
@@ -90,7 +93,7 @@ def test_bad_messages_are_dead_lettered_and_good_data_after_them_is_stored(
     assert gateway.writer.flush(10)
 
     def energy_readings() -> int:
-        window = (t - timedelta(days=1), datetime.now(UTC) + timedelta(hours=1))
+        window = (t - timedelta(days=1), now + timedelta(hours=1))
         series = store.index_slots("s1", ["pv", "import"], "energy", *window, timedelta(hours=1))
         return sum(s.count for m in series.values() for s in m.slots) + sum(
             m.baseline is not None and not m.slots for m in series.values()
@@ -105,7 +108,7 @@ def test_bad_messages_are_dead_lettered_and_good_data_after_them_is_stored(
         ["mqtt"],
         "dead_letters",
         t,
-        datetime.now(UTC) + timedelta(hours=2),
+        now + timedelta(hours=2),
         timedelta(hours=1),
     )["mqtt"]
     assert max(s.last_value for s in rejected.slots) == 6
@@ -124,31 +127,23 @@ def test_bad_messages_are_dead_lettered_and_good_data_after_them_is_stored(
 
 
 def test_bare_number_is_stamped_with_receive_time_and_normalised(
-    gateway: Gateway, store: ReadingStore, mosquitto_url: str
+    gateway: Gateway, store: ReadingStore, mosquitto_url: str, now: datetime
 ) -> None:
-    before = datetime.now(UTC)
     pub = _publisher(mosquitto_url)
     pub.publish("t/import", b"12.5", qos=1).wait_for_publish(5)
     pub.disconnect()
     assert wait_until(lambda: gateway.writer.written == 1)
-    after = datetime.now(UTC) + timedelta(seconds=1)
-    series = store.index_slots(
-        "s1",
-        ["import"],
-        "energy",
-        before - timedelta(hours=2),
-        after + timedelta(hours=2),
-        timedelta(hours=1),
-    )
-    # Slots are epoch-aligned hours around "now"; find the reading wherever it fell.
+    hour = timedelta(hours=1)
+    series = store.index_slots("s1", ["import"], "energy", now - 2 * hour, now + 2 * hour, hour)
     (slot,) = series["import"].slots
     assert slot.last_value == 12_500.0  # 12.5 kWh in Wh
-    assert before - timedelta(hours=1) < slot.end <= after + timedelta(hours=1)
+    assert slot.end - hour < now <= slot.end  # stamped with the gateway's clock at receipt
 
 
-def test_unknown_topic_is_dead_lettered_not_fatal(gateway: Gateway) -> None:
-    gateway.source("mqtt").handle("t/nope", b"1", datetime.now(UTC))
+def test_unknown_topic_is_dead_lettered_not_fatal(gateway: Gateway, now: datetime) -> None:
+    gateway.source("mqtt").handle("t/nope", b"1", now)
     assert gateway.dead_letters.total == 1
+    assert gateway.dead_letters.recent[-1].received_at == now
     assert "unknown topic" in gateway.dead_letters.recent[-1].reason
 
 

@@ -374,8 +374,12 @@ def emulator(pair: VirtualSerialPair, devices: Devices) -> Iterator[ModbusRtuEmu
     emu.stop()
 
 
+#: The sources' clock: Modbus values carry no time, each is stamped with the poll's.
+POLLED_AT = datetime(2026, 6, 1, 12, tzinfo=UTC)
+
+
 def line_source(config_text: str) -> ModbusLineSource:
-    sources = modbus_sources(parse_sites(config_text), SourceOptions())
+    sources = modbus_sources(parse_sites(config_text), SourceOptions(clock=lambda: POLLED_AT))
     assert len(sources) == 1
     source = sources[0]
     assert isinstance(source, ModbusLineSource)
@@ -410,7 +414,7 @@ def assert_values_served(sink: FakeSink, meters: Mapping[str, tuple[str, float]]
         reading = latest[meter]
         assert (reading.site, reading.quantity, reading.value) == ("s1", quantity, value), meter
         assert reading.time.tzinfo is UTC
-        assert abs(reading.time - datetime.now(UTC)) < timedelta(seconds=5)
+        assert reading.time == POLLED_AT
 
 
 def test_modbus_factory_is_registered() -> None:

@@ -24,6 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from services import free_port
 from support import SITE_S1, wait_until
 
+from microville.domain.clock import fixed_clock
 from microville.domain.periods import localize
 from microville.domain.readings import Reading
 from microville.domain.site import ConfigError, SitesConfig, parse_sites, read_sites
@@ -368,6 +369,7 @@ interval_s = 0 }}
             [TicBinding("s1", meter, "EAST")],
             interval_s=0,
             expected_meter_id=expected_meter_id,
+            clock=fixed_clock(RECEIVED),
         )
         sink = RecordingSink()
         source.start(sink)
@@ -384,6 +386,8 @@ interval_s = 0 }}
 
 
 T0 = datetime(2026, 7, 1, 12, tzinfo=UTC)
+#: The pty sources' clock: what a frame without a usable time is stamped with.
+RECEIVED = T0 + timedelta(minutes=30)
 
 
 def _frames(n: int, adsc: str = "021234567890", synchronised: bool = True) -> bytes:
@@ -426,11 +430,10 @@ def test_an_unsynchronised_meter_clock_is_counted_and_stored_at_receive_time(
 ) -> None:
     caplog.set_level(logging.INFO, logger="microville.gateway.tic_source")
     source, sink, master = pty_source()
-    before = datetime.now(UTC)
     os.write(master, _frames(4, synchronised=False))
     assert wait_until(lambda: len(sink.readings) == 4, 10)
     assert source.unsynchronised_frames == 4
-    assert all(r.time >= before for r in sink.readings)  # receive time, not 2026-07-01
+    assert all(r.time == RECEIVED for r in sink.readings)  # receive time, not the frame's
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and "meter clock not synchronised" in warnings[0]
     os.write(master, _frames(1))
