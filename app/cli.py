@@ -30,6 +30,7 @@ from microville.cli_common import (
 from microville.cli_dashboards import dashboards_app
 from microville.cli_import import import_app
 from microville.cli_tokens import token_app
+from microville.domain.clock import system_clock
 from microville.domain.periods import localize
 from microville.domain.site import ConfigError, Site, read_sites
 from microville.settings import Settings, redact_url, reveal
@@ -324,7 +325,11 @@ def report(
         with Progress(console=console, transient=True, disable=len(months) < 2) as progress:
             task = progress.add_task("reports", total=len(months))
             for m in months:
-                made.append(generate_report(chosen, target, ledger, archive, m, language))
+                made.append(
+                    generate_report(
+                        chosen, target, ledger, archive, m, language, now=system_clock()
+                    )
+                )
                 progress.advance(task)
     except QueryError as exc:
         console.print(f"[red]cannot report[/red] {exc}", highlight=False)

@@ -17,6 +17,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from microville.domain.alert_config import MqttChannel
+from microville.domain.clock import system_clock
 from microville.domain.materials import parse_materials_csv
 from microville.domain.periods import localize
 from microville.domain.records import WasteEntry
@@ -108,11 +109,21 @@ def _monthly_reports(
                 for language in (site.language, *(x for x in Language if x != site.language)):
                     try:
                         record = generate_report(
-                            site, store, ledger, archive, month, language, alerts, scheduled=True
+                            site,
+                            store,
+                            ledger,
+                            archive,
+                            month,
+                            language,
+                            alerts,
+                            scheduled=True,
+                            now=system_clock(),
                         )
                     except (OSError, ImportError) as exc:  # WeasyPrint without Pango
                         no_pdf = exc
-                        report = monthly_report(site, store, ledger, month, alerts)
+                        report = monthly_report(
+                            site, store, ledger, month, alerts, now=system_clock()
+                        )
                         html = render_html(report, language)
                         path = archive.path(site.id, month, language, "html")
                         path.parent.mkdir(parents=True, exist_ok=True)

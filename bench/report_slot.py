@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from microville.domain.clock import system_clock
 from microville.domain.site import Site
 from microville.domain.store import ReadingStore
 from microville.stores.ledger import Ledger
@@ -44,7 +45,7 @@ def time_report(
     monthly_report, render, month_cls, language = _generator()
     month = month_cls(month_start.year, month_start.month)
     t0 = time.perf_counter()
-    report = monthly_report(site, store, ledger, month)
+    report = monthly_report(site, store, ledger, month, now=system_clock())
     t1 = time.perf_counter()
     rendered = render(report, language.FR)
     t2 = time.perf_counter()

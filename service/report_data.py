@@ -8,7 +8,7 @@ the coverage and the estimated share it stands on.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 
 from microville.domain.balance import Balance, MeterEnergy, balance
 from microville.domain.carbon import net_carbon
@@ -218,9 +218,11 @@ def monthly_report(
     ledger: Ledger,
     month: Month,
     alerts: AlertEngine | None = None,
-    now: datetime | None = None,
+    *,
+    now: datetime,
 ) -> MonthlyReport:
-    """Gather the figures of ``month``'s report (local calendar month of the site)."""
+    """Gather the figures of ``month``'s report (local calendar month of the site) as
+    known at ``now`` (the report's time)."""
     tz = site.tz
     start, end = month.start(tz), month.end(tz)
     first_of_12 = month.shift(-11).start(tz)
@@ -249,7 +251,7 @@ def monthly_report(
     return MonthlyReport(
         site=site,
         month=month,
-        generated_at=(now or datetime.now(UTC)).replace(microsecond=0),
+        generated_at=now.replace(microsecond=0),
         month_energy=EnergyFigures.of(by_day.total),
         days=[EnergyFigures.of(p) for p in by_day.periods],
         months=[EnergyFigures.of(p) for p in by_month.periods],

@@ -6,12 +6,12 @@ from __future__ import annotations
 import logging
 import smtplib
 import threading
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
 from microville.domain.alert_config import EmailChannel
+from microville.domain.clock import Clock, system_clock
 from microville.domain.reporting import Language, Month, due_months
 from microville.domain.site import Site, SitesConfig
 from microville.domain.store import ReadingStore, StoreError
@@ -26,8 +26,6 @@ from microville.stores.reports import ReportArchive, ReportRecord
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
-
 
 def generate_report(
     site: Site,
@@ -38,15 +36,16 @@ def generate_report(
     language: Language | None = None,
     alerts: AlertEngine | None = None,
     scheduled: bool = False,
-    now: datetime | None = None,
+    *,
+    now: datetime,
 ) -> ReportRecord:
     """Make ``month``'s report of ``site`` (in the site's language unless told) as PDF
-    and HTML, and archive both with their hashes. A month not yet over is refused."""
-    now = now or datetime.now(UTC)
+    and HTML at ``now``, and archive both with their hashes. A month not yet over at
+    ``now`` is refused."""
     if month.end(site.tz) > now:
         raise QueryError(f"{month} is not over yet in {site.timezone}: no report before it ends")
     language = language or site.language
-    report = monthly_report(site, store, ledger, month, alerts, now)
+    report = monthly_report(site, store, ledger, month, alerts, now=now)
     rendered = render(report, language)
     return archive.save(
         site.id, month, language, rendered.pdf, rendered.html, report.generated_at, scheduled
@@ -54,15 +53,19 @@ def generate_report(
 
 
 def report_email(
-    site: Site, record: ReportRecord, archive: ReportArchive, channel: EmailChannel
+    site: Site,
+    record: ReportRecord,
+    archive: ReportArchive,
+    channel: EmailChannel,
+    sent_at: datetime,
 ) -> EmailMessage:
-    """The report's e-mail: a short text and both files attached."""
+    """The report's e-mail, dated ``sent_at``: a short text and both files attached."""
     t = Texts(record.language)
     msg = EmailMessage()
     msg["Subject"] = f"{t['title']} — {site.name} — {t.month(record.month)}"
     msg["From"] = channel.sender
     msg["To"] = ", ".join(site.reports.recipients or channel.recipients)
-    msg["Date"] = format_datetime(datetime.now(UTC))
+    msg["Date"] = format_datetime(sent_at)
     msg["Message-ID"] = make_msgid(domain=channel.sender.rpartition("@")[2] or "microville.invalid")
     msg["X-Microville-Report"] = f"{site.id}/{record.month}/{record.language.value}"
     body = [
@@ -98,7 +101,7 @@ class ReportScheduler:
         ledger: Ledger,
         archive: ReportArchive,
         alerts: AlertEngine | None = None,
-        clock: Clock = lambda: datetime.now(UTC),
+        clock: Clock = system_clock,
     ) -> None:
         self.sites = sites
         self.store = store
@@ -160,14 +163,15 @@ class ReportScheduler:
             if not record.scheduled or record.emailed_at is not None:
                 continue
             try:
-                msg = report_email(site, record, self.archive, channel)
+                sent_at = self.clock()
+                msg = report_email(site, record, self.archive, channel, sent_at)
                 smtp_send(channel, msg, recipients)
             except (OSError, smtplib.SMTPException, DeliveryError) as exc:
                 log.warning(
                     "report %s %s: e-mail failed, retried later: %s", site.id, record.month, exc
                 )
                 return
-            self.archive.mark_emailed(record, datetime.now(UTC))
+            self.archive.mark_emailed(record, sent_at)
             log.info("report %s %s mailed to %s", site.id, record.month, ", ".join(recipients))
 
     def start(self, interval_s: float) -> None:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from microville.domain.reporting import Language, Month
 from microville.service.alerts_engine import AlertEngine
-from microville.service.deps import LedgerDep, SiteDep, StoreDep
+from microville.service.deps import LedgerDep, SiteDep, StoreDep, now
 from microville.service.reports import generate_report
 from microville.stores.reports import ReportArchive, ReportRecord
 
@@ -119,5 +119,7 @@ def create_report(
     """Generate (or regenerate, e.g. after late data) a month's report; every version's
     hashes stay on record."""
     alerts: AlertEngine | None = request.app.state.alerts
-    record = generate_report(site, store, ledger, archive, month, lang, alerts)
+    record = generate_report(
+        site, store, ledger, archive, month, lang, alerts, now=now(request, site.tz)
+    )
     return ReportOut.of(record, archive)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -148,7 +149,10 @@ def test_one_report_per_month_across_the_autumn_dst_change_mailed_once(
     assert names == ["microville112-2026-10-fr.html", "microville112-2026-10-fr.pdf"]
     pdf = next(p for p in october.iter_attachments() if p.get_content_type() == "application/pdf")
     record = archive.get("microville112", Month(2026, 10), config.sites[0].language)
-    assert record is not None and record.emailed_at is not None
+    # Sent and recorded at the scheduler's clock, not the wall clock.
+    sent = datetime(2026, 11, 1, 5, tzinfo=UTC)
+    assert record is not None and record.emailed_at == sent
+    assert parsedate_to_datetime(october["Date"]) == sent
     assert pdf.get_content() == archive.read(record, "pdf")
     archive.close()
 

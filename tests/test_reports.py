@@ -37,6 +37,7 @@ from microville.stores.ledger import Ledger
 from microville.stores.reports import ReportArchive
 
 OCTOBER = Month(2026, 10)  # holds the autumn DST change (25 October)
+AFTER = datetime(2026, 12, 2, 12, tzinfo=UTC)  # when these reports are made
 
 
 @dataclass
@@ -68,7 +69,7 @@ def pdf_text(pdf: bytes) -> tuple[int, str]:
 @pytest.mark.e2e
 def test_report_figures_equal_the_api_and_the_ground_truth(sample: Site) -> None:
     site = sample.config.sites[0]
-    report = monthly_report(site, sample.store, sample.ledger, OCTOBER)
+    report = monthly_report(site, sample.store, sample.ledger, OCTOBER, now=AFTER)
     e = report.month_energy
     # The simulator's own energies: indexes at both ends of the local month.
     assert e.import_wh == pytest.approx(sample.truth["import_wh"], abs=1e-6)
@@ -123,7 +124,7 @@ def test_report_figures_equal_the_api_and_the_ground_truth(sample: Site) -> None
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 def test_pdf_has_its_pages_charts_and_page_numbers_in_both_languages(sample: Site) -> None:
     site = sample.config.sites[0]
-    report = monthly_report(site, sample.store, sample.ledger, OCTOBER)
+    report = monthly_report(site, sample.store, sample.ledger, OCTOBER, now=AFTER)
     for language, words in (
         (Language.FR, ["Rapport d'impact mensuel — octobre 2026", "Objectifs", "Énergie",
                        "Carbone", "Déchets", "Qualité des données", "Alertes du mois",
@@ -146,7 +147,7 @@ def test_pdf_has_its_pages_charts_and_page_numbers_in_both_languages(sample: Sit
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 def test_summary_states_the_months_balance_in_plain_words(sample: Site) -> None:
     site = sample.config.sites[0]
-    report = monthly_report(site, sample.store, sample.ledger, OCTOBER)
+    report = monthly_report(site, sample.store, sample.ledger, OCTOBER, now=AFTER)
     net = report.month_energy.final_net_wh
     html = render_html(report, Language.EN)
     word = "positive" if net >= 0 else "negative"
@@ -168,7 +169,7 @@ def test_alerts_of_the_month_are_listed(sample: Site, tmp_path: Path) -> None:
     events = engine.events_between(site.id, now - timedelta(hours=1), now + timedelta(hours=1))
     assert events
     this_month = Month.of(now, site.tz)
-    report = monthly_report(site, sample.store, sample.ledger, this_month, engine)
+    report = monthly_report(site, sample.store, sample.ledger, this_month, engine, now=now)
     assert {a.alert_id for a in report.alerts} == {str(e["alert_id"]) for e in events}
     html = render_html(report, Language.EN)
     # Listed by their message, not their raw id.
@@ -176,7 +177,9 @@ def test_alerts_of_the_month_are_listed(sample: Site, tmp_path: Path) -> None:
     assert f"Meter {meter} has sent nothing since" in html and "fired" in html
     assert str(events[0]["alert_id"]) not in html
     # Another month has none.
-    assert monthly_report(site, sample.store, sample.ledger, OCTOBER, engine).alerts == []
+    assert (
+        monthly_report(site, sample.store, sample.ledger, OCTOBER, engine, now=AFTER).alerts == []
+    )
     outbox.close()
 
 
@@ -184,14 +187,14 @@ def test_alerts_of_the_month_are_listed(sample: Site, tmp_path: Path) -> None:
 def test_archive_records_hashes_and_detects_a_changed_file(sample: Site, tmp_path: Path) -> None:
     site = sample.config.sites[0]
     archive = ReportArchive(tmp_path / "reports")
-    record = generate_report(site, sample.store, sample.ledger, archive, OCTOBER)
+    record = generate_report(site, sample.store, sample.ledger, archive, OCTOBER, now=AFTER)
     assert record.language is Language.FR  # the site's language
     assert archive.intact(record)
     pdf = archive.path(site.id, OCTOBER, Language.FR, "pdf")
     assert pdf.read_bytes().startswith(b"%PDF")
     pdf.write_bytes(pdf.read_bytes() + b"% edited\n")
     assert not archive.intact(record)
-    again = generate_report(site, sample.store, sample.ledger, archive, OCTOBER)
+    again = generate_report(site, sample.store, sample.ledger, archive, OCTOBER, now=AFTER)
     assert archive.intact(again)
     assert archive.versions(site.id, OCTOBER, Language.FR) == 2
     with pytest.raises(QueryError, match="not over yet"):
@@ -280,7 +283,6 @@ def test_a_span_must_be_made_of_whole_periods(sample: Site) -> None:
 # --- a report that never overclaims; its words ------------------------------------------
 
 MARCH = Month(2026, 3)
-AFTER = datetime(2026, 12, 2, 12, tzinfo=UTC)  # when these reports are made
 
 
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
