@@ -242,7 +242,11 @@ class Meter(_Strict):
     the balance, or a measurement (power, current, voltage…) with role ``measurement``."""
 
     id: Annotated[str, Field(pattern=IDENTIFIER)]
-    name: str = ""
+    name: str = Field(
+        default="",
+        description="shown as written in dashboards and reports: write it in the site's "
+        "language (the id is shown when empty)",
+    )
     carrier: Carrier = Carrier.ELECTRICITY
     role: Role
     unit: str = "Wh"
