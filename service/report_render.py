@@ -153,13 +153,23 @@ def _year_sentence(report: MonthlyReport, t: Texts) -> str:
         n = sum(1 for p in report.carbon_months if p.evidence.coverage >= HAS_DATA)
         kg = t.number(measured.figures.net_kg, signed=True)
         carbon = (
-            f". Sur les {n} mois ayant des données (sur 12), chacun comptant sa part de "
-            f"construction amortie face à sa propre exploitation, le bilan carbone net est "
-            f"de {kg} kgCO2e"
+            (
+                f". Sur le seul mois ayant des données (sur 12), avec sa part de construction "
+                f"amortie face à sa propre exploitation, le bilan carbone net est de {kg} kgCO2e"
+                if n == 1
+                else f". Sur les {n} mois ayant des données (sur 12), chacun comptant sa part "
+                f"de construction amortie face à sa propre exploitation, le bilan carbone net "
+                f"est de {kg} kgCO2e"
+            )
             if fr
-            else f". Over the {n} month(s) with data (of 12), each setting its own share of "
-            f"amortised embodied carbon against its own operation, the net carbon balance "
-            f"is {kg} kgCO2e"
+            else (
+                f". Over the only month with data (of 12), its share of amortised embodied "
+                f"carbon set against its own operation, the net carbon balance is {kg} kgCO2e"
+                if n == 1
+                else f". Over the {n} months with data (of 12), each setting its own share of "
+                f"amortised embodied carbon against its own operation, the net carbon balance "
+                f"is {kg} kgCO2e"
+            )
         )
     return energy + carbon + "."
 

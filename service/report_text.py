@@ -151,7 +151,7 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "self_consumption": ("Taux d'autoconsommation", "Self-consumption rate"),
     "self_sufficiency": ("Taux d'autoproduction", "Self-sufficiency rate"),
     "estimated": ("dont estimé", "of which estimated"),
-    "estimated_energy": ("Énergie estimée (sur des trous)", "Estimated energy (over gaps)"),
+    "estimated_energy": ("Énergie estimée (trous de données)", "Estimated energy (data gaps)"),
     "no_data_months": (
         "Les mois sans données n'ont pas de barre.",
         "Months without data have no bar.",
