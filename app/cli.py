@@ -114,7 +114,7 @@ def gateway(
         port = gw.serve_metrics(settings.gateway_metrics_host, settings.gateway_metrics_port)
         logging.info("gateway metrics on http://%s:%d/metrics", settings.gateway_metrics_host, port)
     logging.info("gateway running, store %s", redact_url(settings.store_url))
-    wait_for_signal()
+    writer_died = wait_for_signal(gw.failed)
     gw.stop()
     logging.info(
         "gateway stopped: %d received, %d readings written, %d rejected",
@@ -122,6 +122,11 @@ def gateway(
         gw.writer.written,
         gw.dead_letters.total,
     )
+    if writer_died:
+        # Nothing unacknowledged is lost (the broker and the buffer keep it): exit
+        # non-zero so that the supervisor (compose's restart policy) starts us again.
+        logging.critical("gateway exits: its batch writer died")
+        raise typer.Exit(70)
 
 
 @app.command()

@@ -89,11 +89,19 @@ def setup_logging(verbose: bool) -> None:
     )
 
 
-def wait_for_signal() -> None:
-    stop = threading.Event()
+def wait_for_signal(failed: threading.Event | None = None) -> bool:
+    """Wait for SIGINT or SIGTERM, or for ``failed`` to be set; True if it was."""
+    stop = failed or threading.Event()
+    signalled = threading.Event()
+
+    def on_signal(*_: object) -> None:
+        signalled.set()
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, on_signal)
     stop.wait()
+    return not signalled.is_set()
 
 
 def site_of(sites: SitesConfig, site_id: str) -> Site:

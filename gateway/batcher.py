@@ -45,6 +45,14 @@ class BatchWriter:
     added before are in the store, the buffer, or refused — the moment a source may
     acknowledge them (MQTT PUBACK). Callbacks run in the order they were added.
 
+    The writer thread cannot die silently: a buffer that cannot be read or written
+    (disk full, permissions), a store raising something else than :class:`StoreError`,
+    a bug in a callback — each is caught, logged once per outage, counted
+    (``buffer_errors``, ``internal_errors``) and retried with backoff, while what is not
+    safe yet stays in memory, unacknowledged. Should the thread end anyway (a
+    ``BaseException``), ``alive`` turns False and ``on_death`` is called: the gateway
+    process then exits non-zero for its supervisor to restart it.
+
     Lifecycle: ``start()`` once, ``add()`` from any thread, ``flush()`` to wait until
     everything added so far is safe, ``stop()`` once (saves what is left: store or buffer).
     """
@@ -59,6 +67,7 @@ class BatchWriter:
         max_pending: int | None = None,
         on_refused: OnRefused | None = None,
         on_write: Callable[[float], None] | None = None,
+        on_death: Callable[[], None] | None = None,
     ) -> None:
         self._store = store
         self._buffer = buffer
@@ -68,6 +77,7 @@ class BatchWriter:
         self._max_pending = max_pending or 4 * max_size
         self._on_refused = on_refused
         self._on_write = on_write
+        self._on_death = on_death
         self._pending: list[Reading] = []
         self._cond = threading.Condition()
         self._oldest: float | None = None
@@ -80,17 +90,26 @@ class BatchWriter:
         self._callbacks: deque[tuple[int, OnSafe]] = deque()
         self._backoff_s = 0.5
         self._retry_at = 0.0  # monotonic time of the next replay attempt
-        self._buffer_full_logged = False
+        self._buffer_trouble: str | None = None  # the buffer's failure, once per outage
+        self._internal_trouble: str | None = None
+        self._blocked_logged = False
         self._thread = threading.Thread(target=self._run, name="batch-writer", daemon=True)
         self.written = 0  # readings the store took (replayed ones included)
         self.buffered = 0  # readings that went to the buffer
         self.replayed = 0  # readings replayed from the buffer into the store
         self.refused = 0  # readings the store refused for good
         self.write_errors = 0
+        self.buffer_errors = 0  # buffer reads and writes that failed (disk full…)
+        self.internal_errors = 0  # unexpected exceptions caught in the writer thread
         self.last_error: str | None = None
 
     def start(self) -> None:
         self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        """The writer thread runs (False before ``start()`` and after it ended)."""
+        return self._thread.is_alive()
 
     def add(self, readings: Iterable[Reading], on_safe: OnSafe | None = None) -> None:
         ready: OnSafe | None = None
@@ -101,6 +120,13 @@ class BatchWriter:
                 and not self._stopping
                 and threading.current_thread() is not self._thread
             ):
+                if not self._blocked_logged:
+                    log.warning(
+                        "%d readings wait for the store and the buffer: new readings are"
+                        " held back (MQTT messages stay with the broker)",
+                        len(self._pending),
+                    )
+                    self._blocked_logged = True
                 self._cond.wait(0.5)
             before = len(self._pending)
             self._pending.extend(readings)
@@ -180,6 +206,8 @@ class BatchWriter:
                         del self._pending[: self._max_size]
                         self._oldest = time.monotonic() if self._pending else None
                         self._in_flight = len(batch)
+                        if len(self._pending) < self._max_pending // 2:
+                            self._blocked_logged = False
                         self._cond.notify_all()  # room for a blocked add()
                         return batch
                     wait = due - time.monotonic()
@@ -197,11 +225,37 @@ class BatchWriter:
         return bool(self.buffer_depth) and not self._stopping and time.monotonic() >= self._retry_at
 
     def _run(self) -> None:
-        while (batch := self._take_batch()) is not None:
-            if batch:
-                self._mark_safe(len(batch), saved=self._save(batch))
-            else:
-                self._replay()
+        try:
+            while (batch := self._take_batch()) is not None:
+                if batch:
+                    self._mark_safe(len(batch), saved=self._save(batch))
+                else:
+                    self._guarded(self._replay)
+        finally:
+            if not self._stopping:
+                # Only a BaseException gets here (every Exception is caught below).
+                log.critical("the batch writer thread died: nothing more will be stored")
+                if self._on_death is not None:
+                    self._on_death()
+
+    def _guarded(self, step: Callable[[], None]) -> bool:
+        """Run one step of the writer; an unexpected exception is logged once per
+        outage, counted and retried after a backoff instead of ending the thread."""
+        try:
+            step()
+        except Exception as exc:
+            self.internal_errors += 1
+            if self._internal_trouble is None:
+                log.exception("batch writer: unexpected error, retrying with backoff")
+            self._internal_trouble = f"{type(exc).__name__}: {exc}"
+            backoff = self._next_backoff()
+            self._retry_at = time.monotonic() + backoff
+            self._sleep(backoff)
+            return False
+        if self._internal_trouble is not None:
+            log.info("batch writer recovered from: %s", self._internal_trouble)
+            self._internal_trouble = None
+        return True
 
     def _mark_safe(self, n: int, saved: bool) -> None:
         ready: list[OnSafe] = []
@@ -221,29 +275,37 @@ class BatchWriter:
                 log.exception("on_safe callback failed")
 
     def _save(self, batch: list[Reading]) -> bool:
-        """Put ``batch`` in the store or the buffer; False only if shutdown came first."""
+        """Put ``batch`` in the store or the buffer; False only if shutdown came first.
+        Never raises: until one of them takes it, the batch stays here, unacknowledged."""
+        saved = False
+
+        def attempt() -> None:
+            nonlocal saved
+            saved = self._save_once(batch)
+
         while True:
-            if self.buffer_depth:
-                # Older readings wait in the buffer: queue behind them, keep the order.
-                if self._to_buffer(batch):
-                    return True
-            else:
-                try:
-                    self._write(batch)
-                    return True
-                except StoreError as exc:
-                    self._failed(exc, len(batch))
-                    self._retry_at = time.monotonic() + self._next_backoff()
-                    if self._to_buffer(batch):
-                        return True
-            # Neither the store nor the buffer (full) took it: keep it in memory.
+            if self._guarded(attempt) and saved:
+                return True
+            # Neither the store nor the buffer (full, unwritable) took it: keep it in memory.
             if self._stopping:
                 log.error("shutting down with %d readings neither stored nor buffered", len(batch))
                 return False
             if self.buffer_depth and time.monotonic() >= self._retry_at:
-                self._replay(yield_to_new=False)
+                self._guarded(lambda: self._replay(yield_to_new=False))
             else:
                 self._sleep(self._next_backoff())
+
+    def _save_once(self, batch: list[Reading]) -> bool:
+        if self.buffer_depth:
+            # Older readings wait in the buffer: queue behind them, keep the order.
+            return self._to_buffer(batch)
+        try:
+            self._write(batch)
+            return True
+        except StoreError as exc:
+            self._failed(exc, len(batch))
+            self._retry_at = time.monotonic() + self._next_backoff()
+            return self._to_buffer(batch)
 
     def _to_buffer(self, batch: list[Reading]) -> bool:
         if self._buffer is None:
@@ -251,27 +313,49 @@ class BatchWriter:
         try:
             self._buffer.append(batch)
         except BufferError as exc:
-            if not self._buffer_full_logged:
-                log.error("cannot buffer %d readings, holding them in memory: %s", len(batch), exc)
-                self._buffer_full_logged = True
+            self._buffer_failed(exc, f"cannot buffer {len(batch)} readings, holding them in memory")
             return False
-        self._buffer_full_logged = False
+        self._buffer_ok()
         self.buffered += len(batch)
         return True
+
+    def _buffer_failed(self, exc: BufferError, what: str) -> None:
+        self.buffer_errors += 1
+        if self._buffer_trouble is None:
+            log.error("%s: %s (retrying with backoff)", what, exc)
+        self._buffer_trouble = str(exc)
+
+    def _buffer_ok(self) -> None:
+        if self._buffer_trouble is not None:
+            log.info("buffer works again (was: %s)", self._buffer_trouble)
+            self._buffer_trouble = None
 
     def _replay(self, yield_to_new: bool = True) -> None:
         """Write the buffer's oldest readings to the store until it is empty, the store
         fails again, or (``yield_to_new``) new readings wait to be queued behind them."""
         assert self._buffer is not None
         while self._buffer.depth:
-            readings, last_key = self._buffer.peek(self._max_size)
+            try:
+                readings, last_key = self._buffer.peek(self._max_size)
+            except BufferError as exc:
+                self._buffer_failed(exc, "cannot read the buffer")
+                self._retry_at = time.monotonic() + self._next_backoff()
+                return
             try:
                 self._write(readings)
             except StoreError as exc:
                 self._failed(exc, self._buffer.depth)
                 self._retry_at = time.monotonic() + self._next_backoff()
                 return
-            self._buffer.drop_through(last_key)
+            try:
+                self._buffer.drop_through(last_key)
+            except BufferError as exc:
+                # Stored but still buffered (a full disk refuses even a DELETE in WAL):
+                # replayed again later, which overwrites the same readings.
+                self._buffer_failed(exc, "cannot drop replayed readings from the buffer")
+                self._retry_at = time.monotonic() + self._next_backoff()
+                return
+            self._buffer_ok()
             self.replayed += len(readings)
             if not self._buffer.depth:
                 log.info("buffer replayed: the store has every reading again")
@@ -283,10 +367,16 @@ class BatchWriter:
 
     def _write(self, readings: list[Reading]) -> None:
         """Write to the store; readings it refuses for good are isolated and reported.
-        Raises :class:`StoreError` for a transient failure."""
+        Raises :class:`StoreError` for a transient failure, and for anything else the
+        store raises (unknown: retried, never acknowledged)."""
         try:
             started = time.monotonic()
-            self._store.write(readings)
+            try:
+                self._store.write(readings)
+            except StoreError:
+                raise
+            except Exception as exc:
+                raise StoreError(f"unexpected {type(exc).__name__}: {exc}") from exc
             if self._on_write is not None:
                 self._on_write(time.monotonic() - started)
             self.written += len(readings)
@@ -298,7 +388,10 @@ class BatchWriter:
                 self.refused += 1
                 log.error("store refused %s: %s", readings[0], exc)
                 if self._on_refused is not None:
-                    self._on_refused(readings[0], str(exc))
+                    try:
+                        self._on_refused(readings[0], str(exc))
+                    except Exception:  # the dead-letter log failing must not stop writes
+                        log.exception("cannot record the reading the store refused")
                 return
             # Find the bad readings by halves; the good ones of a half that is written
             # twice overwrite themselves.

@@ -58,6 +58,8 @@ class Gateway:
         self.dead_letters = dead_letters or DeadLetterLog()
         self.buffer = buffer
         self.metrics = GatewayMetrics(self)
+        #: Set if the writer thread ever ends before ``stop()``: the process must exit.
+        self.failed = threading.Event()
         self.writer = BatchWriter(
             store,
             max_size=batch_size,
@@ -66,6 +68,7 @@ class Gateway:
             buffer=buffer,
             on_refused=self._refused_by_store,
             on_write=self.metrics.observe_write,
+            on_death=self.failed.set,
         )
         self._last: dict[tuple[str, str], datetime] = {}
         self._last_lock = threading.Lock()

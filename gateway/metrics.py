@@ -100,6 +100,21 @@ class _GatewayCollector(Collector):
         yield CounterMetricFamily(
             f"{PREFIX}_store_write_errors", "Failed store writes", value=w.write_errors
         )
+        yield CounterMetricFamily(
+            f"{PREFIX}_buffer_errors",
+            "Failed buffer reads and writes (disk full, permissions), retried with backoff",
+            value=w.buffer_errors,
+        )
+        yield CounterMetricFamily(
+            f"{PREFIX}_writer_internal_errors",
+            "Unexpected errors caught in the batch writer thread, retried with backoff",
+            value=w.internal_errors,
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_writer_up",
+            "1 while the batch writer thread runs (0: nothing is stored; the process exits)",
+            value=1.0 if w.alive else 0.0,
+        )
         rejected = CounterMetricFamily(
             f"{PREFIX}_rejected",
             "Messages, frame groups and readings rejected to the dead-letter log, by reason",

@@ -72,8 +72,20 @@ class GatewayProcess:
     """`microville gateway` in a subprocess, with its own buffer, dead letters and
     metrics port; the same files and MQTT client id across restarts."""
 
-    def __init__(self, work: Path, config: str, store_url: str, mqtt_url: str | None) -> None:
+    def __init__(
+        self,
+        work: Path,
+        config: str,
+        store_url: str,
+        mqtt_url: str | None,
+        buffer_path: Path | None = None,
+        wrapper: tuple[str, ...] = (),
+    ) -> None:
+        """``wrapper`` runs before the command and ``exec``s it (same pid), e.g. to give
+        the gateway a mount namespace of its own."""
         self.work = work
+        self.buffer_path = buffer_path or work / "buffer.db"
+        self.wrapper = wrapper
         work.mkdir(parents=True, exist_ok=True)
         (work / "sites.toml").write_text(config)
         self.metrics_port = free_port()
@@ -85,7 +97,7 @@ class GatewayProcess:
     def start(self) -> None:
         env = {
             **os.environ,
-            "MICROVILLE_BUFFER_PATH": str(self.work / "buffer.db"),
+            "MICROVILLE_BUFFER_PATH": str(self.buffer_path),
             "MICROVILLE_DEAD_LETTER_FILE": str(self.work / "dead-letters.jsonl"),
             "MICROVILLE_GATEWAY_METRICS_PORT": str(self.metrics_port),
             "MICROVILLE_GATEWAY_CLIENT_ID": f"gw-{self.work.name}",
@@ -93,7 +105,14 @@ class GatewayProcess:
         self.starts += 1
         with (self.work / f"gateway-{self.starts}.log").open("wb") as out:
             self.proc = subprocess.Popen(
-                [*GATEWAY_COMMAND, "--store", self.store_url, "--mqtt", self.mqtt_url],
+                [
+                    *self.wrapper,
+                    *GATEWAY_COMMAND,
+                    "--store",
+                    self.store_url,
+                    "--mqtt",
+                    self.mqtt_url,
+                ],
                 cwd=self.work,  # no stray .env
                 env=env,
                 stdout=out,

@@ -190,6 +190,63 @@ def test_without_buffer_room_add_blocks_instead_of_dropping(
     assert store.count("s1") == 60
 
 
+class Faulty:
+    """A real store whose next writes raise ``error`` (not a StoreError: a driver's or
+    the adapter's own bug), ``failures`` times."""
+
+    def __init__(self, store: ReadingStore, error: BaseException, failures: int) -> None:
+        self.store = store
+        self.error = error
+        self.failures = failures
+
+    def write(self, readings: Sequence[Reading]) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise self.error
+        self.store.write(readings)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.store, name)
+
+
+def test_an_unexpected_store_error_is_retried_and_the_writer_stays_up(
+    tmp_path: Path, store: ReadingStore
+) -> None:
+    target = Faulty(store, RuntimeError("driver bug"), failures=3)
+    acked: list[int] = []
+    writer = BatchWriter(target, max_size=10, max_delay_s=0.01, max_backoff_s=0.05)
+    writer.start()
+    try:
+        writer.add(_readings(25), on_safe=lambda: acked.append(1))
+        assert wait_until(lambda: acked == [1])
+        assert store.count("s1") == 25
+        assert writer.alive and writer.write_errors == 3
+    finally:
+        writer.stop()
+
+
+def test_a_dying_writer_thread_fails_the_gateway_and_its_metrics_say_so(
+    tmp_path: Path, store: ReadingStore
+) -> None:
+    from support import SITE_S1
+
+    from microville.domain.site import parse_sites
+    from microville.gateway.gateway import Gateway
+
+    # SystemExit in a thread ends it without a trace: the one way left to die.
+    target = Faulty(store, SystemExit("test"), failures=1)
+    gw = Gateway(parse_sites(SITE_S1), target, sources=[], batch_delay_s=0.01)  # type: ignore[arg-type]
+    gw.start()
+    try:
+        gw.accept(_readings(5))
+        assert gw.failed.wait(30)  # the gateway command exits non-zero on this
+        assert not gw.writer.alive
+        up = gw.metrics.registry.get_sample_value("microville_gateway_writer_up")
+        assert up == 0.0
+    finally:
+        gw.stop()
+
+
 # --- idempotent writes ----------------------------------------------------------------
 
 

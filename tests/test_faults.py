@@ -9,7 +9,9 @@ and the readings stored, and asserts they are equal.
 
 from __future__ import annotations
 
+import contextlib
 import random
+import subprocess
 import threading
 import time
 import uuid
@@ -232,3 +234,90 @@ interval_s = 0 }}
     finally:
         gw.stop()
         pair.unplug()
+
+
+def _private_tmpfs(mount_point: Path, size: str) -> tuple[str, ...]:
+    """A wrapper giving the gateway a mount namespace of its own with a ``size`` tmpfs on
+    ``mount_point``: a small disk of its own that really fills (ENOSPC), seen from
+    here through ``/proc/<pid>/root``; nothing mounted outside, gone with the process."""
+    probe = subprocess.run(
+        ["unshare", "--mount", "sh", "-c", f"mount -t tmpfs -o size=64k none {mount_point}"],
+        capture_output=True,
+        check=False,
+    )
+    if probe.returncode != 0:
+        pytest.skip(f"cannot mount a private tmpfs (root needed): {probe.stderr.decode()}")
+    script = f'mount -t tmpfs -o size={size} microville-test "$0" && exec "$@"'
+    return ("unshare", "--mount", "sh", "-c", script, str(mount_point))
+
+
+def _fill(directory: Path) -> Path:
+    """Fill the file system of ``directory`` to the last byte; return the filler."""
+    filler = directory / "filler"
+    with filler.open("wb", buffering=0) as out:
+        for chunk in (65536, 4096, 512, 1):
+            with contextlib.suppress(OSError):
+                while True:
+                    out.write(b"\0" * chunk)
+    return filler
+
+
+def test_buffer_disk_full_then_store_back_then_space_freed_loses_nothing(
+    tmp_path: Path,
+    influx: Influx,
+    store: ReadingStore,
+    store_url: str,
+    gateways: list[GatewayProcess],
+) -> None:
+    """F1: the buffer's disk fills while the store is down; the store returns (replayed
+    readings stored, but the buffer cannot even DELETE them); then space is freed."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    with running_mosquitto(tmp_path / "broker") as port:
+        url = f"mqtt://127.0.0.1:{port}"
+        gw = GatewayProcess(
+            tmp_path / "gw",
+            MQTT_CONFIG,
+            store_url,
+            url,
+            buffer_path=disk / "buffer.db",
+            wrapper=_private_tmpfs(disk, "1m"),
+        )
+        gateways.append(gw)
+        gw.start()
+        gw.wait_source_up("mqtt")
+        assert gw.proc is not None
+        seen_disk = Path(f"/proc/{gw.proc.pid}/root") / disk.relative_to("/")
+        pub = Publisher(url)
+        try:
+            pub.publish_range(range(0, 100))
+            assert wait_until(lambda: len(stored(store, 100)) == 100)
+            influx.stop()
+            try:
+                pub.publish_range(range(100, 400))  # acknowledged: in the buffer
+                assert wait_until(lambda: gw.metrics().get("buffer_readings") == 300, 30), gw.log()
+                filler = _fill(seen_disk)  # the disk is full
+                pub.publish_range(range(400, 700))  # held in memory, not acknowledged
+                assert wait_until(lambda: gw.metrics().get("buffer_errors_total", 0) >= 1, 30), (
+                    gw.log()
+                )
+            finally:
+                influx.start()
+            # The store takes the replayed readings, the full disk refuses to drop them
+            # from the buffer: retried, the writer stays up.
+            assert wait_until(lambda: len(stored(store, 700)) >= 400, 30), gw.log()
+            errors = gw.metrics()["buffer_errors_total"]
+            assert wait_until(lambda: gw.metrics().get("buffer_errors_total", 0) > errors, 30)
+            assert gw.metrics()["writer_up"] == 1, gw.log()
+            filler.unlink()  # space freed
+            pub.publish_range(range(700, 800))
+            assert_all_stored(store, pub.sent, gw)
+            assert len(pub.sent) == 800
+            assert wait_until(lambda: gw.metrics().get("buffer_readings") == 0), gw.log()
+            assert gw.metrics()["writer_up"] == 1
+            assert gw.proc.poll() is None
+            log = (gw.work / "gateway-1.log").read_text()
+            assert log.count("(retrying with backoff)") == 1, log  # once per outage
+            assert log.count("buffer works again") == 1, log
+        finally:
+            pub.close()
