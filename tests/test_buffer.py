@@ -225,28 +225,6 @@ def test_an_unexpected_store_error_is_retried_and_the_writer_stays_up(
         writer.stop()
 
 
-def test_a_dying_writer_thread_fails_the_gateway_and_its_metrics_say_so(
-    tmp_path: Path, store: ReadingStore
-) -> None:
-    from support import SITE_S1
-
-    from microville.domain.site import parse_sites
-    from microville.gateway.gateway import Gateway
-
-    # SystemExit in a thread ends it without a trace: the one way left to die.
-    target = Faulty(store, SystemExit("test"), failures=1)
-    gw = Gateway(parse_sites(SITE_S1), target, sources=[], batch_delay_s=0.01)  # type: ignore[arg-type]
-    gw.start()
-    try:
-        gw.accept(_readings(5))
-        assert gw.failed.wait(30)  # the gateway command exits non-zero on this
-        assert not gw.writer.alive
-        up = gw.metrics.registry.get_sample_value("microville_gateway_writer_up")
-        assert up == 0.0
-    finally:
-        gw.stop()
-
-
 # --- idempotent writes ----------------------------------------------------------------
 
 
