@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 
 from microville import __version__
 from microville.domain.clock import Clock, system_clock
+from microville.domain.materials import MAX_REPORTED_PROBLEMS
 from microville.domain.site import SitesConfig, read_sites
 from microville.domain.store import ReadingStore, StoreError
 from microville.mqtt import MqttSettings
@@ -21,6 +22,7 @@ from microville.service.alerts_engine import AlertEngine
 from microville.service.auth import Authenticator, authorize
 from microville.service.health import HealthProbe, broker_reachable, health_of, store_state
 from microville.service.health import router as health_router
+from microville.service.limits import BodyGuardMiddleware
 from microville.service.metrics import RequestMetricsMiddleware, ServiceMetrics, TimedStore
 from microville.service.metrics import router as metrics_router
 from microville.service.notify import Outbox
@@ -33,6 +35,9 @@ from microville.settings import Settings, reveal
 from microville.stores import open_store
 from microville.stores.ledger import Ledger
 from microville.stores.reports import ReportArchive
+
+#: Validation errors a 422 lists; the rest are counted (``more_errors``).
+MAX_REPORTED_ERRORS = MAX_REPORTED_PROBLEMS
 
 
 def _json_safe(value: object) -> object:
@@ -119,7 +124,10 @@ def create_app(
     )
     app.state.auth = auth if auth is not None else Authenticator.from_settings(settings)
     app.state.metrics = metrics = ServiceMetrics()
+    # Inner first: the metrics see the 401s and 413s the body guard answers.
+    app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.api_max_body_bytes)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
+    app.state.max_rows = settings.api_max_rows
     app.state.sites = sites
     app.state.clock = clock
     app.state.ledger = ledger if ledger is not None else Ledger(settings.ledger_path)
@@ -128,7 +136,14 @@ def create_app(
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         # FastAPI's own handler, but the echoed inputs made JSON-safe: a body holding
         # JSON's Infinity or NaN (Python's parser reads them) is a 422, not a 500.
-        return JSONResponse(status_code=422, content={"detail": _json_safe(exc.errors())})
+        # The first problems only, then a count: a body of a million bad items must not
+        # come back a million errors long.
+        errors = list(exc.errors())
+        shown = errors[:MAX_REPORTED_ERRORS]
+        content: dict[str, object] = {"detail": _json_safe(shown)}
+        if len(errors) > len(shown):
+            content["more_errors"] = len(errors) - len(shown)
+        return JSONResponse(status_code=422, content=content)
 
     @app.exception_handler(QueryError)
     async def _unanswerable(_request: Request, exc: QueryError) -> JSONResponse:

@@ -23,6 +23,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from microville.domain.clock import Clock
 from microville.domain.store import ReadingStore, StoreError
 from microville.mqtt import MqttSettings, make_client
+from microville.service.limits import AuthorizedRoute
 from microville.service.schemas import HealthOut
 
 __all__ = ["HealthProbe", "broker_reachable", "router", "store_state"]
@@ -138,7 +139,7 @@ def _probe(request: Request) -> HealthProbe:
 
 HealthProbeDep = Annotated[HealthProbe, Depends(_probe)]
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], route_class=AuthorizedRoute)
 
 
 @router.get(

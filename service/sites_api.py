@@ -9,10 +9,11 @@ from fastapi import APIRouter, Query
 from microville.domain.periods import Step
 from microville.service.auth import PrincipalDep
 from microville.service.deps import PeriodDep, SiteDep, SitesDep, StepQuery, StoreDep
+from microville.service.limits import AuthorizedRoute
 from microville.service.schemas import BalanceOut, DayProfileOut, ProfileOut, SiteOut
 from microville.service.usecases import day_profiles, electricity_balance
 
-router = APIRouter(prefix="/api/v1/sites")
+router = APIRouter(prefix="/api/v1/sites", route_class=AuthorizedRoute)
 
 
 @router.get("", response_model=list[SiteOut])

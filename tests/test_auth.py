@@ -197,7 +197,7 @@ def test_writes_are_rate_limited_per_token(tmp_path: Path) -> None:
         assert refused.status_code == 429
         assert int(refused.headers["Retry-After"]) > 60
         assert "too many writes" in refused.json()["detail"]
-        # Reads are not limited, and the limit is the token's, not everyone's.
+        # Reads have their own (higher) limit, and the limit is the token's, not everyone's.
         assert first.get("/api/v1/sites/s1/waste-entries").status_code == 200
         second = api.client(api.token(Role.WRITE, ["s1"]))
         assert second.post("/api/v1/sites/s1/waste-entries", json=WASTE).status_code == 201
