@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     api_max_rows: int = Field(
         default=10_000, ge=1, description="records (CSV rows, list items) one request may add"
     )
+    api_query_threads: int = Field(
+        default=4, ge=1, description="threads answering the API's queries at once"
+    )
     health_interval_s: float = Field(
         default=5.0, gt=0, description="/health probes the store and broker once per interval"
     )

@@ -6,6 +6,7 @@ import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from anyio import to_thread
 from fastapi import Depends, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -84,6 +85,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Sync handlers run on this pool: 40 threads (anyio's default) of CPU-bound
+        # queries fight over the GIL with the event loop (and /health); a few keep up the
+        # throughput of a couple of cores and let the loop answer.
+        to_thread.current_default_thread_limiter().total_tokens = settings.api_query_threads
         if owned_alerts and app.state.alerts is not None:
             # The outbox's delivery workers always; evaluations every interval (0: on demand).
             app.state.alerts.start(settings.alert_interval_s)

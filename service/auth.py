@@ -128,13 +128,15 @@ def _unauthorized(detail: str) -> HTTPException:
     return HTTPException(401, detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-def authorize(
+async def authorize(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     """The caller, once allowed to call this route on this site (401, 403 or 429 if not).
     A request with a body was checked before its body was read (service/limits.py):
-    its principal is reused, and its token charged once."""
+    its principal is reused, and its token charged once. Async, on the event loop (a
+    token lookup is an indexed read): a sync dependency would wait for a thread of the
+    pool the queries take, /health's included."""
     known = getattr(request.state, "principal", None)
     if isinstance(known, Principal):
         return known

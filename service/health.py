@@ -132,7 +132,7 @@ class HealthProbe:
             threads.shutdown(wait=False)
 
 
-def _probe(request: Request) -> HealthProbe:
+async def _probe(request: Request) -> HealthProbe:  # async: not on the query threads
     probe: HealthProbe = request.app.state.health
     return probe
 
