@@ -104,3 +104,19 @@ class Settings(BaseSettings):
     api_write_per_minute: float = Field(
         default=30, gt=0, description="then writes a minute per token"
     )
+    api_read_burst: int = Field(default=60, ge=1, description="reads a token may make at once")
+    api_read_per_minute: float = Field(
+        default=600, gt=0, description="then reads a minute per token (anonymous: per address)"
+    )
+    api_max_body_bytes: int = Field(
+        default=2 * 1024 * 1024, ge=1024, description="largest request body accepted (413)"
+    )
+    api_max_rows: int = Field(
+        default=10_000, ge=1, description="records (CSV rows, list items) one request may add"
+    )
+    api_query_threads: int = Field(
+        default=4, ge=1, description="threads answering the API's queries at once"
+    )
+    health_interval_s: float = Field(
+        default=5.0, gt=0, description="/health probes the store and broker once per interval"
+    )

@@ -234,8 +234,8 @@ def parse_materials_csv(text: str) -> list[Material]:
     Raises
     ------
     ValueError
-        Listing every bad row as ``line N: field: reason``; nothing is returned
-        half-parsed.
+        Listing the first :data:`MAX_REPORTED_PROBLEMS` bad rows as ``line N: field:
+        reason``, then a count of the rest; nothing is returned half-parsed.
     """
     lines = _lines_after_bom(text)
     first = next((i for i, line in enumerate(lines) if line.strip()), None)
@@ -301,5 +301,16 @@ def parse_materials_csv(text: str) -> list[Material]:
                 else:
                     errors.append(f"line {line}: row: {msg}")
     if errors:
-        raise ValueError("invalid materials file:\n" + "\n".join(errors))
+        raise ValueError("invalid materials file:\n" + "\n".join(_first_problems(errors)))
     return materials
+
+
+#: Problems a message lists; the rest are counted (a file of 10,000 bad rows must not
+#: make a message of 10,000 lines).
+MAX_REPORTED_PROBLEMS = 20
+
+
+def _first_problems(problems: list[str]) -> list[str]:
+    shown = problems[:MAX_REPORTED_PROBLEMS]
+    rest = len(problems) - len(shown)
+    return [*shown, f"… and {rest} more problem(s) ({len(problems)} in all)"] if rest else shown

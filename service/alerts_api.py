@@ -13,8 +13,11 @@ from microville.domain.alerts import AlertStatus
 from microville.service.alerts_engine import AlertEngine
 from microville.service.auth import PrincipalDep
 from microville.service.deps import SiteDep
+from microville.service.limits import AuthorizedRoute
 
-router = APIRouter(prefix="/api/v1/sites/{site}/alerts", tags=["alerts"])
+router = APIRouter(
+    prefix="/api/v1/sites/{site}/alerts", tags=["alerts"], route_class=AuthorizedRoute
+)
 
 
 def _engine(request: Request) -> AlertEngine:

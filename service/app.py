@@ -3,47 +3,42 @@
 from __future__ import annotations
 
 import math
-import socket
-import threading
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
 
-from fastapi import Depends, FastAPI, Query, Request, Response
-from fastapi.concurrency import run_in_threadpool
+from anyio import to_thread
+from fastapi import Depends, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from microville import __version__
 from microville.domain.clock import Clock, system_clock
-from microville.domain.periods import Step
+from microville.domain.materials import MAX_REPORTED_PROBLEMS
 from microville.domain.site import SitesConfig, read_sites
 from microville.domain.store import ReadingStore, StoreError
-from microville.mqtt import MqttSettings, make_client
+from microville.mqtt import MqttSettings
 from microville.service.alerts_api import router as alerts_router
 from microville.service.alerts_engine import AlertEngine
-from microville.service.auth import Authenticator, PrincipalDep, authorize
-from microville.service.deps import PeriodDep, SiteDep, SitesDep, StepQuery, StoreDep
+from microville.service.auth import Authenticator, authorize
+from microville.service.health import HealthProbe, broker_reachable, health_of, store_state
+from microville.service.health import router as health_router
+from microville.service.limits import BodyGuardMiddleware
 from microville.service.metrics import RequestMetricsMiddleware, ServiceMetrics, TimedStore
 from microville.service.metrics import router as metrics_router
 from microville.service.notify import Outbox
 from microville.service.proof_api import router as proof_router
 from microville.service.reports import ReportScheduler
 from microville.service.reports_api import router as reports_router
-from microville.service.schemas import (
-    BalanceOut,
-    DayProfileOut,
-    HealthOut,
-    ProfileOut,
-    SiteOut,
-)
-from microville.service.usecases import QueryError, day_profiles, electricity_balance
+from microville.service.sites_api import router as sites_router
+from microville.service.usecases import QueryError
 from microville.settings import Settings, reveal
 from microville.stores import open_store
 from microville.stores.ledger import Ledger
 from microville.stores.reports import ReportArchive
+
+#: Validation errors a 422 lists; the rest are counted (``more_errors``).
+MAX_REPORTED_ERRORS = MAX_REPORTED_PROBLEMS
 
 
 def _json_safe(value: object) -> object:
@@ -56,37 +51,6 @@ def _json_safe(value: object) -> object:
     if isinstance(value, list):
         return [_json_safe(v) for v in value]
     return value
-
-
-def _broker_reachable(mqtt: MqttSettings, timeout_s: float = 3.0) -> str:
-    """ "ok" once the broker accepts an MQTT CONNECT with the service's credentials (and
-    TLS), else why not: a TCP connect alone would pass a broker refusing the account."""
-    try:
-        with socket.create_connection((mqtt.host, mqtt.port), timeout=timeout_s):
-            pass
-    except OSError as exc:
-        return f"unreachable: {exc}"
-    answered = threading.Event()
-    outcome: list[str] = []
-
-    def on_connect(_c: object, _u: object, _f: object, reason: object, _p: object) -> None:
-        failure = getattr(reason, "is_failure", False)
-        outcome.append(f"refused: {reason}" if failure else "ok")
-        answered.set()
-
-    client = make_client(mqtt, f"microville-health-{uuid.uuid4().hex[:12]}", persistent=False)
-    client.on_connect = on_connect
-    try:
-        client.connect(mqtt.host, mqtt.port, keepalive=10)
-        client.loop_start()
-        if not answered.wait(timeout_s):
-            return "unreachable: no CONNACK"
-        return outcome[0]
-    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-        return f"unreachable: {exc}"
-    finally:
-        client.disconnect()
-        client.loop_stop()
 
 
 def _mqtt_for(settings: Settings) -> MqttSettings:
@@ -121,6 +85,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Sync handlers run on this pool: 40 threads (anyio's default) of CPU-bound
+        # queries fight over the GIL with the event loop (and /health); a few keep up the
+        # throughput of a couple of cores and let the loop answer.
+        to_thread.current_default_thread_limiter().total_tokens = settings.api_query_threads
         if owned_alerts and app.state.alerts is not None:
             # The outbox's delivery workers always; evaluations every interval (0: on demand).
             app.state.alerts.start(settings.alert_interval_s)
@@ -149,6 +117,7 @@ def create_app(
             app.state.ledger.close()
         if owned_auth:
             app.state.auth.close()
+        app.state.health.close()
 
     app = FastAPI(
         title="Microville Monitor",
@@ -160,7 +129,10 @@ def create_app(
     )
     app.state.auth = auth if auth is not None else Authenticator.from_settings(settings)
     app.state.metrics = metrics = ServiceMetrics()
+    # Inner first: the metrics see the 401s and 413s the body guard answers.
+    app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.api_max_body_bytes)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
+    app.state.max_rows = settings.api_max_rows
     app.state.sites = sites
     app.state.clock = clock
     app.state.ledger = ledger if ledger is not None else Ledger(settings.ledger_path)
@@ -169,7 +141,14 @@ def create_app(
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         # FastAPI's own handler, but the echoed inputs made JSON-safe: a body holding
         # JSON's Infinity or NaN (Python's parser reads them) is a 422, not a 500.
-        return JSONResponse(status_code=422, content={"detail": _json_safe(exc.errors())})
+        # The first problems only, then a count: a body of a million bad items must not
+        # come back a million errors long.
+        errors = list(exc.errors())
+        shown = errors[:MAX_REPORTED_ERRORS]
+        content: dict[str, object] = {"detail": _json_safe(shown)}
+        if len(errors) > len(shown):
+            content["more_errors"] = len(errors) - len(shown)
+        return JSONResponse(status_code=422, content=content)
 
     @app.exception_handler(QueryError)
     async def _unanswerable(_request: Request, exc: QueryError) -> JSONResponse:
@@ -198,60 +177,11 @@ def create_app(
         metrics.instrument_alerts(alerts)
     app.state.alerts = alerts
 
-    @app.get("/api/v1/sites", response_model=list[SiteOut])
-    def list_sites(sites: SitesDep, principal: PrincipalDep) -> list[SiteOut]:
-        """The sites the caller may read, and their meters."""
-        return [SiteOut.of(s) for s in sites.sites if principal.can_read(s.id)]
-
-    @app.get("/api/v1/sites/{site}", response_model=SiteOut)
-    def get_site(site: SiteDep) -> SiteOut:
-        """One site: its timezone (the dashboards cut their InfluxQL days with it), its
-        location and floor area, and its meters."""
-        return SiteOut.of(site)
-
-    @app.get("/api/v1/sites/{site}/balance", response_model=BalanceOut)
-    def get_balance(
-        site: SiteDep, store: StoreDep, period: PeriodDep, step: StepQuery = Step.DAY
-    ) -> BalanceOut:
-        """Electricity balance per local hour/day/month/year, with its coverage."""
-        return BalanceOut.of(electricity_balance(site, store, period.start, period.end, step))
-
-    @app.get("/api/v1/sites/{site}/profile", response_model=ProfileOut)
-    def get_profile(
-        site: SiteDep,
-        store: StoreDep,
-        period: PeriodDep,
-        flow: Annotated[
-            str, Query(description="import, export, production, consumption or net")
-        ] = "import",
-    ) -> ProfileOut:
-        """The heat map of the day: an electricity flow per local clock hour of each local
-        day (kWh), DST days included."""
-        days = day_profiles(site, store, period.start, period.end, flow)
-        return ProfileOut(
-            site=site.id,
-            timezone=site.timezone,
-            flow=flow,
-            days=[DayProfileOut.of(d) for d in days],
-        )
-
-    @app.get(
-        "/health",
-        response_model=HealthOut,
-        responses={503: {"model": HealthOut, "description": "a dependency does not answer"}},
+    app.state.health = HealthProbe(
+        lambda: health_of(store_state(app.state.store), broker_reachable(mqtt)),
+        settings.health_interval_s,
+        clock,
     )
-    async def health(store: StoreDep, response: Response) -> HealthOut:
-        """200 when the store and the broker answer, 503 (degraded) otherwise, so that a
-        container healthcheck or a load balancer sees it."""
-        try:
-            await run_in_threadpool(store.ping)
-            store_state = "ok"
-        except StoreError as exc:
-            store_state = f"error: {exc}"
-        broker_state = await run_in_threadpool(_broker_reachable, mqtt)
-        ok = store_state == "ok" and broker_state == "ok"
-        if not ok:
-            response.status_code = 503
-        return HealthOut(status="ok" if ok else "degraded", store=store_state, broker=broker_state)
-
+    app.include_router(sites_router)
+    app.include_router(health_router)
     return app

@@ -1,4 +1,4 @@
-"""Who may call what: bearer tokens with roles, the public read mode, the write limit.
+"""Who may call what: bearer tokens with roles, the public read mode, the rate limits.
 
 Every route of the app goes through :func:`authorize` (an app-wide dependency), so a new
 route is closed until its access is known: GET needs read access to the ``{site}`` of its
@@ -16,6 +16,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import SecretStr
 
 from microville.service.ratelimit import RateLimiter, retry_after_s
@@ -60,6 +61,11 @@ def required_access(method: str, path: str, site_scoped: bool) -> Access:
     return Access.WRITE if site_scoped else Access.ADMIN
 
 
+#: The settings' defaults (api_read_burst, api_read_per_minute): an interactive user or
+#: a dashboard's refresh stays far below; a script looping on a year's balance does not.
+DEFAULT_READ_BURST = 60
+DEFAULT_READ_PER_MINUTE = 600.0
+
 ANONYMOUS_READER = Principal("anonymous (public read mode)", Role.READ, sites=None)
 
 
@@ -73,9 +79,12 @@ class Authenticator:
         write_limit: RateLimiter,
         public_read: bool = False,
         env_read_token: SecretStr | None = None,
+        read_limit: RateLimiter | None = None,
     ) -> None:
         self.tokens = tokens
         self.write_limit = write_limit
+        # Reads are cheaper than writes but a year's balance is not: limited too.
+        self.read_limit = read_limit or RateLimiter(DEFAULT_READ_BURST, DEFAULT_READ_PER_MINUTE)
         self.public_read = public_read
         self._env_hash: str | None = None
         if env_read_token is not None:
@@ -94,6 +103,7 @@ class Authenticator:
             RateLimiter(settings.api_write_burst, settings.api_write_per_minute),
             public_read=settings.api_public_read,
             env_read_token=settings.api_read_token,
+            read_limit=RateLimiter(settings.api_read_burst, settings.api_read_per_minute),
         )
 
     def principal(self, token: str) -> Principal | None:
@@ -118,11 +128,33 @@ def _unauthorized(detail: str) -> HTTPException:
     return HTTPException(401, detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-def authorize(
+async def authorize(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """The caller, once allowed to call this route on this site (401, 403 or 429 if not)."""
+    """The caller, once allowed to call this route on this site (401, 403 or 429 if not).
+    A request with a body was checked before its body was read (service/limits.py):
+    its principal is reused, and its token charged once. Async, on the event loop (a
+    token lookup is an indexed read): a sync dependency would wait for a thread of the
+    pool the queries take, /health's included."""
+    known = getattr(request.state, "principal", None)
+    if isinstance(known, Principal):
+        return known
+    principal = authorize_call(request, credentials)
+    request.state.principal = principal
+    return principal
+
+
+def bearer_of(request: Request) -> HTTPAuthorizationCredentials | None:
+    """The ``Authorization: Bearer`` credentials, read as :data:`_bearer` reads them."""
+    scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
+    if scheme.lower() != "bearer" or not token:
+        return None
+    return HTTPAuthorizationCredentials(scheme=scheme, credentials=token)
+
+
+def authorize_call(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal:
+    """:func:`authorize` without the reuse: ``request`` must carry its matched route."""
     auth: Authenticator = request.app.state.auth
     # The matched route's own template: routers carry their prefix (APIRouter(prefix=…)).
     route = request.scope.get("route")
@@ -149,14 +181,24 @@ def authorize(
         raise _unauthorized("public mode is read only: writing needs a bearer token")
     _check(principal, access, site)
     if access in (Access.WRITE, Access.ADMIN):
-        wait_s = auth.write_limit.acquire(principal.token_id or principal.name)
-        if wait_s > 0:
-            raise HTTPException(
-                429,
-                f"too many writes for token {principal.name!r}: retry in {retry_after_s(wait_s)} s",
-                headers={"Retry-After": str(retry_after_s(wait_s))},
-            )
+        _charge(auth.write_limit, "writes", principal, principal.token_id or principal.name)
+    else:
+        # Anonymous readers (public mode) share no bucket: one per client address.
+        client = request.client.host if request.client else "?"
+        key = principal.token_id or f"{principal.name} from {client}"
+        _charge(auth.read_limit, "reads", principal, key)
     return principal
+
+
+def _charge(limit: RateLimiter, what: str, principal: Principal, key: str) -> None:
+    wait_s = limit.acquire(key)
+    if wait_s > 0:
+        retry = retry_after_s(wait_s)
+        raise HTTPException(
+            429,
+            f"too many {what} for token {principal.name!r}: retry in {retry} s",
+            headers={"Retry-After": str(retry)},
+        )
 
 
 def _check(principal: Principal, access: Access, site: str | None) -> None:

@@ -33,7 +33,14 @@ def _ledger(request: Request) -> Ledger:
     return ledger
 
 
+def _max_rows(request: Request) -> int:
+    max_rows: int = request.app.state.max_rows
+    return max_rows
+
+
 SitesDep = Annotated[SitesConfig, Depends(_sites)]
+#: Records one request may add (settings.api_max_rows).
+MaxRowsDep = Annotated[int, Depends(_max_rows)]
 StoreDep = Annotated[ReadingStore, Depends(_store)]
 LedgerDep = Annotated[Ledger, Depends(_ledger)]
 

@@ -32,6 +32,7 @@ from microville.domain.readings import Reading
 from microville.domain.site import SitesConfig
 from microville.domain.store import IndexSeries, ReadingStore, StoreError, SumSlot
 from microville.service.alerts_engine import AlertEngine
+from microville.service.limits import AuthorizedRoute
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -259,7 +260,7 @@ class TimedStore:
         self.inner.close()
 
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], route_class=AuthorizedRoute)
 
 
 @router.get(

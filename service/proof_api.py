@@ -11,6 +11,7 @@ from microville.domain.materials import Material, parse_materials_csv
 from microville.domain.periods import Step
 from microville.service.deps import (
     LedgerDep,
+    MaxRowsDep,
     PeriodDep,
     RecordId,
     SiteDep,
@@ -18,6 +19,7 @@ from microville.service.deps import (
     StoreDep,
 )
 from microville.service.indicators import carbon_report, energy_report
+from microville.service.limits import AuthorizedRoute, too_many_rows
 from microville.service.proof_schemas import (
     CarbonOut,
     EnergyOut,
@@ -30,7 +32,7 @@ from microville.service.proof_schemas import (
 from microville.service.targets_report import targets_report
 from microville.service.waste_report import waste_report
 
-router = APIRouter(prefix="/api/v1/sites/{site}")
+router = APIRouter(prefix="/api/v1/sites/{site}", route_class=AuthorizedRoute)
 
 
 @router.get("/energy", response_model=EnergyOut)
@@ -83,8 +85,13 @@ def list_materials(site: SiteDep, ledger: LedgerDep) -> list[MaterialOut]:
 
 
 @router.post("/materials", response_model=list[MaterialOut], status_code=201)
-def add_materials(site: SiteDep, ledger: LedgerDep, materials: list[Material]) -> list[MaterialOut]:
-    """Add materials (all or none: the body is validated first)."""
+def add_materials(
+    site: SiteDep, ledger: LedgerDep, max_rows: MaxRowsDep, materials: list[Material]
+) -> list[MaterialOut]:
+    """Add materials (all or none: the body is validated first); at most
+    ``MICROVILLE_API_MAX_ROWS`` (10,000) a request."""
+    if len(materials) > max_rows:
+        raise too_many_rows(len(materials), max_rows)
     ids = ledger.add_materials(site.id, materials)
     return [MaterialOut(id=i, material=m) for i, m in zip(ids, materials, strict=True)]
 
@@ -93,13 +100,17 @@ def add_materials(site: SiteDep, ledger: LedgerDep, materials: list[Material]) -
 def import_materials_csv(
     site: SiteDep,
     ledger: LedgerDep,
+    max_rows: MaxRowsDep,
     text: Annotated[str, Body(media_type="text/csv", description="materials CSV with a header")],
 ) -> list[MaterialOut]:
-    """Import a materials CSV: every bad row is reported (422) and nothing is written."""
+    """Import a materials CSV: bad rows are reported (422: the first 20, then a count)
+    and nothing is written; at most ``MICROVILLE_API_MAX_ROWS`` (10,000) rows a request."""
     try:
         materials = parse_materials_csv(text)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
+    if len(materials) > max_rows:
+        raise too_many_rows(len(materials), max_rows)
     ids = ledger.add_materials(site.id, materials)
     return [MaterialOut(id=i, material=m) for i, m in zip(ids, materials, strict=True)]
 
@@ -120,9 +131,12 @@ def list_waste_entries(site: SiteDep, ledger: LedgerDep, period: PeriodDep) -> l
 
 @router.post("/waste-entries", response_model=list[WasteEntryOut], status_code=201)
 def add_waste_entries(
-    site: SiteDep, ledger: LedgerDep, entries: list[WasteEntryIn]
+    site: SiteDep, ledger: LedgerDep, max_rows: MaxRowsDep, entries: list[WasteEntryIn]
 ) -> list[WasteEntryOut]:
-    """Add weighings or collections (all or none)."""
+    """Add weighings or collections (all or none); at most ``MICROVILLE_API_MAX_ROWS``
+    (10,000) a request."""
+    if len(entries) > max_rows:
+        raise too_many_rows(len(entries), max_rows)
     ids = ledger.add_waste_entries(site.id, entries)
     return [WasteEntryOut(id=i, entry=e) for i, e in zip(ids, entries, strict=True)]
 

@@ -11,10 +11,13 @@ from pydantic import BaseModel, Field
 from microville.domain.reporting import Language, Month
 from microville.service.alerts_engine import AlertEngine
 from microville.service.deps import LedgerDep, SiteDep, StoreDep, now
+from microville.service.limits import AuthorizedRoute
 from microville.service.reports import generate_report
 from microville.stores.reports import ReportArchive, ReportRecord
 
-router = APIRouter(prefix="/api/v1/sites/{site}/reports", tags=["reports"])
+router = APIRouter(
+    prefix="/api/v1/sites/{site}/reports", tags=["reports"], route_class=AuthorizedRoute
+)
 
 MEDIA = {"pdf": "application/pdf", "html": "text/html; charset=utf-8"}
 

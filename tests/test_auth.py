@@ -197,12 +197,35 @@ def test_writes_are_rate_limited_per_token(tmp_path: Path) -> None:
         assert refused.status_code == 429
         assert int(refused.headers["Retry-After"]) > 60
         assert "too many writes" in refused.json()["detail"]
-        # Reads are not limited, and the limit is the token's, not everyone's.
+        # Reads have their own (higher) limit, and the limit is the token's, not everyone's.
         assert first.get("/api/v1/sites/s1/waste-entries").status_code == 200
         second = api.client(api.token(Role.WRITE, ["s1"]))
         assert second.post("/api/v1/sites/s1/waste-entries", json=WASTE).status_code == 201
         assert len(api.app.state.ledger.waste_entries("s1")) == 3
     api.close()
+
+
+def test_reads_are_rate_limited_per_token(tmp_path: Path) -> None:
+    # Three reads at once, then one an hour: the fourth read of a token is refused, with
+    # a Retry-After; another token, and /health, are not held back.
+    api = Api(tmp_path, api_read_burst=3, api_read_per_minute=1 / 60)
+    with TestClient(api.app):
+        first = api.client(api.token(Role.READ, ["s1"]))
+        for _ in range(3):
+            assert first.get("/api/v1/sites/s1").status_code == 200
+        refused = first.get("/api/v1/sites/s1/balance")
+        assert refused.status_code == 429
+        assert int(refused.headers["Retry-After"]) > 60
+        assert "too many reads" in refused.json()["detail"]
+        second = api.client(api.token(Role.READ, ["s1"]))
+        assert second.get("/api/v1/sites/s1").status_code == 200
+        assert first.get("/health").status_code in (200, 503)  # never 429
+    api.close()
+
+
+def test_the_read_limit_has_a_documented_default() -> None:
+    settings = Settings(config="/dev/null")
+    assert (settings.api_read_burst, settings.api_read_per_minute) == (60, 600)
 
 
 def test_the_bucket_refills_at_its_rate() -> None:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import wait_until
 
 from microville.domain.readings import Reading
 from microville.domain.store import ReadingStore, StoreError
+from microville.stores.sqlite import SqliteStore
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -275,4 +278,24 @@ def test_sqlite_rollup_of_version_1_is_rebuilt_with_the_highest_values(tmp_path:
     store.write(_index("s1", "pv", [(45, 20.0)]))  # the rebuilt table takes writes
     series = store.index_slots("s1", ["pv"], "energy", T0, T0 + HOUR, HOUR)["pv"]
     assert [(s.last_value, s.count, s.max_value) for s in series.slots] == [(20.0, 3, 500.0)]
+    store.close()
+
+
+def test_sqlite_reads_do_not_queue_behind_the_write_lock(tmp_path: Path) -> None:
+    """The service answers many readers from one store: a read must not wait for the
+    lock writes take (every query used to take it, so 50 readers went one by one and
+    /health behind them)."""
+    store = SqliteStore(tmp_path / "readings.db")
+    store.write(_index("s", "m", [(0, 1.0), (60, 2.0), (120, 3.0)]))
+    answers: list[object] = []
+
+    def read() -> None:
+        answers.append(store.last_seen("s", ["m"], "energy"))
+        store.ping()
+        answers.append(store.index_slots("s", ["m"], "energy", T0, T0 + 2 * HOUR, HOUR))
+
+    with store._lock:  # as a long write holds it
+        threading.Thread(target=read, daemon=True).start()
+        assert wait_until(lambda: len(answers) == 2, timeout_s=10)
+    assert answers[0] == {"m": T0 + 2 * HOUR}
     store.close()

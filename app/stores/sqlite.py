@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -81,8 +82,10 @@ def _time(ms: int) -> datetime:
 class SqliteStore:
     """:class:`~microville.domain.store.ReadingStore` on a SQLite file.
 
-    One connection shared under a lock: SQLite serialises writers anyway, and WAL
-    lets readers in other processes (the service) proceed during writes.
+    Writes go through one connection under a lock (SQLite serialises writers anyway);
+    reads through a connection per thread, each query in a read transaction of its own:
+    with WAL they proceed side by side and during writes, rather than queue one by one
+    behind a lock (the service's threadpool answers many readers at once).
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -101,6 +104,26 @@ class SqliteStore:
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open SQLite store {self.path}: {exc}") from exc
         self._lock = threading.Lock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """This thread's read connection, in a transaction: the statements of one query
+        see one snapshot of the file."""
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+            db.isolation_level = None  # transactions are begun explicitly below
+            with self._readers_lock:  # not the write lock: a long write must not stall it
+                self._readers.append(db)
+            self._local.db = db
+        db.execute("BEGIN")
+        try:
+            yield db
+        finally:
+            db.execute("ROLLBACK")  # read only: nothing to keep
 
     def _build_rollup(self) -> None:
         """Once per file: the hourly rollup of readings written before it existed."""
@@ -144,28 +167,28 @@ class SqliteStore:
         start_ms, end_ms = _ms(start), _ms(end)
         out: dict[str, IndexSeries] = {}
         try:
-            with self._lock:
+            with self._reading() as db:
                 for meter in meters:
                     key = (site, quantity, meter)
-                    before = self._db.execute(
+                    before = db.execute(
                         "SELECT ts_ms, value FROM readings WHERE site=? AND quantity=? AND meter=?"
                         " AND ts_ms <= ? ORDER BY ts_ms DESC LIMIT 1",
                         (*key, start_ms),
                     ).fetchone()
                     first = (
                         before
-                        or self._db.execute(
+                        or db.execute(
                             "SELECT ts_ms, value FROM readings WHERE site=? AND quantity=?"
                             " AND meter=? AND ts_ms > ? AND ts_ms <= ? ORDER BY ts_ms LIMIT 1",
                             (*key, start_ms, end_ms),
                         ).fetchone()
                     )
-                    (after,) = self._db.execute(
+                    (after,) = db.execute(
                         "SELECT MIN(ts_ms) FROM readings WHERE site=? AND quantity=? AND meter=?"
                         " AND ts_ms > ?",
                         (*key, end_ms),
                     ).fetchone()
-                    rows = self._slot_rows(key, width, start_ms, end_ms)
+                    rows = self._slot_rows(db, key, width, start_ms, end_ms)
                     out[meter] = IndexSeries(
                         baseline=first[1] if first else None,
                         starts_inside=before is None and first is not None,
@@ -186,13 +209,18 @@ class SqliteStore:
         return out
 
     def _slot_rows(
-        self, key: tuple[str, str, str], width: int, start_ms: int, end_ms: int
+        self,
+        db: sqlite3.Connection,
+        key: tuple[str, str, str],
+        width: int,
+        start_ms: int,
+        end_ms: int,
     ) -> list[tuple[int, float, int, float]]:
         """(slot, last value, count, highest value) of the slots ``(b*width, (b+1)*width]``
         in ``(start, end]``: from the hourly rollup when whole hours make them up, else
         raw. The last value is read back by the time (or hour) of the slot's last row."""
         if width % HOUR_MS or start_ms % HOUR_MS or end_ms % HOUR_MS:
-            return self._db.execute(
+            return db.execute(
                 "SELECT g.b, l.value, g.n, g.mx FROM ("
                 "  SELECT (ts_ms - 1) / ? AS b, MAX(ts_ms) AS t, COUNT(*) AS n, MAX(value) AS mx"
                 "    FROM readings WHERE site=? AND quantity=? AND meter=? AND ts_ms > ?"
@@ -203,13 +231,13 @@ class SqliteStore:
             ).fetchall()
         hours = (start_ms // HOUR_MS, end_ms // HOUR_MS)
         if width == HOUR_MS:  # the rollup's own slots
-            return self._db.execute(
+            return db.execute(
                 "SELECT hour, last_value, count, max_value FROM hourly"
                 " WHERE site=? AND quantity=? AND meter=? AND hour >= ? AND hour < ?"
                 " ORDER BY hour",
                 (*key, *hours),
             ).fetchall()
-        return self._db.execute(
+        return db.execute(
             "SELECT g.b, l.last_value, g.n, g.mx FROM ("
             "  SELECT hour / ? AS b, MAX(hour) AS h, SUM(count) AS n, MAX(max_value) AS mx"
             "    FROM hourly WHERE site=? AND quantity=? AND meter=? AND hour >= ? AND hour < ?"
@@ -233,9 +261,9 @@ class SqliteStore:
             raise StoreError(f"slot {slot} must be at least a millisecond")
         out: dict[str, list[SumSlot]] = {}
         try:
-            with self._lock:
+            with self._reading() as db:
                 for meter in meters:
-                    rows = self._db.execute(
+                    rows = db.execute(
                         "SELECT ts_ms / ? AS b, SUM(value), COUNT(*) FROM readings"
                         " WHERE site=? AND quantity=? AND meter=? AND ts_ms >= ? AND ts_ms < ?"
                         " GROUP BY b ORDER BY b",
@@ -253,8 +281,8 @@ class SqliteStore:
         self, site: str, meter: str, quantity: str, start: datetime, end: datetime
     ) -> list[tuple[datetime, float]]:
         try:
-            with self._lock:
-                rows = self._db.execute(
+            with self._reading() as db:
+                rows = db.execute(
                     "SELECT ts_ms / 3600000 AS h, AVG(value) FROM readings"
                     " WHERE site=? AND quantity=? AND meter=? AND ts_ms >= ? AND ts_ms < ?"
                     " GROUP BY h ORDER BY h",
@@ -269,9 +297,9 @@ class SqliteStore:
     ) -> dict[str, datetime | None]:
         out: dict[str, datetime | None] = {}
         try:
-            with self._lock:
+            with self._reading() as db:
                 for meter in meters:
-                    (ts,) = self._db.execute(
+                    (ts,) = db.execute(
                         "SELECT MAX(ts_ms) FROM readings WHERE site=? AND quantity=? AND meter=?",
                         (site, quantity, meter),
                     ).fetchone()
@@ -282,19 +310,23 @@ class SqliteStore:
 
     def count(self, site: str) -> int:
         try:
-            with self._lock:
-                row = self._db.execute("SELECT COUNT(*) FROM readings WHERE site=?", (site,))
+            with self._reading() as db:
+                row = db.execute("SELECT COUNT(*) FROM readings WHERE site=?", (site,))
                 return int(row.fetchone()[0])
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite query failed: {exc}") from exc
 
     def ping(self) -> None:
         try:
-            with self._lock:
-                self._db.execute("SELECT 1").fetchone()
+            with self._reading() as db:
+                db.execute("SELECT 1").fetchone()
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite store unusable: {exc}") from exc
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+        with self._readers_lock:
+            for reader in self._readers:
+                reader.close()
+            self._readers.clear()
