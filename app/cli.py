@@ -22,6 +22,7 @@ from microville.cli_common import (
     console,
     load_sites,
     mqtt_settings,
+    refused_at_start,
     settings_from,
     setup_logging,
     site_of,
@@ -102,13 +103,14 @@ def gateway(
     setup_logging(verbose)
     settings = settings_from(config, store, mqtt)
     sites = load_sites(settings)
-    gw = Gateway(
-        sites,
-        open_store(settings.store_url, reveal(settings.influx_token)),
-        SourceOptions(mqtt_settings(settings), settings.gateway_client_id),
-        dead_letters=DeadLetterLog(settings.dead_letter_file),
-        buffer=_gateway_buffer(settings),
-    )
+    with refused_at_start("the gateway"):
+        gw = Gateway(
+            sites,
+            open_store(settings.store_url, reveal(settings.influx_token)),
+            SourceOptions(mqtt_settings(settings), settings.gateway_client_id),
+            dead_letters=DeadLetterLog(settings.dead_letter_file),
+            buffer=_gateway_buffer(settings),
+        )
     gw.start()
     if settings.gateway_metrics_port:
         port = gw.serve_metrics(settings.gateway_metrics_host, settings.gateway_metrics_port)
@@ -145,7 +147,8 @@ def serve(
     settings = settings_from(config, store, mqtt)
     load_sites(settings)
     try:
-        app = create_app(settings)
+        with refused_at_start("the service"):
+            app = create_app(settings)
     except ValueError as exc:  # e.g. a placeholder MICROVILLE_API_READ_TOKEN
         console.print("[red]cannot start the service:[/red]", end=" ")
         console.print(str(exc), markup=False, highlight=False)

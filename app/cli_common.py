@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import logging
 import signal
+import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +17,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from microville.domain.site import ConfigError, Site, SitesConfig, read_sites
+from microville.domain.store import StoreError
 from microville.mqtt import MqttSettings
 from microville.settings import Settings, reveal
 
@@ -117,4 +121,16 @@ def read_text(file: Path) -> str:
         return file.read_text(encoding="utf-8-sig")
     except OSError as exc:
         console.print(f"[red]cannot read[/red] {file}: {exc.strerror}")
+        raise typer.Exit(2) from None
+
+
+@contextmanager
+def refused_at_start(what: str) -> Iterator[None]:
+    """A store or file that cannot be opened (read-only, missing, not a folder) ends the
+    command with one line naming it and the cause, exit code 2, not a traceback."""
+    try:
+        yield
+    except (StoreError, OSError, sqlite3.Error) as exc:
+        console.print(f"[red]cannot start {what}:[/red]", end=" ")
+        console.print(str(exc), markup=False, highlight=False)
         raise typer.Exit(2) from None

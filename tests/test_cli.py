@@ -243,3 +243,34 @@ def test_a_bad_runtime_setting_is_named_without_a_traceback(
     assert result.returncode == 2, result.stdout + result.stderr
     assert message in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("command", ["gateway", "serve"])
+@pytest.mark.parametrize(
+    ("where", "cause"),
+    [
+        ("file/sub/readings.db", "is not a folder"),  # a typo'd path through a file
+        ("/proc/readings.db", "unable to open database file"),  # a read-only place
+    ],
+)
+def test_a_store_that_cannot_be_opened_is_one_line_not_a_traceback(
+    tmp_path: Path, command: str, where: str, cause: str
+) -> None:
+    import os
+
+    (tmp_path / "file").write_text("not a folder")
+    path = where if where.startswith("/") else str(tmp_path / where)
+    args = [command] + (["--port", str(free_port())] if command == "serve" else [])
+    result = subprocess.run(
+        [sys.executable, "-m", "microville", *args, "--store", f"sqlite://{path}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+        env={**os.environ, "MICROVILLE_CONFIG": str(SAMPLE_CONFIG)},
+    )
+    out = result.stdout + result.stderr
+    assert result.returncode == 2, out
+    assert f"cannot start the {'gateway' if command == 'gateway' else 'service'}:" in out
+    assert cause in out and "Traceback" not in out

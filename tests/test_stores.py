@@ -299,3 +299,14 @@ def test_sqlite_reads_do_not_queue_behind_the_write_lock(tmp_path: Path) -> None
         assert wait_until(lambda: len(answers) == 2, timeout_s=10)
     assert answers[0] == {"m": T0 + 2 * HOUR}
     store.close()
+
+
+def test_sqlite_commits_are_durable_before_the_write_returns(tmp_path: Path) -> None:
+    """The gateway acknowledges a reading (MQTT PUBACK) once ``write`` returns: with
+    ``synchronous=NORMAL`` a power cut could still lose that commit; FULL syncs it."""
+    store = SqliteStore(tmp_path / "readings.db")
+    try:
+        assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        store.close()

@@ -90,11 +90,17 @@ class SqliteStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        blocking = next((p for p in self.path.parents if p.exists() and not p.is_dir()), None)
+        if blocking is not None:
+            raise StoreError(f"cannot open SQLite store {self.path}: {blocking} is not a folder")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
+            # FULL: a write returns once it is on disk, and the gateway acknowledges a
+            # reading (MQTT PUBACK) after it returns; NORMAL could lose the last commits
+            # on a power cut. Cost measured in README "Reliability".
+            self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA + _HOURLY)
             self._db.execute(
                 "CREATE TEMP TABLE touched (site TEXT, quantity TEXT, meter TEXT, hour INTEGER,"
