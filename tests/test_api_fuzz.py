@@ -65,6 +65,7 @@ def fuzzed(
             report_interval_s=0,
             api_tokens_path=str(state / "tokens.db"),
             api_write_burst=1_000_000,
+            api_read_burst=1_000_000,
         ),
         store=store,
         clock=fixed_clock(now),

@@ -190,7 +190,9 @@ def api(tmp_path: Path, store: ReadingStore) -> Iterator[TestClient]:
     config.write_text(SITE_S1 + GRID_AND_PV_METERS)
     _seed(store)
     # Dozens of refused writes: past the default write limit, which is not the subject.
-    app = create_app(Settings(config=str(config), api_write_burst=10_000), store=store)
+    app = create_app(
+        Settings(config=str(config), api_write_burst=10_000, api_read_burst=10_000), store=store
+    )
     with TestClient(app) as client:  # conftest's admin token: every check passes but these
         yield client
 
