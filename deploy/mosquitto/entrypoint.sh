@@ -81,27 +81,14 @@ for device in ${MQTT_DEVICES:-}; do
 done
 # --- acl end
 
-# The TLS listener's certificate: the operator's (server.crt, server.key in the
-# mosquitto-certs volume), or else one signed by the stack's own CA, made here once.
-# Devices pin ca.crt (docker compose cp mosquitto:/mosquitto/certs/ca.crt .). The
-# names devices use to reach the broker go in MQTT_TLS_NAMES (subjectAltName syntax).
+# The TLS listener's certificate (mosquitto-certs volume): the operator's, or the one
+# signed by the stack's own CA that make-certs.sh made (the broker-certs service of
+# docker-compose.yml runs it first; here it runs where openssl is, as in the tests).
+# Devices pin ca.crt: docker compose cp mosquitto:/mosquitto/certs/ca.crt .
 if [ ! -s "$certs/server.crt" ] || [ ! -s "$certs/server.key" ]; then
     command -v openssl > /dev/null ||
-        fail "no $certs/server.crt and no openssl to make one: put your certificate and key there"
-    names=${MQTT_TLS_NAMES:-DNS:mosquitto,DNS:localhost,IP:127.0.0.1}
-    openssl req -x509 -newkey rsa:3072 -nodes -days 3650 -subj "/CN=Microville broker CA" \
-        -keyout "$certs/ca.key" -out "$certs/ca.crt" 2> /dev/null
-    openssl req -newkey rsa:3072 -nodes -subj "/CN=${names#*:}" \
-        -keyout "$certs/server.key.new" -out "$certs/server.csr" 2> /dev/null
-    printf 'subjectAltName=%s\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' \
-        "$names" > "$certs/server.ext"
-    openssl x509 -req -in "$certs/server.csr" -CA "$certs/ca.crt" -CAkey "$certs/ca.key" \
-        -CAcreateserial -days 825 -extfile "$certs/server.ext" -out "$certs/server.crt.new" 2> /dev/null
-    mv "$certs/server.key.new" "$certs/server.key"
-    mv "$certs/server.crt.new" "$certs/server.crt"
-    rm -f "$certs/server.csr" "$certs/server.ext"
-    chmod 0644 "$certs/ca.crt" "$certs/server.crt"
-    echo "mosquitto entrypoint: made the stack's CA ($certs/ca.crt) and the TLS certificate for $names"
+        fail "no $certs/server.crt and server.key: run the broker-certs service or put your own there"
+    sh "${MICROVILLE_MAKE_CERTS:-$(dirname "$0")/make-certs.sh}" "$certs"
 fi
 
 # The broker runs as the image's `mosquitto` user, which must be able to read them.
