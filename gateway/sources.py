@@ -44,10 +44,8 @@ class Source(Protocol):
 
     #: Unique among the gateway's sources, e.g. ``mqtt``, ``tic:/dev/ttyUSB0``.
     name: str
-
-    @property
-    def received(self) -> int:
-        """Messages, frames or polls received so far (good or bad)."""
+    #: Messages, frames or polls received so far (good or bad).
+    received: int
 
     @property
     def ready(self) -> bool: ...
