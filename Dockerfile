@@ -37,9 +37,11 @@ ENV PATH=/opt/microville/bin:$PATH \
     MICROVILLE_API_PORT=8000
 
 # WeasyPrint (monthly PDF reports) draws text with Pango; DejaVu is the reports' font.
+# openssl: the broker-certs service of docker-compose.yml makes the broker's TLS
+# certificate with it (deploy/mosquitto/make-certs.sh).
 RUN apt-get update \
     && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 \
-       fonts-dejavu-core \
+       fonts-dejavu-core openssl \
     && rm -rf /var/lib/apt/lists/*
 
 # Data (SQLite store, dead letters, reports) lives in the user's home, /var/lib/microville.

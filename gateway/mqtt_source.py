@@ -1,10 +1,18 @@
-"""The MQTT source: subscribes to every configured topic and feeds the pipeline."""
+"""The MQTT source: subscribes to every configured topic and feeds the pipeline.
+
+One persistent session per topic (:class:`MqttSessions`): the broker queues each
+topic's messages apart while the gateway is away, so a device flooding its topic fills
+its own queue only (mosquitto.conf max_queued_bytes is per session) and cannot make the
+broker drop another device's readings."""
 
 from __future__ import annotations
 
 import logging
+import socket
+import ssl
+import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,8 +53,13 @@ class MqttSource:
         client_id: str,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         now: Callable[[], datetime] | None = None,
+        topics: Sequence[str] | None = None,
+        outages: OutageLog | None = None,
     ) -> None:
         self.router = Router(config)
+        #: What this session subscribes to (default: every configured topic).
+        self.topics = list(topics) if topics is not None else self.router.topics
+        self._outages = outages or OutageLog(settings)
         self._clock = clock
         self._now = now  # device times are checked against it; None: the receive time
         self.received = 0
@@ -58,6 +71,7 @@ class MqttSource:
         self._client.manual_ack_set(True)
         self._connection = 0  # incremented at every connect: acks belong to one
         self._client.on_connect = self._on_connect
+        self._client.on_connect_fail = self._on_connect_fail
         self._client.on_disconnect = self._on_disconnect
         self._client.on_subscribe = self._on_subscribe
         self._client.on_message = self._on_message
@@ -105,17 +119,24 @@ class MqttSource:
         _props: Any,
     ) -> None:
         if reason.is_failure:
-            log.error("MQTT connection refused: %s", reason)
+            self._outages.down(self, f"connection refused by the broker: {reason}", error=True)
             return
         self._connection += 1
-        log.info(
-            "connected to MQTT %s:%s (session present: %s)",
+        self._outages.up(self)
+        log.debug(
+            "connected to MQTT %s:%s for %s (session present: %s)",
             self._settings.host,
             self._settings.port,
+            ", ".join(self.topics),
             flags.session_present,
         )
         # Subscribing again on a resumed session is harmless and covers new topics.
-        client.subscribe([(self._settings.subscription(t), 1) for t in self.router.topics])
+        client.subscribe([(self._settings.subscription(t), 1) for t in self.topics])
+
+    def _on_connect_fail(self, _client: mqtt.Client, _userdata: Any) -> None:
+        # paho calls this inside its ``except OSError`` around the connection attempt
+        # (socket, DNS, TLS handshake), and passes no exception: it is the one handled.
+        self._outages.down(self, connection_failure(sys.exc_info()[1]))
 
     def _on_subscribe(
         self,
@@ -142,7 +163,7 @@ class MqttSource:
     ) -> None:
         self._ready.clear()
         if not self._stopping:
-            log.warning("MQTT disconnected (%s); reconnecting with backoff", reason)
+            self._outages.down(self, f"connection lost ({reason})")
 
     def _on_message(self, client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
         payload = bytes(msg.payload)
@@ -167,11 +188,114 @@ class MqttSource:
         return ack
 
 
+def connection_failure(exc: BaseException | None) -> str:
+    """Why a connection attempt failed, in words an operator can act on."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS certificate not trusted ({exc.verify_message}): check MICROVILLE_MQTT_CA_FILE"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS handshake failed ({exc.reason or exc})"
+    if isinstance(exc, socket.gaierror):
+        return f"host not found ({exc.strerror})"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return "no answer (timeout)"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return str(exc) if exc is not None else "unknown error"
+
+
+class OutageLog:
+    """One warning when the broker becomes unreachable (with its cause), one info when
+    every session is connected again; the retries in between stay at debug level.
+
+    Shared by the sessions of one broker, whose threads call it: an outage of the broker
+    is one outage, not one per session."""
+
+    def __init__(self, settings: MqttSettings) -> None:
+        self._where = f"MQTT broker {settings.host}:{settings.port}"
+        self._lock = threading.Lock()
+        self._down: set[int] = set()
+        self._outage = False
+        self._cause = ""
+
+    def down(self, session: object, cause: str, error: bool = False) -> None:
+        with self._lock:
+            self._down.add(id(session))
+            if self._outage and cause == self._cause:
+                log.debug("%s still unavailable: %s", self._where, cause)
+                return
+            # A new outage, or a new cause (e.g. refused, then the CA does not match).
+            self._outage, self._cause = True, cause
+        level = logging.ERROR if error else logging.WARNING
+        log.log(level, "%s unreachable: %s; retrying with backoff", self._where, cause)
+
+    def up(self, session: object) -> None:
+        with self._lock:
+            self._down.discard(id(session))
+            back = self._outage and not self._down
+            if back:
+                self._outage, self._cause = False, ""
+        if back:
+            log.info("%s connected again", self._where)
+        else:
+            log.debug("%s connected", self._where)
+
+
+class MqttSessions:
+    """The gateway's MQTT source: one :class:`MqttSource` (one persistent session,
+    client id ``<client_id>/<topic>``) per configured topic, seen as one source."""
+
+    name = "mqtt"
+
+    def __init__(
+        self,
+        config: SitesConfig,
+        settings: MqttSettings,
+        client_id: str,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
+        outages = OutageLog(settings)
+        self.sessions = [
+            MqttSource(config, settings, f"{client_id}/{topic}", clock, now, [topic], outages)
+            for topic in Router(config).topics
+        ]
+
+    @property
+    def received(self) -> int:
+        return sum(s.received for s in self.sessions)
+
+    @property
+    def ready(self) -> bool:
+        return all(s.ready for s in self.sessions)
+
+    def start(self, sink: Sink) -> None:
+        for session in self.sessions:
+            session.start(sink)
+
+    def stop(self) -> None:
+        for session in self.sessions:
+            session.stop()
+
+    def handle(
+        self,
+        topic: str,
+        payload: bytes,
+        received_at: datetime,
+        on_safe: Callable[[], None] | None = None,
+    ) -> None:
+        """Route one message as its topic's session would (every session routes any
+        configured topic)."""
+        self.sessions[0].handle(topic, payload, received_at, on_safe)
+
+
 @register_source("mqtt")
 def mqtt_sources(config: SitesConfig, options: SourceOptions) -> list[Source]:
-    """One MQTT source for all the MQTT meters of every site (one broker)."""
+    """The MQTT source for all the MQTT meters of every site (one broker), one
+    persistent session per topic."""
     if not config.meters(MqttSourceConfig):
         return []
     return [
-        MqttSource(config, options.mqtt, options.mqtt_client_id, options.clock, options.present)
+        MqttSessions(config, options.mqtt, options.mqtt_client_id, options.clock, options.present)
     ]

@@ -44,8 +44,10 @@ class Source(Protocol):
 
     #: Unique among the gateway's sources, e.g. ``mqtt``, ``tic:/dev/ttyUSB0``.
     name: str
-    #: Messages, frames or polls received so far (good or bad).
-    received: int
+
+    @property
+    def received(self) -> int:
+        """Messages, frames or polls received so far (good or bad)."""
 
     @property
     def ready(self) -> bool: ...

@@ -4,10 +4,12 @@ loopback ports, with their own data directories; stopped at the end of the sessi
 from __future__ import annotations
 
 import getpass
+import os
 import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -37,6 +39,13 @@ def mosquitto_test_config(
         "acl_file",
         "persistence_location",
         "log_dest",
+        # The shipped listeners' own settings (TLS, accounts per listener, client ids
+        # bound to usernames): running_shipped_broker runs them as they are.
+        "per_listener_settings",
+        "use_username_as_clientid",
+        "certfile",
+        "keyfile",
+        "tls_version",
     )
     keep = [
         line
@@ -89,6 +98,84 @@ def running_mosquitto(
     try:
         _wait_port(port, proc, log)
         yield port
+    finally:
+        _stop(proc)
+
+
+ENTRYPOINT = ROOT / "deploy" / "mosquitto" / "entrypoint.sh"
+SHIPPED_PORTS = {"internal": 1883, "devices": 8883}
+
+
+@dataclass(frozen=True)
+class ShippedBroker:
+    """A broker started by the shipped entrypoint on the shipped configuration."""
+
+    home: Path
+    internal_port: int  # plaintext, the stack's account (the compose network in prod)
+    devices_port: int  # TLS, the devices' accounts
+    proc: subprocess.Popen[bytes]
+
+    @property
+    def ca_file(self) -> Path:
+        return self.home / "certs" / "ca.crt"
+
+    @property
+    def log(self) -> str:
+        return (self.home / "mosquitto.log").read_text(errors="replace")
+
+
+def shipped_broker_env(**env: str) -> dict[str, str]:
+    """The environment docker-compose.yml gives the broker, with test secrets."""
+    base = {
+        "MQTT_USERNAME": "stack",
+        "MQTT_PASSWORD": "stack-secret",
+        "MQTT_DEVICES": "pv:pv-secret:microville112/pv linky:linky-secret:microville112/linky",
+    }
+    return {**base, **env}
+
+
+def run_shipped_entrypoint(
+    home: Path, env: dict[str, str], ports: tuple[int, int] | None = None
+) -> subprocess.Popen[bytes]:
+    """Run deploy/mosquitto/entrypoint.sh as the container does, on
+    deploy/mosquitto/mosquitto.conf with only its /mosquitto/ paths moved under
+    ``home``, its listeners on loopback ``ports`` (internal, devices) and the current
+    user instead of "mosquitto"; it ends by exec-ing Mosquitto (stdout to the log)."""
+    internal, devices = ports or (free_port(), free_port())
+    (home / "config").mkdir(parents=True, exist_ok=True)
+    text = PROJECT_MOSQUITTO_CONF.read_text().replace("/mosquitto/", f"{home}/")
+    text = text.replace(
+        f"listener {SHIPPED_PORTS['internal']}\n", f"listener {internal} 127.0.0.1\n"
+    )
+    text = text.replace(f"listener {SHIPPED_PORTS['devices']}\n", f"listener {devices} 127.0.0.1\n")
+    assert text.count("127.0.0.1\n") == 2, "the shipped listeners moved: update this helper"
+    (home / "config" / "mosquitto.conf").write_text(text + f"user {getpass.getuser()}\n")
+    shell_env = {
+        "PATH": f"{os.environ.get('PATH', '')}:/usr/bin:/usr/sbin:/bin",
+        "MICROVILLE_MOSQUITTO_HOME": str(home),
+        "MICROVILLE_MOSQUITTO_USER": getpass.getuser(),
+        **env,
+    }
+    log = home / "mosquitto.log"
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            ["sh", str(ENTRYPOINT)], env=shell_env, stdout=out, stderr=subprocess.STDOUT
+        )
+
+
+@contextmanager
+def running_shipped_broker(
+    home: Path, env: dict[str, str] | None = None, ports: tuple[int, int] | None = None
+) -> Iterator[ShippedBroker]:
+    """The shipped broker (entrypoint, configuration, ACL, accounts, TLS) on loopback;
+    ``env`` as docker-compose.yml passes it (default :func:`shipped_broker_env`)."""
+    internal, devices = ports or (free_port(), free_port())
+    proc = run_shipped_entrypoint(home, env or shipped_broker_env(), (internal, devices))
+    try:
+        log = home / "mosquitto.log"
+        _wait_port(internal, proc, log)
+        _wait_port(devices, proc, log)
+        yield ShippedBroker(home, internal, devices, proc)
     finally:
         _stop(proc)
 

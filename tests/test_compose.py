@@ -41,6 +41,7 @@ SITE_CONFIG = ROOT / "config" / "sites.toml"
 SAMPLE_CONFIG = ROOT / "app" / "sites" / "microville112.toml"
 
 APP_SERVICES = ("gateway", "service", "simulator")  # the image of ./Dockerfile
+ONE_SHOT = ("broker-certs",)  # runs once before the broker (the image of ./Dockerfile)
 DATASOURCE_UID = "microville-influxdb"
 CONFIG_IN_CONTAINER = "/etc/microville/sites.toml"
 
@@ -68,7 +69,9 @@ def _services() -> dict[str, dict[str, Any]]:
 
 def _long_running() -> dict[str, dict[str, Any]]:
     """Services that `docker compose up` starts and keeps: those of no profile."""
-    return {name: s for name, s in _services().items() if not s.get("profiles")}
+    return {
+        name: s for name, s in _services().items() if not s.get("profiles") and name not in ONE_SHOT
+    }
 
 
 def _strings(node: Any) -> Iterator[str]:
@@ -189,6 +192,7 @@ def _copy_sources() -> list[str]:
 
 def test_compose_parses_with_the_stack_services() -> None:
     assert set(_services()) == {
+        "broker-certs",
         "mosquitto",
         "influxdb",
         "grafana",
@@ -231,7 +235,7 @@ def test_healthchecks_probe_what_the_service_serves() -> None:
 def test_gateway_service_and_simulator_share_one_build_and_image() -> None:
     services = _services()
     builds, images = set(), set()
-    for name in APP_SERVICES:
+    for name in APP_SERVICES + ONE_SHOT:
         build = services[name]["build"]
         context = build if isinstance(build, str) else build.get("context", ".")
         dockerfile = (
@@ -242,7 +246,7 @@ def test_gateway_service_and_simulator_share_one_build_and_image() -> None:
     assert builds == {(ROOT, "Dockerfile")}
     assert len(images) == 1
     for name, service in services.items():
-        if name not in APP_SERVICES:
+        if name not in APP_SERVICES + ONE_SHOT:
             assert "build" not in service, name
 
 
@@ -270,7 +274,9 @@ def test_ports_published() -> None:
     published = {name: [str(p) for p in s.get("ports", [])] for name, s in services.items()}
     assert "8000:8000" in published["service"]
     assert "3000:3000" in published["grafana"]
-    assert "1883:1883" in published["mosquitto"]
+    # Devices reach the broker by TLS only; its plaintext listener stays on the compose
+    # network (the stack's account).
+    assert published["mosquitto"] == ["8883:8883"]
     assert not published.get("influxdb"), "InfluxDB stays inside the stack"
 
 
@@ -292,9 +298,21 @@ def test_mosquitto_is_configured_by_the_project_file_and_refuses_anonymous_clien
         if line.strip() and not line.lstrip().startswith("#"):
             key, _, value = line.strip().partition(" ")
             conf.setdefault(key, []).append(value.strip())
-    assert conf["allow_anonymous"] == ["false"]
-    (password_file,) = conf["password_file"]
-    assert PurePosixPath(password_file).is_absolute()
+    # Two listeners with accounts of their own: plaintext 1883 for the stack, TLS 8883
+    # for the devices, whose client ids are their usernames.
+    assert conf["per_listener_settings"] == ["true"]
+    assert conf["listener"] == ["1883", "8883"]
+    assert conf["allow_anonymous"] == ["false", "false"]
+    assert all(PurePosixPath(p).is_absolute() for p in conf["password_file"])
+    assert len(set(conf["password_file"])) == 2
+    assert conf["use_username_as_clientid"] == ["true"]
+    assert conf["certfile"] == ["/mosquitto/certs/server.crt"]
+    assert mounts["/mosquitto/certs"][0] == _mount_source(
+        _services()["broker-certs"], "/mosquitto/certs"
+    )
+    # A crash loses at most seconds of queued messages; packets are bounded.
+    assert conf["autosave_interval"] == ["5"]
+    assert conf["max_packet_size"] == [str(64 * 1024 + 1024)]
     # The persistent session (and its queue) lives on the named volume.
     assert conf["persistence"] == ["true"]
     data_volume = mounts["/mosquitto/data"][0]
@@ -306,8 +324,9 @@ def test_mosquitto_is_configured_by_the_project_file_and_refuses_anonymous_clien
     script = ROOT / mounts[script_in_container][0]
     text = script.read_text(encoding="utf-8")
     assert "mosquitto_passwd -c -b" in text and '"$MQTT_USERNAME" "$MQTT_PASSWORD"' in text
-    assert "password_file" in text  # the path is read from the mounted configuration
-    assert "conf=/mosquitto/config/mosquitto.conf" in text
+    for path in conf["password_file"] + conf["acl_file"]:
+        assert path.replace("/mosquitto/", "$home/") in text, path
+    assert "conf=$home/config/mosquitto.conf" in text
     assert 'exec mosquitto -c "$conf"' in text
     env = _environment(mosquitto)
     assert {"MQTT_USERNAME", "MQTT_PASSWORD"} <= set(env)
@@ -380,11 +399,12 @@ def test_each_sample_device_account_publishes_where_a_meter_of_the_stack_listens
     for device in devices:
         name, password, topic = device.split(":")
         assert name and password.startswith("change-me"), device
-        assert any(t == topic or t.startswith(f"{topic}/") for t in topics), device
+        # ACLs are exact: the device's topic is a meter's topic.
+        assert topic in topics, device
     # And every meter's topic is some device's.
     allowed = [d.split(":")[2] for d in devices]
     for t in topics:
-        assert any(t == a or t.startswith(f"{a}/") for a in allowed), t
+        assert t in allowed, t
 
 
 def test_env_example_has_placeholder_passwords_and_env_is_ignored() -> None:
@@ -393,6 +413,51 @@ def test_env_example_has_placeholder_passwords_and_env_is_ignored() -> None:
     for key, value in _env_example().items():
         if _SECRET_KEY.search(key):
             assert value.startswith("change-me"), f"{key}: a placeholder, not a password"
+
+
+REFUSE_PLACEHOLDERS = ROOT / "deploy" / "refuse-placeholders.sh"
+
+
+def test_influxdb_and_grafana_refuse_placeholder_secrets_by_name(tmp_path: Path) -> None:
+    """Every secret of .env.example is refused at start while it is the placeholder: the
+    broker's by its entrypoint (tests/test_shipped_broker.py), the API token by the
+    service, InfluxDB's and Grafana's by deploy/refuse-placeholders.sh, which wraps the
+    images' own entrypoints; run here for real on .env.example's values."""
+    services = _services()
+    env_secrets = {k for k in _env_example() if _SECRET_KEY.search(k)}
+    checked = {"MQTT_PASSWORD", "API_READ_TOKEN"}  # entrypoint.sh, service/auth.py
+    for name, image_entrypoint in (("influxdb", "/entrypoint.sh"), ("grafana", "/run.sh")):
+        entrypoint = [str(e) for e in services[name]["entrypoint"]]
+        assert entrypoint[:2] == ["/bin/sh", "/usr/local/bin/refuse-placeholders.sh"], name
+        assert _mount_source(services[name], entrypoint[1]) == "./deploy/refuse-placeholders.sh"
+        variables = entrypoint[2 : entrypoint.index("--")]
+        assert entrypoint[entrypoint.index("--") + 1 :] == [image_entrypoint], name
+        secrets = {k for k in _environment(services[name]) if _SECRET_KEY.search(k)}
+        assert secrets <= set(variables), f"{name}: {secrets - set(variables)} not checked"
+        checked |= set(variables)
+        for variable in variables:
+            env = {"PATH": "/usr/bin:/bin", **_env_example()}
+            env |= {v: "a-real-secret" for v in variables if v != variable}
+            ran = subprocess.run(
+                ["sh", str(REFUSE_PLACEHOLDERS), *variables, "--", "echo", "started"],
+                env=env,
+                capture_output=True,
+                text=True,
+            )
+            assert ran.returncode == 1 and not ran.stdout, (name, variable)
+            assert ran.stderr.splitlines() == [
+                f"{variable} is still the placeholder of .env.example: set a secret of your"
+                " own in .env"
+            ]
+        env = {"PATH": "/usr/bin:/bin"} | {v: "a-real-secret" for v in variables}
+        ran = subprocess.run(
+            ["sh", str(REFUSE_PLACEHOLDERS), *variables, "--", "echo", "started"],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert ran.stdout == "started\n", ran.stderr
+    assert env_secrets <= checked, f"unchecked secrets: {env_secrets - checked}"
     ignored = (ROOT / ".gitignore").read_text(encoding="utf-8").split()
     assert ".env" in ignored
 
@@ -419,8 +484,12 @@ def test_depends_on_waits_for_healthy_services_of_the_same_profile() -> None:
         assert isinstance(depends_on, dict), f"{name}: depends_on needs conditions"
         for dependency, options in depends_on.items():
             assert dependency in services, f"{name} depends on unknown {dependency}"
-            assert options["condition"] == "service_healthy", f"{name} → {dependency}"
-            assert services[dependency].get("healthcheck"), f"{dependency} has no healthcheck"
+            if dependency in ONE_SHOT:
+                condition = "service_completed_successfully"
+            else:
+                condition = "service_healthy"
+                assert services[dependency].get("healthcheck"), f"{dependency}: no healthcheck"
+            assert options["condition"] == condition, f"{name} → {dependency}"
             assert set(services[dependency].get("profiles", [])) <= set(
                 service.get("profiles", [])
             ), f"{name} depends on {dependency} of another profile"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import threading
 import time
@@ -229,3 +230,69 @@ def test_share_group_is_an_identifier() -> None:
     for bad in ("a/b", "#", "", "x+y"):
         with pytest.raises(ValidationError, match="share_group"):
             MqttSettings(share_group=bad)
+
+
+MQTT_LOG = "microville.gateway.mqtt_source"
+
+
+def _outage_records(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == MQTT_LOG and r.levelno == level]
+
+
+def _retried(caplog: pytest.LogCaptureFixture, times: int) -> bool:
+    return len([m for m in _outage_records(caplog, logging.DEBUG) if "still" in m]) >= times
+
+
+def test_an_unreachable_broker_is_logged_once_per_outage_with_its_cause(
+    tmp_path: Path, store: ReadingStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nothing listens on the port at start: one warning naming the broker and the
+    cause, however many retries; one info once the broker is there."""
+    caplog.set_level(logging.DEBUG, logger=MQTT_LOG)
+    port = free_port()
+    settings = MqttSettings(url=f"mqtt://127.0.0.1:{port}", reconnect_min_s=1, reconnect_max_s=1)
+    gw = Gateway(parse_sites(CONFIG), store, SourceOptions(settings, "gw-outage"))
+    gw.start()
+    try:
+        assert wait_until(lambda: _retried(caplog, 2), 30)
+        assert _outage_records(caplog, logging.WARNING) == [
+            f"MQTT broker 127.0.0.1:{port} unreachable: connection refused; retrying with backoff"
+        ]
+        with running_mosquitto(tmp_path, port=port):
+            assert gw.wait_ready(15)
+            assert wait_until(
+                lambda: (
+                    f"MQTT broker 127.0.0.1:{port} connected again"
+                    in _outage_records(caplog, logging.INFO)
+                )
+            )
+    finally:
+        gw.stop()
+
+
+def test_a_tls_ca_mismatch_is_logged_once_with_its_cause(
+    tmp_path: Path, store: ReadingStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger=MQTT_LOG)
+    cert, key = self_signed_certificate(tmp_path)
+    (tmp_path / "other").mkdir()
+    other_ca, _ = self_signed_certificate(tmp_path / "other")
+    with running_mosquitto(tmp_path, tls=(cert, key)) as port:
+        settings = MqttSettings(
+            url=f"mqtts://127.0.0.1:{port}",
+            ca_file=str(other_ca),
+            reconnect_min_s=1,
+            reconnect_max_s=1,
+        )
+        gw = Gateway(parse_sites(CONFIG), store, SourceOptions(settings, "gw-wrong-ca"))
+        gw.start()
+        try:
+            assert wait_until(lambda: _retried(caplog, 2), 30)
+            (warning,) = _outage_records(caplog, logging.WARNING)
+            assert warning.startswith(
+                f"MQTT broker 127.0.0.1:{port} unreachable: TLS certificate not trusted"
+            )
+            assert "MICROVILLE_MQTT_CA_FILE" in warning
+            assert not gw.ready
+        finally:
+            gw.stop()
