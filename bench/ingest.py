@@ -15,6 +15,7 @@ from microville.bench.drain import Drain
 from microville.bench.mqtt_load import ceiling_drain, forget_session, prepare_session, publish
 from microville.bench.results import Row, Status, failed
 from microville.bench.services import influx_count, influx_query
+from microville.gateway.mqtt_source import session_client_id
 
 SECTION = "ingestion"
 TARGETS = {"single": ("≥ 30,000", 30_000.0), "senml": ("≥ 100,000", 100_000.0)}
@@ -138,9 +139,12 @@ def run(
         log(f"microville gateway → InfluxDB, {label}")
         db, client = f"bench_gateway_{kind}", f"bench-gateway-{kind}"
         name = f"microville gateway → InfluxDB, {label}"
+        sessions = {session_client_id(client, t): [t] for t in topics}
         try:
             _fresh_db(influx_url, db)
-            backlog(client)
+            for session, subscribed in sessions.items():  # the gateway's own sessions
+                prepare_session(mqtt_port, session, subscribed)
+            publish(mqtt_port, w.messages)
             d = gateway_drain(work, mqtt_port, influx_url, db, client, w.readings, stall_s)
             d.messages = len(w.messages)
             rows.append(_drain_row(name, kind, d, TARGETS[kind]))
@@ -149,7 +153,8 @@ def run(
         except Exception as exc:
             rows.append(failed(SECTION, name, exc, target=TARGETS[kind][0]))
         finally:
-            forget_session(mqtt_port, client)
+            for session in sessions:
+                forget_session(mqtt_port, session)
             _drop_db(influx_url, db)
 
         # The peer pipeline, as a user builds it first, then with batched writes.
@@ -229,6 +234,7 @@ def run(
             "MiB",
             "< 150",
             None if peak is None else peak < 150,
+            note="" if peak is not None else "not measured: no gateway drain finished",
             details={"per_run_mib": gateway_rss},
         ),
     )

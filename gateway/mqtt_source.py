@@ -12,6 +12,7 @@ import socket
 import ssl
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +27,11 @@ from microville.gateway.sources import Sink, Source, SourceOptions, register_sou
 from microville.mqtt import MqttSettings, make_client
 
 log = logging.getLogger(__name__)
+
+
+#: A message waiting this long for the writer's queue holds paho's network thread: no
+#: keepalive goes out, so the broker will drop the connection; the source is not up.
+HELD_BACK_AFTER_S = 2.0
 
 
 class MqttSource:
@@ -65,6 +71,7 @@ class MqttSource:
         self.received = 0
         self._settings = settings
         self._ready = threading.Event()
+        self._held_since: float | None = None  # monotonic time a message began to wait
         self._stopping = False
         self._sink: Sink | None = None
         self._client = make_client(settings, client_id=client_id, persistent=True)
@@ -78,8 +85,14 @@ class MqttSource:
 
     @property
     def ready(self) -> bool:
-        """Connected, with the subscriptions acknowledged by the broker."""
-        return self._ready.is_set()
+        """Connected, with the subscriptions acknowledged by the broker, and not held
+        back by the writer (backpressure) for more than :data:`HELD_BACK_AFTER_S`."""
+        return self._ready.is_set() and not self.held_back
+
+    @property
+    def held_back(self) -> bool:
+        since = self._held_since
+        return since is not None and time.monotonic() - since > HELD_BACK_AFTER_S
 
     def start(self, sink: Sink) -> None:
         self._sink = sink
@@ -108,7 +121,13 @@ class MqttSource:
         routed = self.router.route(topic, payload, received_at, now)
         for reason in routed.rejects:
             self._sink.reject(topic, reason, payload)
-        self._sink.accept(routed.readings, on_safe)
+        # accept() blocks while the writer's queue is full (the store is down and the
+        # buffer full or absent): the broker then stops hearing from this connection.
+        self._held_since = time.monotonic()
+        try:
+            self._sink.accept(routed.readings, on_safe)
+        finally:
+            self._held_since = None
 
     def _on_connect(
         self,
@@ -215,6 +234,9 @@ class OutageLog:
     def __init__(self, settings: MqttSettings) -> None:
         self._where = f"MQTT broker {settings.host}:{settings.port}"
         self._lock = threading.Lock()
+        #: How many sessions share this broker; the first time all are up is logged.
+        self.sessions = 1
+        self._connected: set[int] | None = set()  # None once all were up
         self._down: set[int] = set()
         self._outage = False
         self._cause = ""
@@ -236,10 +258,24 @@ class OutageLog:
             back = self._outage and not self._down
             if back:
                 self._outage, self._cause = False, ""
+            first = self._connected is not None
+            if self._connected is not None:
+                self._connected.add(id(session))
+                if len(self._connected) < self.sessions:
+                    first = False
+                else:
+                    self._connected = None
         if back:
             log.info("%s connected again", self._where)
+        elif first:
+            log.info("connected to %s (%d sessions)", self._where, self.sessions)
         else:
             log.debug("%s connected", self._where)
+
+
+def session_client_id(client_id: str, topic: str) -> str:
+    """The client id of the gateway's persistent session for ``topic``."""
+    return f"{client_id}/{topic}"
 
 
 class MqttSessions:
@@ -257,8 +293,11 @@ class MqttSessions:
         now: Callable[[], datetime] | None = None,
     ) -> None:
         outages = OutageLog(settings)
+        outages.sessions = len(Router(config).topics)
         self.sessions = [
-            MqttSource(config, settings, f"{client_id}/{topic}", clock, now, [topic], outages)
+            MqttSource(
+                config, settings, session_client_id(client_id, topic), clock, now, [topic], outages
+            )
             for topic in Router(config).topics
         ]
 

@@ -181,11 +181,14 @@ def running_shipped_broker(
 
 
 @contextmanager
-def running_influxdb(work: Path, max_row_limit: int = 0) -> Iterator[str]:
+def running_influxdb(
+    work: Path, max_row_limit: int = 0, http_port: int | None = None
+) -> Iterator[str]:
     """Start an InfluxDB 1.x with its own config, data dir and port; yield its URL.
 
-    ``max_row_limit`` > 0 makes a server that cuts longer answers (``"partial": true``)."""
-    http_port, rpc_port = free_port(), free_port()
+    ``max_row_limit`` > 0 makes a server that cuts longer answers (``"partial": true``);
+    ``http_port`` one that a client already points at (a store coming back)."""
+    http_port, rpc_port = http_port or free_port(), free_port()
     work.mkdir(parents=True, exist_ok=True)
     conf = work / "influxdb.conf"
     conf.write_text(influxdb_config(work, http_port, rpc_port, max_row_limit=max_row_limit))

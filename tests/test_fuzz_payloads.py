@@ -22,6 +22,7 @@ from support import SITE_S1, wait_until
 
 from microville.domain.reading_checks import EARLIEST, LATEST, MAX_ABS_VALUE, MAX_AHEAD
 from microville.domain.site import parse_sites
+from microville.gateway.decoders import MAX_PAYLOAD_BYTES
 from microville.gateway.router import Router
 from microville.stores import open_store
 
@@ -180,8 +181,10 @@ def hostile(rng: random.Random, i: int) -> tuple[str, bytes]:
         ("fault/c", b""),
     ]
     topic, payload = cases[i % len(cases)]
-    if i % 97 == 0:  # oversized: a valid-looking message of 256 KiB to 2 MiB
-        size = rng.randrange(256 << 10, 2 << 20)
+    if i % 5 == 0:
+        # Oversized for the gateway (> MAX_PAYLOAD_BYTES) but under the shipped broker's
+        # max_packet_size, which disconnects a larger sender (test_shipped_broker).
+        size = rng.randrange(MAX_PAYLOAD_BYTES + 1, MAX_PAYLOAD_BYTES + 512)
         topic = "fault/b"
         payload = json.dumps({"aenergy": {"total": 1}, "ts": t, "pad": "x" * size}).encode()
     return topic, payload

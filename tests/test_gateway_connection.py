@@ -296,3 +296,52 @@ def test_a_tls_ca_mismatch_is_logged_once_with_its_cause(
             assert not gw.ready
         finally:
             gw.stop()
+
+
+def _source_up(gw: Gateway) -> float:
+    value = gw.metrics.registry.get_sample_value("microville_gateway_source_up", {"source": "mqtt"})
+    assert value is not None, "no source_up metric"
+    return value
+
+
+def test_a_gateway_held_back_by_its_writer_is_not_up_and_is_up_again_after(
+    tmp_path: Path,
+) -> None:
+    """F12: with the store down and no buffer, the writer's queue fills and holds paho's
+    network thread (no keepalive goes out): ``source_up`` says 0, not a stale 1; once
+    the store is back every reading is stored and the source is up again."""
+    from services import running_influxdb
+
+    from microville.gateway.mqtt_source import HELD_BACK_AFTER_S
+    from microville.stores.influx import InfluxStore
+
+    influx_port = free_port()
+    with running_mosquitto(tmp_path / "broker") as port:
+        settings = MqttSettings(url=f"mqtt://127.0.0.1:{port}")
+        store = InfluxStore(f"http://127.0.0.1:{influx_port}", "held", create_database=False)
+        gw = Gateway(
+            parse_sites(CONFIG),
+            store,
+            SourceOptions(settings, "gw-held"),
+            batch_size=5,
+            batch_delay_s=0.05,
+            max_backoff_s=0.5,
+        )
+        gw.start()
+        publisher = threading.Thread(target=_publish, args=(settings, range(40)))
+        try:
+            assert gw.wait_ready(10)
+            assert _source_up(gw) == 1.0
+            publisher.start()  # 40 readings, the writer holds at most 4 batches of 5
+            assert wait_until(lambda: _source_up(gw) == 0.0, 5 + HELD_BACK_AFTER_S)
+            assert not gw.ready
+            # The store comes back on the same port: the writer drains, up again.
+            with running_influxdb(tmp_path / "influx", http_port=influx_port) as url:
+                live = InfluxStore(url, "held")
+                assert wait_until(lambda: live.count("s1") == 40, 60)
+                publisher.join(30)
+                assert wait_until(lambda: _source_up(gw) == 1.0, 10)
+        finally:
+            gw.stop()
+            if publisher.is_alive():
+                publisher.join(30)
