@@ -231,12 +231,13 @@ class OutageLog:
     Shared by the sessions of one broker, whose threads call it: an outage of the broker
     is one outage, not one per session."""
 
-    def __init__(self, settings: MqttSettings) -> None:
+    def __init__(self, settings: MqttSettings, sessions: int = 1) -> None:
         self._where = f"MQTT broker {settings.host}:{settings.port}"
         self._lock = threading.Lock()
         #: How many sessions share this broker; the first time all are up is logged.
-        self.sessions = 1
-        self._connected: set[int] | None = set()  # None once all were up
+        self._sessions = sessions
+        self._seen: set[int] = set()
+        self._announced = False
         self._down: set[int] = set()
         self._outage = False
         self._cause = ""
@@ -258,17 +259,13 @@ class OutageLog:
             back = self._outage and not self._down
             if back:
                 self._outage, self._cause = False, ""
-            first = self._connected is not None
-            if self._connected is not None:
-                self._connected.add(id(session))
-                if len(self._connected) < self.sessions:
-                    first = False
-                else:
-                    self._connected = None
+            self._seen.add(id(session))
+            first = not self._announced and len(self._seen) == self._sessions
+            self._announced = self._announced or first
         if back:
             log.info("%s connected again", self._where)
         elif first:
-            log.info("connected to %s (%d sessions)", self._where, self.sessions)
+            log.info("connected to %s (%d sessions)", self._where, self._sessions)
         else:
             log.debug("%s connected", self._where)
 
@@ -292,13 +289,13 @@ class MqttSessions:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         now: Callable[[], datetime] | None = None,
     ) -> None:
-        outages = OutageLog(settings)
-        outages.sessions = len(Router(config).topics)
+        topics = Router(config).topics
+        outages = OutageLog(settings, sessions=len(topics))
         self.sessions = [
             MqttSource(
                 config, settings, session_client_id(client_id, topic), clock, now, [topic], outages
             )
-            for topic in Router(config).topics
+            for topic in topics
         ]
 
     @property
