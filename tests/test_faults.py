@@ -321,3 +321,57 @@ def test_buffer_disk_full_then_store_back_then_space_freed_loses_nothing(
             assert log.count("buffer works again") == 1, log
         finally:
             pub.close()
+
+
+#: Loaded by the gateway's interpreter (PYTHONPATH): its store's writes raise a
+#: BaseException after the first batch, which no ``except Exception`` catches.
+_DYING_WRITER = """
+from microville.stores.influx import InfluxStore
+
+_write = InfluxStore.write
+_calls = []
+
+def _write_then_die(self, readings):
+    _calls.append(len(readings))
+    if len(_calls) > 1:
+        raise SystemExit("injected: the batch writer thread ends")
+    _write(self, readings)
+
+InfluxStore.write = _write_then_die
+"""
+
+
+def test_a_writer_thread_that_dies_anyway_makes_the_gateway_exit_70(
+    tmp_path: Path,
+    store: ReadingStore,
+    store_url: str,
+    gateways: list[GatewayProcess],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """F1's last resort: should the batch writer thread end (a BaseException past every
+    handler), `microville gateway` exits 70 for its supervisor instead of staying up
+    with nothing stored; started again, it stores everything the broker kept."""
+    inject = tmp_path / "inject"
+    inject.mkdir()
+    (inject / "sitecustomize.py").write_text(_DYING_WRITER)
+    with running_mosquitto(tmp_path / "broker") as port:
+        url = f"mqtt://127.0.0.1:{port}"
+        gw = GatewayProcess(tmp_path / "gw", MQTT_CONFIG, store_url, url)
+        gateways.append(gw)
+        monkeypatch.setenv("PYTHONPATH", str(inject))
+        gw.start()
+        gw.wait_source_up("mqtt")
+        pub = Publisher(url)
+        try:
+            pub.publish_range(range(0, 10))
+            assert wait_until(lambda: len(stored(store, 10)) == 10), gw.log()
+            pub.publish_range(range(10, 60))  # the next write ends the writer thread
+            assert gw.proc is not None
+            assert gw.proc.wait(30) == 70, gw.log()
+            assert "its batch writer died" in gw.log()
+            assert len(stored(store, 60)) == 10  # nothing stored (nor acknowledged) since
+            monkeypatch.delenv("PYTHONPATH")
+            gw.start()
+            assert_all_stored(store, pub.sent, gw)
+        finally:
+            pub.close()
