@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import math
 import shutil
+import socket
 import tempfile
 import threading
 import time
@@ -18,11 +20,12 @@ from rich.table import Table
 
 from microville.domain.alert_config import MqttChannel
 from microville.domain.clock import system_clock
+from microville.domain.coverage import coverage_percent
 from microville.domain.materials import parse_materials_csv
 from microville.domain.periods import localize
 from microville.domain.records import WasteEntry
 from microville.domain.reporting import Language, Month, months_between
-from microville.domain.site import SitesConfig, read_sites
+from microville.domain.site import Site, SitesConfig, read_sites
 from microville.domain.waste import WasteStream
 from microville.embedded_broker import EmbeddedBroker
 from microville.firmware_sim.building import simulate_building, site_seed
@@ -59,6 +62,73 @@ SAMPLE_WEEKLY_WASTE_KG = {
     WasteStream.ENERGY_RECOVERY: 5.0,
     WasteStream.LANDFILL: 11.0,
 }
+
+#: What a demo run writes in its data folder: removed before a run unless ``--keep``.
+DEMO_FILES = ("readings.db", "ledger.db", "alerts.db", "api-tokens.db")
+DEMO_FOLDERS = ("reports",)
+#: The compose stack's Grafana (docker-compose.yml publishes it on this port).
+GRAFANA_URL = "http://localhost:3000"
+
+
+class DemoError(Exception):
+    """A demo that cannot run, said in one line: the command exits 2."""
+
+
+def port_taken(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on (as uvicorn and the broker listen:
+    SO_REUSEADDR), or None when it is free."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return "already in use" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
+    return None
+
+
+def check_ports(host: str, port: int, broker_port: int | None) -> None:
+    """Refuse a run whose API port (or embedded broker's, when it starts one) is taken,
+    before anything is simulated or created."""
+    why = port_taken(host, port)
+    if why is not None:
+        raise DemoError(f"API port {port} on {host}: {why}; choose another with --port")
+    if broker_port is not None:
+        why = port_taken(host, broker_port)
+        if why is not None:
+            raise DemoError(
+                f"embedded MQTT broker port {broker_port} on {host}: {why}; choose another"
+                " with --broker-port, or use a running broker with --mqtt URL"
+            )
+
+
+def fresh_data_dir(data_dir: Path, keep: bool) -> str:
+    """Make ``data_dir``; unless ``keep``, remove what an earlier demo run left there
+    (its store would mix with this run's readings). Returns how the folder is used."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if keep:
+        return "kept: this run adds to the data already there"
+    earlier = [data_dir / n for n in DEMO_FILES] + [data_dir / n for n in DEMO_FOLDERS]
+    if not any(p.exists() for p in earlier):
+        return "new"
+    for name in DEMO_FILES:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            (data_dir / f"{name}{suffix}").unlink(missing_ok=True)
+    for folder in DEMO_FOLDERS:
+        shutil.rmtree(data_dir / folder, ignore_errors=True)
+    return "emptied: an earlier run's data removed; --keep adds to it instead"
+
+
+def verdict_line(targets: dict[str, object]) -> str:
+    """One line of the period's target verdicts with their coverage, from ``/targets``."""
+    verdicts = targets.get("verdicts")
+    assert isinstance(verdicts, list)
+    said = ", ".join(
+        f"{v['target'].replace('_', ' ')} {v['verdict'].replace('_', ' ')}"
+        f" ({coverage_percent(v['coverage']):g} % of the data)"
+        for v in verdicts
+    )
+    start, end = str(targets["start"])[:10], str(targets["end"])[:10]
+    return f"verdict {start} → {end}: {said}"
 
 
 def _add_sample_waste(ledger: Ledger, sites: SitesConfig, t0: datetime, t1: datetime) -> None:
@@ -242,7 +312,7 @@ def _evaluate_alerts(
     for n in events:
         console.print(f"alert {n.event}: {n.message}", markup=False)
     for line in received:
-        console.print(f"delivered on MQTT {line[:160]}…", markup=False)
+        console.print(f"delivered on MQTT {line}", markup=False, soft_wrap=True)
     return engine
 
 
@@ -259,14 +329,42 @@ def run_demo(
     speed: float = 86400.0,
     dark_days: int = 10,
     tic_corruption: float = 0.0,
+    keep: bool = False,
 ) -> None:
     """The whole chain: MQTT devices (simulator), serial devices (emulators on
     pseudo-terminals, on a clock running ``speed`` times real time), gateway, SQLite
     store, API; prints the period's balance beside the simulator's ground truth.
-    ``tic_corruption``: share of the emulated Linky frames damaged on the line."""
+    ``tic_corruption``: share of the emulated Linky frames damaged on the line. ``keep``:
+    add to the data an earlier run left in ``data_dir`` instead of starting afresh.
+    Raises :class:`DemoError` before anything is simulated when a port is taken."""
+    check_ports("127.0.0.1", port, broker_port if mqtt_url is None else None)
+    usage = fresh_data_dir(data_dir, keep)
+    console.print(f"demo data in {data_dir.resolve()}: {usage}", markup=False, soft_wrap=True)
     # The emulated serial ports go in a folder of this run (the sample's /tmp/microville
     # would be shared by two demos at once), removed at the end.
     pty_dir = Path(tempfile.mkdtemp(prefix="microville-demo-"))
+    try:
+        _run(console, config, days, start, mqtt_url, data_dir, port, broker_port,
+             keep_serving, speed, dark_days, tic_corruption, pty_dir)  # fmt: skip
+    finally:
+        shutil.rmtree(pty_dir, ignore_errors=True)
+
+
+def _run(
+    console: Console,
+    config: Path,
+    days: int,
+    start: str,
+    mqtt_url: str | None,
+    data_dir: Path,
+    port: int,
+    broker_port: int,
+    keep_serving: bool,
+    speed: float,
+    dark_days: int,
+    tic_corruption: float,
+    pty_dir: Path,
+) -> None:
     sites = relocate_serial_ports(read_sites(config), pty_dir)
     site = sites.sites[0]
     day = date.fromisoformat(start)
@@ -284,9 +382,40 @@ def run_demo(
     broker = None
     if mqtt_url is None:
         broker = EmbeddedBroker(port=broker_port)
-        broker.start()
+        try:
+            broker.start()
+        except OSError as exc:  # taken between the check and now
+            raise DemoError(
+                f"embedded MQTT broker port {broker_port}: {exc.strerror or exc}; choose"
+                " another with --broker-port"
+            ) from exc
         mqtt_url = broker.url
         console.print(f"embedded MQTT broker (amqtt) on {mqtt_url}")
+    try:
+        _chain(console, sites, site, config, days, t0, t1, outages, clock, serial, mqtt_url,
+               data_dir, port, keep_serving)  # fmt: skip
+    finally:
+        serial.stop()
+        if broker is not None:
+            broker.stop()
+
+
+def _chain(
+    console: Console,
+    sites: SitesConfig,
+    site: Site,
+    config: Path,
+    days: int,
+    t0: datetime,
+    t1: datetime,
+    outages: list[tuple[datetime, datetime]],
+    clock: SimulatedClock,
+    serial: SerialDevices,
+    mqtt_url: str,
+    data_dir: Path,
+    port: int,
+    keep_serving: bool,
+) -> None:
     for serial_port in serial.ports:
         console.print(f"emulated serial device on {serial_port}")
     mqtt = MqttSettings(url=mqtt_url)
@@ -301,7 +430,8 @@ def run_demo(
     gateway.start()
     if not gateway.wait_ready(15):
         waiting = [s.name for s in gateway.sources if not s.ready]
-        raise SystemExit(f"gateway sources not ready: {', '.join(waiting)}")
+        gateway.stop()
+        raise DemoError(f"gateway sources not ready after 15 s: {', '.join(waiting)}")
 
     console.print(f"simulating {days} days of {site.name} from {t0:%Y-%m-%d} …")
     clock.restart()
@@ -313,8 +443,6 @@ def run_demo(
         _wait_for_serial(console, serial, clock, t1)
     wait_until_quiet(gateway)
     gateway.stop()
-    serial.stop()
-    shutil.rmtree(pty_dir, ignore_errors=True)
     console.print(
         f"gateway: {gateway.received} messages/frames/polls, {gateway.writer.written} readings "
         f"written to {store.path}, {gateway.dead_letters.total} rejected"
@@ -342,28 +470,13 @@ def run_demo(
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    base = f"http://127.0.0.1:{port}"
-    query = f"start={t0.date()}&end={t1.date()}&step=day"
-    body = httpx.get(
-        f"{base}/api/v1/sites/{site.id}/balance",
-        params=dict(start=str(t0.date()), end=str(t1.date()), step="day"),
-        timeout=30,
-    ).json()
-    console.print(_table(body, truth[site.id]))
-    console.print(f"API docs:  {base}/docs")
-    console.print(f"balance:   {base}/api/v1/sites/{site.id}/balance?{query}")
-    console.print(
-        f"targets:   {base}/api/v1/sites/{site.id}/targets?{query.removesuffix('&step=day')}"
-    )
-    console.print(f"carbon:    {base}/api/v1/sites/{site.id}/carbon?{query}")
-    console.print(f"alerts:    {base}/api/v1/sites/{site.id}/alerts")
-    console.print(f"reports:   {base}/api/v1/sites/{site.id}/reports")
-    for path in reports:
-        console.print(f"report:    {path}")
-    console.print(f"health:    {base}/health")
     try:
+        while not server.started:
+            if not thread.is_alive():  # it could not bind (taken since the check)
+                raise DemoError(f"API port {port}: the server did not start; choose another"
+                                " with --port")  # fmt: skip
+            time.sleep(0.05)
+        _answer(console, site, t0, t1, truth, reports, port, keep_serving)
         if keep_serving:
             console.print("serving; Ctrl-C to stop")
             thread.join()
@@ -376,5 +489,52 @@ def run_demo(
         alerts.outbox.close()
         store.close()
         ledger.close()
-        if broker is not None:
-            broker.stop()
+
+
+def _grafana_line() -> str:
+    try:
+        httpx.get(f"{GRAFANA_URL}/api/health", timeout=0.5).raise_for_status()
+    except httpx.HTTPError:
+        return (
+            "Grafana:   not running here; the compose stack serves it on"
+            f" {GRAFANA_URL} (docker compose --profile demo up -d)"
+        )
+    return f"Grafana:   {GRAFANA_URL}"
+
+
+def _answer(
+    console: Console,
+    site: Site,
+    t0: datetime,
+    t1: datetime,
+    truth: dict[str, dict[str, float]],
+    reports: list[Path],
+    port: int,
+    keep_serving: bool,
+) -> None:
+    """The balance beside the ground truth, the URLs while the API serves, the things to
+    open and the period's verdict."""
+    base = f"http://127.0.0.1:{port}"
+    period = {"start": str(t0.date()), "end": str(t1.date())}
+    api = f"{base}/api/v1/sites/{site.id}"
+    body = httpx.get(f"{api}/balance", params={**period, "step": "day"}, timeout=30).json()
+    console.print(_table(body, truth[site.id]))
+    targets = httpx.get(f"{api}/targets", params=period, timeout=60).json()
+    query = f"start={t0.date()}&end={t1.date()}"
+    if keep_serving:  # the URLs answer only while the API is up
+        console.print(f"balance:   {api}/balance?{query}&step=day", soft_wrap=True)
+        console.print(f"targets:   {api}/targets?{query}", soft_wrap=True)
+        console.print(f"carbon:    {api}/carbon?{query}&step=day", soft_wrap=True)
+        console.print(f"alerts:    {api}/alerts", soft_wrap=True)
+        console.print(f"reports:   {api}/reports", soft_wrap=True)
+        console.print(f"health:    {base}/health", soft_wrap=True)
+    for path in reports:
+        console.print(f"written:   {path}", markup=False, soft_wrap=True)
+    console.print("open:", style="bold")
+    if keep_serving:
+        console.print(f"API docs:  {base}/docs", soft_wrap=True)
+    pdfs = [p for p in reports if p.suffix == ".pdf"] or reports
+    if pdfs:
+        console.print(f"report:    {pdfs[0]}", markup=False, soft_wrap=True)
+    console.print(_grafana_line(), markup=False, soft_wrap=True)
+    console.print(verdict_line(targets), markup=False, soft_wrap=True)

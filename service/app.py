@@ -21,6 +21,7 @@ from microville.mqtt import MqttSettings
 from microville.service.alerts_api import router as alerts_router
 from microville.service.alerts_engine import AlertEngine
 from microville.service.auth import Authenticator, authorize
+from microville.service.docs_api import router as docs_router
 from microville.service.health import HealthProbe, broker_reachable, health_of, store_state
 from microville.service.health import router as health_router
 from microville.service.limits import BodyGuardMiddleware
@@ -126,6 +127,9 @@ def create_app(
         lifespan=lifespan,
         # Every route, present or future, checks the caller (service/auth.py).
         dependencies=[Depends(authorize)],
+        # FastAPI's pages load Swagger UI and ReDoc from a CDN: served locally instead.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.auth = auth if auth is not None else Authenticator.from_settings(settings)
     app.state.metrics = metrics = ServiceMetrics()
@@ -184,4 +188,5 @@ def create_app(
     )
     app.include_router(sites_router)
     app.include_router(health_router)
+    app.include_router(docs_router)  # /docs, /redoc and their assets, served offline
     return app

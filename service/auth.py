@@ -35,8 +35,18 @@ class Access(Enum):
     ADMIN = "admin"
 
 
-#: Routes open to anyone: liveness must be checkable by orchestrators without a secret.
-PUBLIC_ROUTES = frozenset({("GET", "/health")})
+#: Routes open to anyone: liveness must be checkable by orchestrators without a secret;
+#: the API docs pages and the Swagger UI / ReDoc files they load open in a browser, which
+#: sends no token (service/docs_api.py; the schema, FastAPI's own /openapi.json, is public).
+PUBLIC_ROUTES = frozenset(
+    {
+        ("GET", "/health"),
+        ("GET", "/docs"),
+        ("GET", "/docs/oauth2-redirect"),
+        ("GET", "/redoc"),
+        ("GET", "/docs-assets/{name}"),
+    }
+)
 #: Routes beyond the write role: evaluation runs every site's rules and sends
 #: notifications; metrics carry every site's meters.
 ADMIN_ROUTES = frozenset({("POST", "/api/v1/sites/{site}/alerts/evaluate")})

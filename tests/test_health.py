@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from services import running_mosquitto
 from support import GRID_AND_PV_METERS, SITE_S1, wait_until
@@ -83,3 +86,28 @@ def test_a_broker_gone_is_reported_within_the_interval(tmp_path: Path, now: date
     assert resp.status_code == 503
     assert resp.json()["status"] == "degraded" and resp.json()["broker"].startswith("unreachable")
     store.close()
+
+
+def test_probing_the_demos_embedded_broker_logs_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Each /health on the demo printed two amqtt errors ("No data to decode MQTT packet
+    fixed header"): the probe opened a bare TCP connection before its MQTT login. The
+    probe is one clean MQTT session, and says why when there is no broker."""
+    from services import free_port
+
+    from microville.embedded_broker import EmbeddedBroker
+    from microville.mqtt import MqttSettings
+    from microville.service.health import broker_reachable
+
+    broker = EmbeddedBroker(port=free_port())
+    broker.start()
+    try:
+        with caplog.at_level(logging.INFO, logger="amqtt"):
+            assert [broker_reachable(MqttSettings(url=broker.url)) for _ in range(3)] == ["ok"] * 3
+            time.sleep(0.5)  # the broker logs a closed connection as it reads it
+    finally:
+        broker.stop()
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    gone = broker_reachable(MqttSettings(url=f"mqtt://127.0.0.1:{free_port()}"), timeout_s=2)
+    assert gone.startswith("unreachable:") and "refused" in gone
