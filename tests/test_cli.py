@@ -95,7 +95,9 @@ def test_demo_runs_the_whole_chain_on_embedded_defaults(
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 rejected" in result.stdout
-    assert "/api/v1/sites/microville112/balance" in result.stdout
+    # --no-serve: no URL of the API it stopped, the period's verdicts instead.
+    assert "/api/v1/sites/microville112/balance" not in result.stdout
+    assert "verdict 2026-06-01 → 2026-06-04: positive energy" in result.stdout
     # The scenario: the inverter fails for the last 7 days, the 7-day balance turns negative,
     # the alert fires and reaches the MQTT channel.
     assert "alert firing: Microville 112: the final-energy balance over rolling 7d" in result.stdout

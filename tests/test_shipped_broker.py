@@ -9,6 +9,7 @@ import json
 import ssl
 import subprocess
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from microville.domain.store import ReadingStore
 from microville.gateway.gateway import Gateway
 from microville.gateway.sources import SourceOptions
 from microville.mqtt import MqttSettings
+from microville.stores.sqlite import SqliteStore
 
 T = datetime(2026, 10, 1, tzinfo=UTC)
 PV, LINKY = "microville112/pv", "microville112/linky"
@@ -53,6 +55,14 @@ source = {{ topic = "{topic}", format = "senml", name = "{meter}:energy" }}
     ]
 )
 MAX_PAYLOAD = 64 * 1024  # gateway/decoders.py MAX_PAYLOAD_BYTES
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[ReadingStore]:
+    """One store, not both: what these tests prove is the broker's, whatever the store."""
+    s = SqliteStore(tmp_path / "readings.db")
+    yield s
+    s.close()
 
 
 def _gateway(broker: ShippedBroker, store: ReadingStore) -> Gateway:
