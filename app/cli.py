@@ -30,6 +30,7 @@ from microville.cli_common import (
 )
 from microville.cli_dashboards import dashboards_app
 from microville.cli_import import import_app
+from microville.cli_status import status
 from microville.cli_tokens import token_app
 from microville.domain.clock import system_clock
 from microville.domain.periods import localize
@@ -47,6 +48,7 @@ app = typer.Typer(
 app.add_typer(import_app, name="import")
 app.add_typer(dashboards_app, name="dashboards")
 app.add_typer(token_app, name="token")
+app.command()(status)
 
 
 @app.command("check-config")
@@ -388,26 +390,36 @@ def demo(
         typer.Option(min=0, help="The PV inverter fails for the last N days (the alert scenario)"),
     ] = 10,
     tic_corruption: Annotated[float, TicCorruptionOpt] = 0.0,
+    keep: Annotated[
+        bool,
+        typer.Option("--keep", help="Add to the data of earlier runs in --data-dir"),
+    ] = False,
 ) -> None:
     """Whole chain on embedded defaults: broker, gateway, SQLite, simulator, API, and an
-    alert scenario (the balance turns negative when the PV inverter fails)."""
-    from microville.demo import run_demo
+    alert scenario (the balance turns negative when the PV inverter fails). Each run
+    starts from an empty --data-dir unless --keep."""
+    from microville.demo import DemoError, run_demo
 
     sample = SAMPLE_CONFIG.parent / f"{config}.toml"
-    run_demo(
-        console,
-        sample if sample.is_file() else Path(config),
-        speed=speed,
-        dark_days=dark_days,
-        days=days,
-        start=start,
-        mqtt_url=mqtt,
-        data_dir=data_dir,
-        port=port,
-        broker_port=broker_port,
-        keep_serving=keep_serving,
-        tic_corruption=tic_corruption,
-    )
+    try:
+        run_demo(
+            console,
+            sample if sample.is_file() else Path(config),
+            speed=speed,
+            dark_days=dark_days,
+            days=days,
+            start=start,
+            mqtt_url=mqtt,
+            data_dir=data_dir,
+            port=port,
+            broker_port=broker_port,
+            keep_serving=keep_serving,
+            tic_corruption=tic_corruption,
+            keep=keep,
+        )
+    except DemoError as exc:
+        console.print(f"[red]cannot run the demo:[/red] {exc}", soft_wrap=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()
