@@ -10,18 +10,43 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from typer.core import TyperGroup
 
-from microville.domain.site import ConfigError, Site, SitesConfig, read_sites
+from microville.domain.site import ConfigError, ConfigUnreadable, Site, SitesConfig, read_sites
 from microville.domain.store import StoreError
 from microville.mqtt import MqttSettings
 from microville.settings import Settings, reveal
 
+if TYPE_CHECKING:
+    from typer._click import Context, HelpFormatter  # typer's own click (0.29+)
+
 console = Console(soft_wrap=True)  # URLs must stay copyable
+
+
+class WholeHelpGroup(TyperGroup):
+    """A command group whose ``--help`` lists each command with its whole first
+    sentence, wrapped, where click cuts it with "..." at the terminal's width.
+
+    Every ``typer.Typer`` of the command takes it with ``rich_markup_mode=None``:
+    click's plain help wraps each text whole at any width, where Rich's tables cut
+    words with "…" at 80 columns, keep the docstrings' line breaks and read
+    "[env …]" in a help text as markup (and drop it)."""
+
+    def format_commands(self, ctx: Context, formatter: HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=10_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
 
 ConfigOpt = Annotated[
     Path | None,
@@ -70,6 +95,9 @@ def settings_from(
 def load_sites(settings: Settings) -> SitesConfig:
     try:
         return read_sites(settings.config)
+    except ConfigUnreadable as exc:  # says which file and why
+        console.print(str(exc), markup=False, highlight=False, style="red")
+        raise typer.Exit(2) from None
     except ConfigError as exc:
         console.print("[red]configuration error[/red] in", end=" ")
         console.print(str(exc), markup=False, highlight=False)
@@ -111,7 +139,12 @@ def wait_for_signal(failed: threading.Event | None = None) -> bool:
 def site_of(sites: SitesConfig, site_id: str) -> Site:
     site = sites.site(site_id)
     if site is None:
-        console.print(f"[red]unknown site[/red] {site_id!r}")
+        # The API's 404 says the same: "unknown site 'x'; known: a, b".
+        console.print(
+            f"[red]--site[/red]: unknown site {site_id!r}; known: "
+            + ", ".join(s.id for s in sites.sites),
+            highlight=False,
+        )
         raise typer.Exit(2)
     return site
 

@@ -7,9 +7,13 @@ from typing import Annotated
 
 import typer
 
-from microville.cli_common import console
+from microville.cli_common import WholeHelpGroup, console
 
-dashboards_app = typer.Typer(help="Grafana dashboards: push them to a running Grafana.")
+dashboards_app = typer.Typer(
+    cls=WholeHelpGroup,
+    rich_markup_mode=None,
+    help="Grafana dashboards: push them to a running Grafana.",
+)
 
 
 @dashboards_app.command("push")

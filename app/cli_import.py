@@ -10,15 +10,21 @@ import typer
 from microville.cli_common import (
     ConfigOpt,
     StoreOpt,
+    WholeHelpGroup,
     console,
     load_sites,
     read_text,
+    refused_at_start,
     settings_from,
     site_of,
 )
 from microville.settings import reveal
 
-import_app = typer.Typer(help="Load data files: grid carbon intensity, materials ledger.")
+import_app = typer.Typer(
+    cls=WholeHelpGroup,
+    rich_markup_mode=None,
+    help="Load data files: grid carbon intensity, materials ledger.",
+)
 
 
 @import_app.command("carbon-intensity")
@@ -43,14 +49,15 @@ def import_carbon_intensity(
     try:
         samples = parse_eco2mix_csv(read_text(file))
     except ValueError as exc:
-        console.print("[red]invalid file[/red]", end=" ")
+        console.print(f"[red]invalid file[/red] {file}:", end=" ", highlight=False)
         console.print(str(exc), markup=False)
         raise typer.Exit(2) from None
     readings = [
         Reading(chosen.id, INTENSITY_METER, INTENSITY_QUANTITY, g_per_kwh / 1000, t)
         for t, g_per_kwh in samples
     ]
-    target = open_store(settings.store_url, reveal(settings.influx_token))
+    with refused_at_start("the import"):
+        target = open_store(settings.store_url, reveal(settings.influx_token))
     try:
         for i in range(0, len(readings), 5000):
             target.write(readings[i : i + 5000])
@@ -76,10 +83,13 @@ def import_materials(
     try:
         materials = parse_materials_csv(read_text(file))
     except ValueError as exc:
-        console.print("[red]invalid file, nothing imported[/red]", end=" ")
+        console.print(
+            f"[red]invalid file, nothing imported[/red] {file}:", end=" ", highlight=False
+        )
         console.print(str(exc), markup=False)
         raise typer.Exit(2) from None
-    ledger = Ledger(settings.ledger_path)
+    with refused_at_start("the import"):
+        ledger = Ledger(settings.ledger_path)
     try:
         ids = ledger.add_materials(chosen.id, materials)
     finally:

@@ -7,13 +7,23 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from microville.cli_common import ConfigOpt, console, load_sites, settings_from
+from microville.cli_common import (
+    ConfigOpt,
+    WholeHelpGroup,
+    console,
+    load_sites,
+    settings_from,
+)
 from microville.settings import Settings
 
 if TYPE_CHECKING:
     from microville.service.tokens import TokenStore
 
-token_app = typer.Typer(help="API tokens: create, list, revoke (the file keeps hashes only).")
+token_app = typer.Typer(
+    cls=WholeHelpGroup,
+    rich_markup_mode=None,
+    help="API tokens: create, list, revoke (the file keeps hashes only).",
+)
 
 TokensOpt = Annotated[
     Path | None,

@@ -147,6 +147,7 @@ def _query_section(
         sqlite_ok = False
 
     shutil.rmtree(work / "service", ignore_errors=True)
+    (work / "service").mkdir(parents=True)
     ledger = Ledger(work / "service" / "ledger.db")
     site = dsm.sites(ds).sites[0]
     month_start = dsm.one_month(ds)[0]

@@ -18,6 +18,7 @@ A configuration file (TOML) holds one or more sites::
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal, Self
@@ -49,6 +50,11 @@ IDENTIFIER = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 
 class ConfigError(ValueError):
     """A configuration that cannot be used; the message lists each problem by key."""
+
+
+class ConfigUnreadable(ConfigError):
+    """The configuration file cannot be read at all (missing, a folder, no permission):
+    the message names the file and the cause."""
 
 
 class Carrier(StrEnum):
@@ -502,19 +508,43 @@ def _reject_duplicates(ids: list[str], what: str) -> None:
         raise ValueError(f"duplicate {what}: {', '.join(dupes)}")
 
 
-def _format_errors(exc: ValidationError) -> str:
+def _id_at(data: object, loc: Sequence[object], i: int) -> str | None:
+    """The ``id`` of the table at ``loc[: i + 1]`` of the file's ``data``, if it has one."""
+    node = data
+    for part in loc[: i + 1]:
+        if isinstance(part, int) and isinstance(node, list) and 0 <= part < len(node):
+            node = node[part]
+        elif isinstance(part, str) and isinstance(node, dict):
+            node = node.get(part)
+        else:
+            return None
+    ident = node.get("id") if isinstance(node, dict) else None
+    return ident if isinstance(ident, str) and ident else None
+
+
+def _format_errors(exc: ValidationError, data: object = None) -> str:
+    """One line per error: ``site S, meter M, key.path: reason``: a site and a meter
+    named by their id where the file gives one (``sites[0]`` where it does not)."""
     lines = []
     for err in exc.errors():
+        named: list[str] = []
         key = ""
         loc = list(err["loc"])
         for i, part in enumerate(loc):
             if i and loc[i - 1] == "source" and part in ("mqtt", "tic", "modbus"):
                 continue  # the union's tag, not a key of the file
+            # sites[0] -> "site S"; sites[0].meters[2] -> "site S, meter M"
+            ident = _id_at(data, loc, i) if key in ("sites", "meters") else None
+            if ident is not None:
+                named.append(f"{key.removesuffix('s')} {ident}")
+                key = ""
+                continue
             key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
-        lines.append(f"{key or '(top level)'}: {msg}")
+        where = ", ".join([*named, *([key] if key else [])])
+        lines.append(f"{where or '(top level)'}: {msg}")
     return "\n".join(lines)
 
 
@@ -527,7 +557,7 @@ def parse_sites(text: str) -> SitesConfig:
     try:
         return SitesConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_errors(exc)) from None
+        raise ConfigError(_format_errors(exc, data)) from None
 
 
 def read_sites(path: str | Path) -> SitesConfig:
@@ -535,7 +565,9 @@ def read_sites(path: str | Path) -> SitesConfig:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+        raise ConfigUnreadable(
+            f"cannot read the site configuration {path}: {exc.strerror or exc}"
+        ) from None
     except UnicodeDecodeError as exc:
         line = exc.object[: exc.start].count(b"\n") + 1
         raise ConfigError(

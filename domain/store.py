@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Protocol
 
 from microville.domain.readings import Reading
@@ -18,6 +19,20 @@ from microville.domain.readings import Reading
 
 class StoreError(RuntimeError):
     """The store could not be reached or refused an operation."""
+
+
+def folder_problem(path: str | Path) -> str | None:
+    """Why the file ``path`` (a place a person named: a store, a buffer, a ledger)
+    cannot be created where it is asked, or ``None``: its folder must exist. Nothing is
+    created here, so that a typo in a path is an error, not a new tree of folders with
+    an empty database in it."""
+    path = Path(path)
+    blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        return f"{blocking} is not a folder"
+    if not path.parent.is_dir():
+        return f"folder {path.parent} does not exist: create it first (mkdir -p {path.parent})"
+    return None
 
 
 class StoreRejected(StoreError):

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from microville.domain.readings import Reading
+from microville.domain.store import folder_problem
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS pending (
@@ -49,8 +50,9 @@ class ReadingBuffer:
         self.path = Path(path)
         self.max_readings = max_readings
         self._lock = threading.Lock()
+        if problem := folder_problem(self.path):  # a typo must not become a new buffer
+            raise BufferError(f"cannot open the buffer {self.path}: {problem}")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")

@@ -9,6 +9,7 @@ import threading
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
+from typing import NamedTuple
 
 from microville.domain.alert_config import EmailChannel
 from microville.domain.clock import Clock, system_clock
@@ -18,7 +19,7 @@ from microville.domain.store import ReadingStore, StoreError
 from microville.service.alerts_engine import AlertEngine
 from microville.service.channels import DeliveryError, smtp_send
 from microville.service.indicators import QueryError
-from microville.service.report_data import monthly_report
+from microville.service.report_data import HAS_DATA, monthly_report
 from microville.service.report_render import render
 from microville.service.report_text import Texts
 from microville.stores.ledger import Ledger
@@ -42,14 +43,43 @@ def generate_report(
     """Make ``month``'s report of ``site`` (in the site's language unless told) as PDF
     and HTML at ``now``, and archive both with their hashes. A month not yet over at
     ``now`` is refused."""
+    return make_report(
+        site, store, ledger, archive, month, language, alerts, scheduled, now=now
+    ).record
+
+
+class MadeReport(NamedTuple):
+    record: ReportRecord
+    #: The month has data (coverage ≥ ``HAS_DATA``); without, the report says "no data".
+    has_data: bool
+
+
+def make_report(
+    site: Site,
+    store: ReadingStore,
+    ledger: Ledger,
+    archive: ReportArchive,
+    month: Month,
+    language: Language | None = None,
+    alerts: AlertEngine | None = None,
+    scheduled: bool = False,
+    *,
+    now: datetime,
+) -> MadeReport:
+    """:func:`generate_report`, and whether the month had any data."""
     if month.end(site.tz) > now:
-        raise QueryError(f"{month} is not over yet in {site.timezone}: no report before it ends")
+        end = month.end(site.tz)
+        raise QueryError(
+            f"the month is not over yet in {site.timezone}; it can be reported from "
+            f"{end:%Y-%m-%d %H:%M} ({site.timezone})."
+        )
     language = language or site.language
     report = monthly_report(site, store, ledger, month, alerts, now=now)
     rendered = render(report, language)
-    return archive.save(
+    record = archive.save(
         site.id, month, language, rendered.pdf, rendered.html, report.generated_at, scheduled
     )
+    return MadeReport(record, report.month_energy.evidence.coverage >= HAS_DATA)
 
 
 def report_email(

@@ -90,7 +90,9 @@ def store(store_url: str) -> Iterator[ReadingStore]:
 @pytest.fixture(autouse=True)
 def _private_state_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Apps built with default settings keep their ledger, alert state and reports under
-    the test's own directory, not in /var/lib/microville."""
+    the test's own directory, not in /var/lib/microville (a folder made here: the
+    stores refuse a path into a folder that does not exist)."""
+    (tmp_path / "state").mkdir(exist_ok=True)
     monkeypatch.setenv("MICROVILLE_LEDGER_PATH", str(tmp_path / "state" / "ledger.db"))
     monkeypatch.setenv("MICROVILLE_ALERTS_PATH", str(tmp_path / "state" / "alerts.db"))
     monkeypatch.setenv("MICROVILLE_ALERT_INTERVAL_S", "0")

@@ -620,7 +620,7 @@ role = "grid_import"
 source = { topic = "s1/heat", format = "number" }
 """
     primary = '\n[sites.alerts]\nenergy = "primary"\n'
-    with pytest.raises(ConfigError, match=r"sites\[0\]: alerts.energy = 'primary' needs: "
+    with pytest.raises(ConfigError, match=r"site s1: alerts.energy = 'primary' needs: "
                        r"primary_energy_factors\.heat is not set"):  # fmt: skip
         parse_sites(_SITE + primary + _ELECTRICITY + heat)
     # The factor given, or the alerts in final energy: accepted.

@@ -36,8 +36,8 @@ def test_check_config_names_each_bad_key(tmp_path: Path) -> None:
     )
     result = _run("check-config", str(bad))
     assert result.returncode == 2
-    assert "sites[0].timezone: unknown IANA timezone 'Europe/Pariss'" in result.stdout
-    assert "sites[0].colour: unknown key" in result.stdout
+    assert "site s, timezone: unknown IANA timezone 'Europe/Pariss'" in result.stdout
+    assert "site s, colour: unknown key" in result.stdout
 
 
 def test_check_config_on_a_file_that_is_not_utf8_says_so(tmp_path: Path) -> None:

@@ -159,16 +159,29 @@ def test_same_topic_same_format_on_two_meters_is_fine() -> None:
 
 
 # ---------------------------------------------------------------- errors, by key path
+# A site and a meter are named by their id ("site a, meter pv, unit: …"); by their
+# place in the file only where they have no usable id.
+
+
+def test_a_site_or_meter_without_an_id_is_named_by_its_place() -> None:
+    text = _site(meters=_meter(unit="kwh")).replace('id = "a"\n', "", 1)
+    lines = _errors(text)
+    assert any(line.startswith("sites[0].id: ") for line in lines), lines
+    assert any(line.startswith("sites[0].meters[0].unit: ") for line in lines), lines
+    text = _site(meters=_meter(unit="kwh")).replace('id = "pv"\n', "", 1)
+    lines = _errors(text)
+    assert any(line.startswith("site a, meters[0].id: ") for line in lines), lines
+    assert any(line.startswith("site a, meters[0].unit: ") for line in lines), lines
 
 
 def test_unknown_key_in_site() -> None:
-    _assert_error(_site(extra='foo = "bar"'), "sites[0].foo", "unknown key")
+    _assert_error(_site(extra='foo = "bar"'), "site a, foo", "unknown key")
 
 
 def test_unknown_key_in_meter() -> None:
     _assert_error(
         _site(meters=_meter("pv") + _meter("pv2", extra="scale_factor = 2")),
-        "sites[0].meters[1].scale_factor",
+        "site a, meter pv2, scale_factor",
         "unknown key",
     )
 
@@ -176,7 +189,7 @@ def test_unknown_key_in_meter() -> None:
 def test_bad_timezone() -> None:
     _assert_error(
         _site(timezone="Europe/Pariss"),
-        "sites[0].timezone",
+        "site a, timezone",
         "unknown IANA timezone 'Europe/Pariss'",
     )
 
@@ -185,12 +198,12 @@ def test_bad_timezone() -> None:
 def test_timezone_that_is_not_a_zone_key_is_a_config_error(timezone: str) -> None:
     # "Europe" is a folder of the tz database, not a zone: it must still be reported
     # as a configuration error, not crash with an OS error.
-    _assert_error(_site(timezone=timezone), "sites[0].timezone", "unknown IANA timezone")
+    _assert_error(_site(timezone=timezone), "site a, timezone", "unknown IANA timezone")
 
 
 @pytest.mark.parametrize("lat", [90.5, -91.0])
 def test_latitude_out_of_range(lat: float) -> None:
-    _assert_error(_site(lat=lat), "sites[0].location.lat", "90")
+    _assert_error(_site(lat=lat), "site a, location.lat", "90")
 
 
 def test_duplicate_meter_id() -> None:
@@ -198,7 +211,7 @@ def test_duplicate_meter_id() -> None:
         meters=_meter("pv")
         + _meter("pv", source='{ topic = "a/pv2", format = "senml", name = "energy" }')
     )
-    _assert_error(text, "sites[0].meters", "duplicate meter id: pv")
+    _assert_error(text, "site a, meters", "duplicate meter id: pv")
 
 
 def test_duplicate_site_id() -> None:
@@ -206,13 +219,13 @@ def test_duplicate_site_id() -> None:
 
 
 def test_bad_role_value() -> None:
-    _assert_error(_site(meters=_meter(role="producer")), "sites[0].meters[0].role", "production")
+    _assert_error(_site(meters=_meter(role="producer")), "site a, meter pv, role", "production")
 
 
 def test_power_unit_for_a_balance_meter() -> None:
     _assert_error(
         _site(meters=_meter(unit="W")),
-        "sites[0].meters[0]",
+        "site a, meter pv",
         "role 'production' needs a cumulative index (energy or volume unit), not power (W)",
     )
 
@@ -223,13 +236,13 @@ def test_power_unit_for_a_measurement() -> None:
 
 
 def test_unknown_unit_for_a_meter() -> None:
-    _assert_error(_site(meters=_meter(unit="kwh")), "sites[0].meters[0].unit", "unknown unit 'kwh'")
+    _assert_error(_site(meters=_meter(unit="kwh")), "site a, meter pv, unit", "unknown unit 'kwh'")
 
 
 def test_senml_source_without_name() -> None:
     _assert_error(
         _site(meters=_meter(source='{ topic = "a/pv", format = "senml" }')),
-        "sites[0].meters[0].source",
+        "site a, meter pv, source",
         "format 'senml' needs 'name'",
     )
 
@@ -237,7 +250,7 @@ def test_senml_source_without_name() -> None:
 def test_json_source_without_field() -> None:
     _assert_error(
         _site(meters=_meter(source='{ topic = "a/pv", format = "json" }')),
-        "sites[0].meters[0].source",
+        "site a, meter pv, source",
         "format 'json' needs 'field'",
     )
 
@@ -245,7 +258,7 @@ def test_json_source_without_field() -> None:
 def test_name_on_a_non_senml_source() -> None:
     _assert_error(
         _site(meters=_meter(source='{ topic = "a/pv", format = "number", name = "x" }')),
-        "sites[0].meters[0].source",
+        "site a, meter pv, source",
         "'name' applies to format 'senml' only",
     )
 
@@ -254,7 +267,7 @@ def test_name_on_a_non_senml_source() -> None:
 def test_topic_with_wildcard(topic: str) -> None:
     _assert_error(
         _site(meters=_meter(source=f'{{ topic = "{topic}", format = "number" }}')),
-        "sites[0].meters[0].source.topic",
+        "site a, meter pv, source.topic",
         "without wildcards",
     )
 
@@ -280,7 +293,7 @@ def test_no_site_at_all() -> None:
 def test_every_problem_is_listed() -> None:
     lines = _errors(_site(lat=123.0, extra="foo = 1", meters=_meter(unit="kwh")))
     keys = {line.split(": ", 1)[0] for line in lines}
-    assert {"sites[0].location.lat", "sites[0].foo", "sites[0].meters[0].unit"} <= keys
+    assert {"site a, location.lat", "site a, foo", "site a, meter pv, unit"} <= keys
 
 
 def test_read_sites_names_the_file(tmp_path: Path) -> None:
@@ -290,7 +303,7 @@ def test_read_sites_names_the_file(tmp_path: Path) -> None:
         read_sites(path)
     first, *rest = str(info.value).splitlines()
     assert first == f"{path}:"
-    assert "sites[0].foo: unknown key" in rest
+    assert "site a, foo: unknown key" in rest
 
 
 def test_read_sites_missing_file(tmp_path: Path) -> None:

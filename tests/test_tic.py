@@ -912,7 +912,7 @@ def test_config_refuses_a_label_that_cannot_feed_the_meter(
     with pytest.raises(ConfigError) as err:
         parse_sites(_tic_meter(label, role, unit, mode))
     message = str(err.value)
-    assert message.startswith("sites[0].meters[0]: source.label: TIC label "), message
+    assert message.startswith("site s1, meter m: source.label: TIC label "), message
     assert fragment in message, message
 
 

@@ -625,10 +625,18 @@ def test_tic_line_settings_are_7e1_unless_the_meter_says_otherwise() -> None:
         (
             ', parity = "X"',
             None,
-            "sites[0].meters[0].source.parity: Input should be 'E', 'N' or 'O'",
+            "site s1, meter grid-import, source.parity: Input should be 'E', 'N' or 'O'",
         ),
-        (", bytesize = 9", None, "sites[0].meters[0].source.bytesize: Input should be 7 or 8"),
-        (", stopbits = 3", None, "sites[0].meters[0].source.stopbits: Input should be 1 or 2"),
+        (
+            ", bytesize = 9",
+            None,
+            "site s1, meter grid-import, source.bytesize: Input should be 7 or 8",
+        ),
+        (
+            ", stopbits = 3",
+            None,
+            "site s1, meter grid-import, source.stopbits: Input should be 1 or 2",
+        ),
         (', parity = "N"', "", "is declared with different settings"),
     ],
 )

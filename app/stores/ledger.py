@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from microville.domain.materials import Material
 from microville.domain.records import WasteEntry
+from microville.domain.store import folder_problem
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS materials (
@@ -58,7 +59,8 @@ class Ledger:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if problem := folder_problem(self.path):  # a typo must not become a new ledger
+            raise FileNotFoundError(f"cannot open the ledger {self.path}: {problem}")
         self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from microville.domain.reporting import Language, Month
+from microville.domain.store import folder_problem
 
 Format = Literal["pdf", "html"]
 
@@ -76,7 +77,10 @@ class ReportArchive:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        # The archive's own folder is made, not its parents: a typo is an error.
+        if problem := folder_problem(self.root):
+            raise FileNotFoundError(f"cannot open the report archive {self.root}: {problem}")
+        self.root.mkdir(exist_ok=True)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.root / "reports.db", check_same_thread=False)
         self._db.executescript(_SCHEMA)

@@ -16,7 +16,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from microville.domain.readings import Reading
-from microville.domain.store import IndexSeries, IndexSlot, StoreError, StoreRejected, SumSlot
+from microville.domain.store import (
+    IndexSeries,
+    IndexSlot,
+    StoreError,
+    StoreRejected,
+    SumSlot,
+    folder_problem,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS readings (
@@ -90,11 +97,9 @@ class SqliteStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        blocking = next((p for p in self.path.parents if p.exists() and not p.is_dir()), None)
-        if blocking is not None:
-            raise StoreError(f"cannot open SQLite store {self.path}: {blocking} is not a folder")
+        if problem := folder_problem(self.path):  # a typo must not become a new database
+            raise StoreError(f"cannot open SQLite store {self.path}: {problem}")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
             # FULL: a write returns once it is on disk, and the gateway acknowledges a
