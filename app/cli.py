@@ -443,24 +443,26 @@ def demo(
     """Whole chain on embedded defaults: broker, gateway, SQLite, simulator, API, and an
     alert scenario (the balance turns negative when the PV inverter fails). Each run
     starts from an empty --data-dir unless --keep."""
-    from microville.demo import DemoError, run_demo
+    from microville.demo import DemoError, DemoRun, run_demo
 
     sample = SAMPLE_CONFIG.parent / f"{config}.toml"
     try:
         run_demo(
             console,
-            sample if sample.is_file() else Path(config),
-            speed=speed,
-            dark_days=dark_days,
-            days=days,
-            start=start,
-            mqtt_url=mqtt,
-            data_dir=data_dir,
-            port=port,
-            broker_port=broker_port,
-            keep_serving=keep_serving,
-            tic_corruption=tic_corruption,
-            keep=keep,
+            DemoRun(
+                sample if sample.is_file() else Path(config),
+                days=days,
+                start=start,
+                mqtt_url=mqtt,
+                data_dir=data_dir,
+                port=port,
+                broker_port=broker_port,
+                keep_serving=keep_serving,
+                speed=speed,
+                dark_days=dark_days,
+                tic_corruption=tic_corruption,
+                keep=keep,
+            ),
         )
     except DemoError as exc:
         console.print(f"[red]cannot run the demo:[/red] {exc}", soft_wrap=True)

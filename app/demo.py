@@ -9,6 +9,7 @@ import socket
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -302,11 +303,12 @@ def _evaluate_alerts(
     for moment in [*moments, end]:
         now[0] = moment
         events += engine.evaluate()
-    deadline = time.monotonic() + 5
-    while outbox.pending() and time.monotonic() < deadline:
+    # Until the watcher has each event (one channel: one message per event), or 30 s:
+    # on a busy machine the deliveries and their echo take more than a moment.
+    deadline = time.monotonic() + 30
+    while (outbox.pending() or len(received) < len(events)) and time.monotonic() < deadline:
         time.sleep(0.2)
         outbox.deliver_due()
-    time.sleep(0.5)
     watcher.loop_stop()
     watcher.disconnect()
     for n in events:
@@ -316,84 +318,79 @@ def _evaluate_alerts(
     return engine
 
 
-def run_demo(
-    console: Console,
-    config: Path,
-    days: int,
-    start: str,
-    mqtt_url: str | None,
-    data_dir: Path,
-    port: int,
-    broker_port: int,
-    keep_serving: bool,
-    speed: float = 86400.0,
-    dark_days: int = 10,
-    tic_corruption: float = 0.0,
-    keep: bool = False,
-) -> None:
+@dataclass(frozen=True)
+class DemoRun:
+    """What ``microville demo`` was asked to run (its options).
+
+    ``config``: the site file; ``days`` from ``start`` (ISO date) [d]; ``mqtt_url``: a
+    running broker, or None for the embedded one on ``broker_port``; ``data_dir``: the
+    store, ledger, alerts and reports, emptied first unless ``keep``; ``port``: the API;
+    ``keep_serving``: until Ctrl-C; ``speed``: simulated seconds per real second of the
+    serial devices; ``dark_days``: the PV inverter fails for the last N days;
+    ``tic_corruption``: share of the emulated Linky frames damaged on the line [0, 1]."""
+
+    config: Path
+    days: int
+    start: str
+    mqtt_url: str | None
+    data_dir: Path
+    port: int
+    broker_port: int
+    keep_serving: bool
+    speed: float = 86400.0
+    dark_days: int = 10
+    tic_corruption: float = 0.0
+    keep: bool = False
+
+
+def run_demo(console: Console, run: DemoRun) -> None:
     """The whole chain: MQTT devices (simulator), serial devices (emulators on
-    pseudo-terminals, on a clock running ``speed`` times real time), gateway, SQLite
+    pseudo-terminals, on a clock running ``run.speed`` times real time), gateway, SQLite
     store, API; prints the period's balance beside the simulator's ground truth.
-    ``tic_corruption``: share of the emulated Linky frames damaged on the line. ``keep``:
-    add to the data an earlier run left in ``data_dir`` instead of starting afresh.
     Raises :class:`DemoError` before anything is simulated when a port is taken."""
-    check_ports("127.0.0.1", port, broker_port if mqtt_url is None else None)
-    usage = fresh_data_dir(data_dir, keep)
-    console.print(f"demo data in {data_dir.resolve()}: {usage}", markup=False, soft_wrap=True)
+    check_ports("127.0.0.1", run.port, run.broker_port if run.mqtt_url is None else None)
+    usage = fresh_data_dir(run.data_dir, run.keep)
+    console.print(f"demo data in {run.data_dir.resolve()}: {usage}", markup=False, soft_wrap=True)
     # The emulated serial ports go in a folder of this run (the sample's /tmp/microville
     # would be shared by two demos at once), removed at the end.
     pty_dir = Path(tempfile.mkdtemp(prefix="microville-demo-"))
     try:
-        _run(console, config, days, start, mqtt_url, data_dir, port, broker_port,
-             keep_serving, speed, dark_days, tic_corruption, pty_dir)  # fmt: skip
+        _with_devices(console, run, pty_dir)
     finally:
         shutil.rmtree(pty_dir, ignore_errors=True)
 
 
-def _run(
-    console: Console,
-    config: Path,
-    days: int,
-    start: str,
-    mqtt_url: str | None,
-    data_dir: Path,
-    port: int,
-    broker_port: int,
-    keep_serving: bool,
-    speed: float,
-    dark_days: int,
-    tic_corruption: float,
-    pty_dir: Path,
-) -> None:
-    sites = relocate_serial_ports(read_sites(config), pty_dir)
+def _with_devices(console: Console, run: DemoRun, pty_dir: Path) -> None:
+    """The simulated building, its serial devices and the broker, around the chain."""
+    sites = relocate_serial_ports(read_sites(run.config), pty_dir)
     site = sites.sites[0]
-    day = date.fromisoformat(start)
+    day = date.fromisoformat(run.start)
     t0 = localize(datetime(day.year, day.month, day.day), site.tz)
-    t1 = localize(datetime.combine(day + timedelta(days=days), datetime.min.time()), site.tz)
+    t1 = localize(datetime.combine(day + timedelta(days=run.days), datetime.min.time()), site.tz)
     # The scenario: the PV inverter fails for the last `dark_days` days, so the
     # rolling-7-day balance turns negative and the alert fires.
-    dark = min(dark_days, days - 1)  # at least one sunny day
+    dark = min(run.dark_days, run.days - 1)  # at least one sunny day
     outages = [(t1 - timedelta(days=dark), t1)] if dark else []
     building = simulate_building(site, t0, t1, STEP, site_seed(SEED, 0), pv_outages=outages)
-    clock = SimulatedClock(t0, speed)
-    serial = SerialDevices(sites, site, building, clock, t1, corruption=tic_corruption)
+    clock = SimulatedClock(t0, run.speed)
+    serial = SerialDevices(sites, site, building, clock, t1, corruption=run.tic_corruption)
     serial.plug()
 
     broker = None
+    mqtt_url = run.mqtt_url
     if mqtt_url is None:
-        broker = EmbeddedBroker(port=broker_port)
+        broker = EmbeddedBroker(port=run.broker_port)
         try:
             broker.start()
         except OSError as exc:  # taken between the check and now
             raise DemoError(
-                f"embedded MQTT broker port {broker_port}: {exc.strerror or exc}; choose"
+                f"embedded MQTT broker port {run.broker_port}: {exc.strerror or exc}; choose"
                 " another with --broker-port"
             ) from exc
         mqtt_url = broker.url
         console.print(f"embedded MQTT broker (amqtt) on {mqtt_url}")
     try:
-        _chain(console, sites, site, config, days, t0, t1, outages, clock, serial, mqtt_url,
-               data_dir, port, keep_serving)  # fmt: skip
+        _chain(console, run, sites, (t0, t1), outages, clock, serial, mqtt_url)
     finally:
         serial.stop()
         if broker is not None:
@@ -402,20 +399,18 @@ def _run(
 
 def _chain(
     console: Console,
+    run: DemoRun,
     sites: SitesConfig,
-    site: Site,
-    config: Path,
-    days: int,
-    t0: datetime,
-    t1: datetime,
+    period: tuple[datetime, datetime],
     outages: list[tuple[datetime, datetime]],
     clock: SimulatedClock,
     serial: SerialDevices,
     mqtt_url: str,
-    data_dir: Path,
-    port: int,
-    keep_serving: bool,
 ) -> None:
+    """Gateway, simulation, store, alerts, reports and the API's answers."""
+    site = sites.sites[0]
+    t0, t1 = period
+    data_dir = run.data_dir
     for serial_port in serial.ports:
         console.print(f"emulated serial device on {serial_port}")
     mqtt = MqttSettings(url=mqtt_url)
@@ -433,7 +428,7 @@ def _chain(
         gateway.stop()
         raise DemoError(f"gateway sources not ready after 15 s: {', '.join(waiting)}")
 
-    console.print(f"simulating {days} days of {site.name} from {t0:%Y-%m-%d} …")
+    console.print(f"simulating {run.days} days of {site.name} from {t0:%Y-%m-%d} …")
     clock.restart()
     serial.start()
     truth = run_simulation(
@@ -455,7 +450,7 @@ def _chain(
     # Public read mode: the demo's API listens on loopback only, and its URLs are printed
     # to be opened in a browser, which sends no token. Writes still need one.
     settings = Settings(
-        config=str(config),
+        config=str(run.config),
         store_url=f"sqlite:///{store.path}",
         mqtt_url=mqtt_url,
         api_tokens_path=str(data_dir / "api-tokens.db"),
@@ -467,6 +462,7 @@ def _chain(
     alerts = _evaluate_alerts(console, sites, store, data_dir, mqtt, t0, t1)
     reports = _monthly_reports(console, sites, store, ledger, alerts, data_dir / "reports", t0, t1)
     app = create_app(settings, store=store, sites=sites, ledger=ledger, alerts=alerts)
+    port = run.port
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -476,8 +472,8 @@ def _chain(
                 raise DemoError(f"API port {port}: the server did not start; choose another"
                                 " with --port")  # fmt: skip
             time.sleep(0.05)
-        _answer(console, site, t0, t1, truth, reports, port, keep_serving)
-        if keep_serving:
+        _answer(console, site, t0, t1, truth, reports, port, run.keep_serving)
+        if run.keep_serving:
             console.print("serving; Ctrl-C to stop")
             thread.join()
     except KeyboardInterrupt:
