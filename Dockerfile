@@ -16,9 +16,11 @@ RUN python -m venv /opt/microville
 WORKDIR /src
 # pyproject declares README.md as the package's long description.
 COPY pyproject.toml README.md ./
-# The package folders (see [tool.setuptools.package-dir] in pyproject.toml).
-COPY app ./app
+# The package folders (folder = import path; [tool.setuptools.packages.find] in pyproject.toml).
+COPY microville ./microville
 COPY domain ./domain
+COPY stores ./stores
+COPY cli ./cli
 COPY gateway ./gateway
 COPY service ./service
 COPY firmware_sim ./firmware_sim

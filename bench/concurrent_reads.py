@@ -6,7 +6,7 @@ health check behind the queries. The read rate limit is lifted for the run (one 
 for every client, as a shared dashboard would be): the figure is the service's, not the
 limit's. Run alone (before/after comparisons, another interpreter for the service):
 
-    python -m microville.bench.concurrent_reads --store sqlite --meters 20
+    python -m bench.concurrent_reads --store sqlite --meters 20
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ from typing import Any
 import httpx
 import numpy as np
 
-from microville.bench import dataset as dsm
-from microville.bench.procs import LogWatcher
-from microville.bench.results import Row
-from microville.bench.services import free_port, running_influxdb, running_mosquitto, stop
+from bench import dataset as dsm
+from bench.procs import LogWatcher
+from bench.results import Row
+from bench.services import free_port, running_influxdb, running_mosquitto, stop
 
 SECTION = "query"
 #: Targets of the audit: /health must answer the compose healthcheck under load; the

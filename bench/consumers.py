@@ -11,10 +11,10 @@ import sys
 import time
 from pathlib import Path
 
-from microville.bench import workload as wl
-from microville.bench.drain import Drain, wait_for_count
-from microville.bench.procs import LogWatcher, peak_rss_mib
-from microville.bench.services import free_port, influx_count, stop
+from bench import workload as wl
+from bench.drain import Drain, wait_for_count
+from bench.procs import LogWatcher, peak_rss_mib
+from bench.services import free_port, influx_count, stop
 
 #: Where the peer pipeline is installed (package.json and lock committed; `npm ci`).
 PEER_DIR = Path(__file__).resolve().parent / "peer"

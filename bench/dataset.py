@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 import httpx
 import numpy as np
 
-from microville.bench.services import influx_count, influx_query
-from microville.domain.site import SitesConfig, parse_sites
+from bench.services import influx_count, influx_query
+from domain.site import SitesConfig, parse_sites
 
 SITE = "benchq"
 TIMEZONE = "Europe/Paris"
@@ -180,7 +180,7 @@ def influx_count_safe(url: str, db: str) -> int:
         return -1
 
 
-#: The raw table of :class:`~microville.stores.sqlite.SqliteStore` (its data contract).
+#: The raw table of :class:`~stores.sqlite.SqliteStore` (its data contract).
 #: The bench fills it directly, then opens the store, which derives whatever else it keeps
 #: (its hourly rollup) the way it does for a file written by an older version.
 _READINGS_DDL = """
@@ -197,9 +197,9 @@ CREATE TABLE IF NOT EXISTS readings (
 
 def load_sqlite(ds: Dataset, cache_dir: Path) -> tuple[Path, float | None, bool]:
     """The SQLite file holding ``ds``, readable by
-    :class:`~microville.stores.sqlite.SqliteStore`; (path, seconds taken or None, cached).
+    :class:`~stores.sqlite.SqliteStore`; (path, seconds taken or None, cached).
     The time includes the store's first open (anything it derives from the raw rows)."""
-    from microville.stores.sqlite import SqliteStore
+    from stores.sqlite import SqliteStore
 
     path = cache_dir / f"sqlite-{ds.key}.db"
     marker = path.with_suffix(".json")

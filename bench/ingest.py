@@ -9,13 +9,13 @@ from pathlib import Path
 
 import httpx
 
-from microville.bench import workload as wl
-from microville.bench.consumers import gateway_drain, nodered_drain, peer_unavailable
-from microville.bench.drain import Drain
-from microville.bench.mqtt_load import ceiling_drain, forget_session, prepare_session, publish
-from microville.bench.results import Row, Status, failed
-from microville.bench.services import influx_count, influx_query
-from microville.gateway.mqtt_source import session_client_id
+from bench import workload as wl
+from bench.consumers import gateway_drain, nodered_drain, peer_unavailable
+from bench.drain import Drain
+from bench.mqtt_load import ceiling_drain, forget_session, prepare_session, publish
+from bench.results import Row, Status, failed
+from bench.services import influx_count, influx_query
+from gateway.mqtt_source import session_client_id
 
 SECTION = "ingestion"
 TARGETS = {"single": ("≥ 30,000", 30_000.0), "senml": ("≥ 100,000", 100_000.0)}

@@ -11,7 +11,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from microville.bench.drain import Drain
+from bench.drain import Drain
 
 
 def _client(client_id: str, persistent: bool) -> mqtt.Client:

@@ -20,15 +20,15 @@ import httpx
 import numpy as np
 import pandas as pd  # type: ignore[import-untyped]  # no stubs installed
 
-from microville.bench.dataset import SITE, Dataset, one_month, period, site_toml, sites
-from microville.bench.procs import LogWatcher, peak_rss_mib
-from microville.bench.results import Row, failed
-from microville.bench.services import free_port, stop
-from microville.domain.periods import Step, period_bounds
-from microville.domain.store import ReadingStore
-from microville.service.targets_report import targets_report
-from microville.service.usecases import electricity_balance
-from microville.stores.ledger import Ledger
+from bench.dataset import SITE, Dataset, one_month, period, site_toml, sites
+from bench.procs import LogWatcher, peak_rss_mib
+from bench.results import Row, failed
+from bench.services import free_port, stop
+from domain.periods import Step, period_bounds
+from domain.store import ReadingStore
+from service.targets_report import targets_report
+from service.usecases import electricity_balance
+from stores.ledger import Ledger
 
 SECTION = "query"
 #: p95 targets (ms) of the year balance by month, per store.

@@ -2,8 +2,8 @@
 report generator when it is importable. Nothing is timed (and no figure is shown) when
 it is not: the row then says why.
 
-Wired to ``microville.service.report_data.monthly_report`` (the figures) and
-``microville.service.report_render.render`` (HTML and the PDF printed from it). If those
+Wired to ``service.report_data.monthly_report`` (the figures) and
+``service.report_render.render`` (HTML and the PDF printed from it). If those
 move, change ``_generator`` below; the rest of the bench does not depend on them.
 """
 
@@ -15,17 +15,17 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from microville.domain.clock import system_clock
-from microville.domain.site import Site
-from microville.domain.store import ReadingStore
-from microville.stores.ledger import Ledger
+from domain.clock import system_clock
+from domain.site import Site
+from domain.store import ReadingStore
+from stores.ledger import Ledger
 
 
 def _generator() -> tuple[Callable[..., Any], Callable[..., Any], Any, Any]:
     """(monthly_report, render, Month, Language), or ImportError/AttributeError."""
-    data = importlib.import_module("microville.service.report_data")
-    render = importlib.import_module("microville.service.report_render")
-    reporting = importlib.import_module("microville.domain.reporting")
+    data = importlib.import_module("service.report_data")
+    render = importlib.import_module("service.report_render")
+    reporting = importlib.import_module("domain.reporting")
     return data.monthly_report, render.render, reporting.Month, reporting.Language
 
 

@@ -14,10 +14,10 @@ from typing import Any
 
 from rich.console import Console
 
-from microville.bench import dataset as dsm
-from microville.bench import ingest, query, report_slot, whatif
-from microville.bench.results import Row, failed, load_average, print_table, write_json
-from microville.bench.services import running_influxdb, running_mosquitto
+from bench import dataset as dsm
+from bench import ingest, query, report_slot, whatif
+from bench.results import Row, failed, load_average, print_table, write_json
+from bench.services import running_influxdb, running_mosquitto
 
 BENCH_DIR = Path(__file__).resolve().parent
 DEFAULT_WORK = BENCH_DIR / "var"
@@ -118,9 +118,9 @@ def run_bench(
 def _query_section(
     sizes: Sizes, work: Path, influx_url: str, log: Callable[[str], None]
 ) -> tuple[list[Row], list[Row]]:
-    from microville.stores.influx import InfluxStore
-    from microville.stores.ledger import Ledger
-    from microville.stores.sqlite import SqliteStore
+    from stores.influx import InfluxStore
+    from stores.ledger import Ledger
+    from stores.sqlite import SqliteStore
 
     ds = sizes.dataset
     rows: list[Row] = []
@@ -179,7 +179,7 @@ def _query_section(
                 ds, name, store, pull, ledger, sizes.repeats, sizes.naive_repeats, log
             )
             rows += _whatif_rows(ds, name, store, influx_url, db, sizes.repeats, log)
-            # REPORT SLOT: see microville.bench.report_slot.
+            # REPORT SLOT: see bench.report_slot.
             report_name = f"{name}: monthly report (figures + HTML + PDF)"
             if report_reason:
                 rows.append(
@@ -253,7 +253,7 @@ def _whatif_rows(
     repeats: int,
     log: Callable[[str], None],
 ) -> list[Row]:
-    """Evidence for the proposed rollups (see microville.bench.whatif)."""
+    """Evidence for the proposed rollups (see bench.whatif)."""
     rows: list[Row] = []
     floor = f"{name}: by month, service floor (store's answer in memory)"
     log(floor)

@@ -18,13 +18,13 @@ from typing import Any
 
 import httpx
 
-from microville.bench.dataset import SITE, Dataset, period, sites
-from microville.bench.query import latency
-from microville.bench.services import influx_query
-from microville.domain.periods import Step
-from microville.domain.readings import Reading
-from microville.domain.store import IndexSeries, ReadingStore, SumSlot
-from microville.service.usecases import electricity_balance
+from bench.dataset import SITE, Dataset, period, sites
+from bench.query import latency
+from bench.services import influx_query
+from domain.periods import Step
+from domain.readings import Reading
+from domain.store import IndexSeries, ReadingStore, SumSlot
+from service.usecases import electricity_balance
 
 SECTION = "what-if"
 

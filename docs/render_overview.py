@@ -34,19 +34,19 @@ import pandas as pd
 from fastapi.testclient import TestClient
 from matplotlib.axes import Axes
 
-from microville.demo import SAMPLE_MATERIALS, _add_sample_waste
-from microville.domain.materials import parse_materials_csv
-from microville.domain.periods import localize
-from microville.domain.readings import Reading
-from microville.domain.site import read_sites
-from microville.firmware_sim.building import simulate_building, site_seed
-from microville.service.app import create_app
+from cli.demo import SAMPLE_MATERIALS, _add_sample_waste
+from domain.materials import parse_materials_csv
+from domain.periods import localize
+from domain.readings import Reading
+from domain.site import read_sites
+from firmware_sim.building import simulate_building, site_seed
 from microville.settings import Settings
-from microville.stores.ledger import Ledger
-from microville.stores.sqlite import SqliteStore
+from service.app import create_app
+from stores.ledger import Ledger
+from stores.sqlite import SqliteStore
 
 ROOT = Path(__file__).resolve().parent.parent
-SITE_CONFIG = ROOT / "app" / "sites" / "microville112.toml"
+SITE_CONFIG = ROOT / "microville" / "sites" / "microville112.toml"
 DASHBOARD = ROOT / "dashboards" / "json" / "overview.json"
 OUTPUT = Path(__file__).resolve().parent / "overview-preview.png"
 CAPTION = (

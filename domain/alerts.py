@@ -18,10 +18,10 @@ from enum import StrEnum
 from typing import Literal, assert_never
 from zoneinfo import ZoneInfo
 
-from microville.domain.energy import NOT_ENERGY
-from microville.domain.factors import primary_factor
-from microville.domain.periods import localize
-from microville.domain.site import Role, Site
+from domain.energy import NOT_ENERGY
+from domain.factors import primary_factor
+from domain.periods import localize
+from domain.site import Role, Site
 
 AlertEvent = Literal["firing", "resolved", "reminder"]
 """What :func:`step` asks to notify."""
@@ -52,7 +52,7 @@ def _utc(t: datetime) -> datetime:
 def window_bounds(window: Window, now: datetime, tz: ZoneInfo) -> tuple[datetime, datetime]:
     """Start and end of ``window`` ending at ``now``, in the site's local time.
 
-    The start is a local wall time resolved with :func:`~microville.domain.periods.localize`:
+    The start is a local wall time resolved with :func:`~domain.periods.localize`:
     a wall time that does not exist (the skipped spring hour) moves forward by the gap,
     an ambiguous one (the repeated autumn hour) takes its first occurrence. So "7 days"
     is 7 local calendar days at the same wall time, which lasts 167 or 169 hours across

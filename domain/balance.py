@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from microville.domain.coverage import contiguous, period_coverage
-from microville.domain.quality import IndexRules
-from microville.domain.store import IndexSeries
+from domain.coverage import contiguous, period_coverage
+from domain.quality import IndexRules
+from domain.store import IndexSeries
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -31,10 +31,10 @@ class MeterEnergy:
     coverage : list of float
         Share of each period backed by readings, in [0, 1]: its clock hours holding a
         reading, each weighted by its overlap with the period, whatever the slot width
-        (:func:`microville.domain.coverage.period_coverage`).
+        (:func:`domain.coverage.period_coverage`).
     estimated_wh : list of float
         Part of ``energy_wh`` spread over a gap (readings more than one hour, or one
-        slot, apart: :func:`microville.domain.coverage.contiguous`), per period [Wh],
+        slot, apart: :func:`domain.coverage.contiguous`), per period [Wh],
         in [0, ``energy_wh``]. The rest was measured between adjacent slots.
     resets : int
         Backward jumps read as a counter restarting from zero (the new value is energy).
@@ -111,7 +111,7 @@ def energy_per_period(
 
     The index is judged slot value by slot value against the reference (the last good
     value, the baseline at ``bounds[0]`` being the first), by ``rules`` (see
-    :mod:`microville.domain.quality`). A rise is energy, unless it is a spike: more than
+    :mod:`domain.quality`). A rise is energy, unless it is a spike: more than
     ``rules.max_power_w`` over the longest time the two readings can be apart
     (``end − reference_end + slot``), or undone by the next different value within
     ``rules.glitch_window_s`` (a drop below ``reset_ratio ×`` the spike that lands back

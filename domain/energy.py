@@ -18,7 +18,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from microville.domain.site import Carrier, Use
+from domain.site import Carrier, Use
 
 #: Carriers metered in volume or mass, not energy: never in an energy balance.
 NOT_ENERGY = frozenset({Carrier.WATER, Carrier.WASTE})

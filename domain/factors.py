@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from microville.domain.site import Carrier, Site
+from domain.site import Carrier, Site
 
 PRIMARY_UNIT: Final = "kWhep/kWh"
 CARBON_UNIT: Final = "kgCO2e/kWh"

@@ -24,7 +24,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from microville.domain.units import UnitError, unit_of
+from domain.units import UnitError, unit_of
 
 DataType = Literal["int16", "uint16", "int32", "uint32", "float32", "int64", "uint64", "float64"]
 
@@ -107,7 +107,7 @@ class RegisterMap(_Strict):
 def shipped_maps() -> dict[str, RegisterMap]:
     """Register maps shipped in ``domain/maps/*.toml``, by name."""
     maps = {}
-    for entry in files("microville.domain.maps").iterdir():
+    for entry in files("domain.maps").iterdir():
         if entry.name.endswith(".toml"):
             register_map = RegisterMap.model_validate(tomllib.loads(entry.read_text("utf-8")))
             maps[register_map.name] = register_map

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from microville.domain.readings import Reading
-from microville.domain.site import INDEX_ROLES, Meter
-from microville.domain.units import BASE_UNITS, UnitError, to_base
+from domain.readings import Reading
+from domain.site import INDEX_ROLES, Meter
+from domain.units import BASE_UNITS, UnitError, to_base
 
 #: Times accepted: a clock far outside is not set (a board without a real-time clock
 #: starts in 1970) or the payload is hostile, and would land outside the periods anyone

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from microville.domain.waste import WasteStream
+from domain.waste import WasteStream
 
 
 class Phase(StrEnum):

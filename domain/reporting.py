@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from microville.domain.periods import localize
+from domain.periods import localize
 
 
 class Language(StrEnum):

@@ -35,14 +35,14 @@ from pydantic import (
     model_validator,
 )
 
-from microville.domain.alert_config import AlertRules, Channel
-from microville.domain.modbus_maps import RegisterMap, shipped_maps
-from microville.domain.quality import IndexRules
-from microville.domain.reporting import Language, ReportSettings
-from microville.domain.targets import Targets
-from microville.domain.tic_labels import TIC_LABELS, TicMode, label_problem
-from microville.domain.units import UnitError, unit_of
-from microville.domain.waste import WasteStream
+from domain.alert_config import AlertRules, Channel
+from domain.modbus_maps import RegisterMap, shipped_maps
+from domain.quality import IndexRules
+from domain.reporting import Language, ReportSettings
+from domain.targets import Targets
+from domain.tic_labels import TIC_LABELS, TicMode, label_problem
+from domain.units import UnitError, unit_of
+from domain.waste import WasteStream
 
 #: Ids end up in topics, tags and queries: keep them to a safe alphabet.
 IDENTIFIER = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -380,7 +380,7 @@ class Site(_Strict):
         """Alerts in primary energy need every factor: a window whose balance cannot be
         computed would never fire."""
         if self.alerts.enabled and self.alerts.energy == "primary":
-            from microville.domain.alerts import primary_energy_gaps  # it imports this module
+            from domain.alerts import primary_energy_gaps  # it imports this module
 
             gaps = primary_energy_gaps(self)
             if gaps:

@@ -1,6 +1,6 @@
 """The store port: what the gateway writes to and the service reads from.
 
-Two adapters implement it (``microville.gateway.stores``): InfluxDB over its
+Two adapters implement it (``gateway.stores``): InfluxDB over its
 v1-compatible HTTP API, and embedded SQLite. Both keep the raw cumulative indexes;
 both answer :meth:`ReadingStore.index_slots` with an aggregation done inside the
 database, so the service never pulls raw points.
@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
-from microville.domain.readings import Reading
+from domain.readings import Reading
 
 
 class StoreError(RuntimeError):

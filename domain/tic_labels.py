@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-from microville.domain.units import UNITS, UnitError, unit_of
+from domain.units import UNITS, UnitError, unit_of
 
 
 class TicMode(StrEnum):
@@ -81,7 +81,7 @@ def _series(
 _PHASES = range(1, 4)
 
 #: Labels by (mode, label), after Enedis-NOI-CPT_54E (historic §5.3, standard §6.2).
-#: Units are those of :mod:`microville.domain.units`; labels whose unit it does not know
+#: Units are those of :mod:`domain.units`; labels whose unit it does not know
 #: (varh, minutes, counts, codes) are listed with ``unit=None`` and read as text.
 TIC_LABELS: Final[dict[tuple[TicMode, str], TicLabel]] = _rows(
     # --- Historic mode (all electronic meters; Linky in its factory mode) ---

@@ -19,7 +19,7 @@ import pandas as pd
 import pvlib
 from scipy.signal import lfilter
 
-from microville.domain.site import Site
+from domain.site import Site
 
 #: Default PV peak power per m² of floor area [W/m²]: 120 kWp for 1200 m².
 PV_PEAK_W_PER_M2 = 100.0

@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 import serial
 
-from microville.domain.tic_labels import TicMode
-from microville.firmware_sim.building import index_at, power_at
-from microville.firmware_sim.clock import SimulatedClock
-from microville.firmware_sim.tic_frames import (
+from domain.tic_labels import TicMode
+from firmware_sim.building import index_at, power_at
+from firmware_sim.clock import SimulatedClock
+from firmware_sim.tic_frames import (
     Tariff,
     TariffIndexes,
     corrupt_data,
@@ -36,7 +36,7 @@ CORRUPTIBLE = {
 
 class LinkyEmulator:
     """Writes a frame every ``frame_interval_s`` real seconds to the serial ``port`` (the
-    emulator end of a :class:`~microville.firmware_sim.virtual_serial.VirtualSerialPair`),
+    emulator end of a :class:`~firmware_sim.virtual_serial.VirtualSerialPair`),
     with the building's import and export indexes at the clock's simulated time.
 
     ``corruption`` is the share of frames damaged on the way (a digit of one group's
@@ -51,7 +51,7 @@ class LinkyEmulator:
 
     ``tariff`` (default: Tempo in standard mode, BASE in historic mode) splits the drawn
     energy over the supplier and distributor indexes by the time of day and the Tempo
-    day colour (:func:`~microville.firmware_sim.tic_frames.tariff_slot`), EAST (or the
+    day colour (:func:`~firmware_sim.tic_frames.tariff_slot`), EAST (or the
     historic total) staying their exact sum.
 
     Lifecycle: ``start()`` once; ``done`` is set after the frame at ``end`` is written;

@@ -1,14 +1,14 @@
 """Modbus devices emulated from their register maps, for tests and demos.
 
 :class:`ModbusRtuEmulator` serves one or more devices (unit ids) on the emulator end of a
-:class:`~microville.firmware_sim.virtual_serial.VirtualSerialPair`, as the devices of an
+:class:`~firmware_sim.virtual_serial.VirtualSerialPair`, as the devices of an
 RS-485 bus would; :class:`ModbusTcpEmulator` serves them over Modbus TCP. Both run a
 pymodbus asyncio server in a background thread with its own event loop.
 
 Before answering each read request, the emulator asks ``values(unit_id, now)`` for the
 current values (a dict from register name to a number in the register's unit, as the
 device reports it) and encodes them into the registers with
-:func:`~microville.domain.modbus_maps.encode_value`. Registers the dict leaves out keep
+:func:`~domain.modbus_maps.encode_value`. Registers the dict leaves out keep
 their last value (0 at first). SunSpec scale-factor registers hold fixed values
 (``scale_factors``). A NaN value, or one that does not fit its register, is served as
 the data type's "not implemented" sentinel, as a device does for a point it lacks.
@@ -34,7 +34,7 @@ from pymodbus.exceptions import NoSuchIdException
 from pymodbus.server import ModbusBaseServer, ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from microville.domain.modbus_maps import (
+from domain.modbus_maps import (
     RegisterMap,
     RegisterSpec,
     encode_value,
@@ -356,10 +356,10 @@ def building_values(
     frequency_hz: float = 50.0,
 ) -> Values:
     """The ``values`` of a SunSpec inverter (map ``sunspec-inverter``) producing the PV of
-    a :func:`~microville.firmware_sim.building.simulate_building` frame.
+    a :func:`~firmware_sim.building.simulate_building` frame.
 
     ``sim_time`` maps the real instant of a request to simulated time (e.g.
-    :meth:`SimulatedClock.at <microville.firmware_sim.clock.SimulatedClock.at>`), held
+    :meth:`SimulatedClock.at <firmware_sim.clock.SimulatedClock.at>`), held
     within the frame. ``lifetime_energy`` is the ``pv_wh`` index at that time (plus
     ``energy_offset_wh``), exact between samples since the power holds over each step;
     ``ac_power`` is ``pv_power_w`` of the step; voltages and frequency are nominal, the

@@ -19,8 +19,8 @@ from typing import Any
 
 import pandas as pd
 
-from microville.domain.site import Carrier, Meter, Role
-from microville.domain.units import unit_of
+from domain.site import Carrier, Meter, Role
+from domain.units import unit_of
 
 #: Share of the whole load counted by a submeter that is not the heat pump [-].
 OTHER_SUBMETER_SHARE = 0.15
@@ -50,7 +50,7 @@ def meter_indexes(meters: Sequence[Meter], frame: pd.DataFrame) -> pd.DataFrame:
     meters : sequence of Meter
         Electricity meters of one site.
     frame : pandas.DataFrame
-        Output of :func:`microville.firmware_sim.building.simulate_building`.
+        Output of :func:`firmware_sim.building.simulate_building`.
 
     Returns
     -------

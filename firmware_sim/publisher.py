@@ -16,9 +16,9 @@ from typing import Any
 from paho.mqtt.client import Client, MQTTMessageInfo
 from rich.progress import Progress
 
-from microville.domain.site import Meter, MqttSource, Site
-from microville.firmware_sim.building import ground_truth, simulate_building, site_seed
-from microville.firmware_sim.payloads import (
+from domain.site import Meter, MqttSource, Site
+from firmware_sim.building import ground_truth, simulate_building, site_seed
+from firmware_sim.payloads import (
     carries_device_time,
     encode_payload,
     is_simulated,
@@ -78,7 +78,7 @@ def run_simulation(
     -------
     dict of str to dict
         Per site id, the exact energies over its window from
-        :func:`~microville.firmware_sim.building.ground_truth` [Wh].
+        :func:`~firmware_sim.building.ground_truth` [Wh].
     """
     truth: dict[str, dict[str, float]] = {}
     # (first reading's time in UTC, topic, meters, one row of indexes per step)

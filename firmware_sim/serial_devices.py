@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from microville.domain.site import Meter, ModbusSource, Role, Site, SitesConfig, TicSource
-from microville.domain.tic_labels import TicMode
-from microville.firmware_sim.building import index_at, power_at
-from microville.firmware_sim.clock import SimulatedClock
-from microville.firmware_sim.linky_emulator import LinkyEmulator
-from microville.firmware_sim.modbus_emulator import ModbusRtuEmulator, Values, building_values
-from microville.firmware_sim.virtual_serial import VirtualSerialPair
+from domain.site import Meter, ModbusSource, Role, Site, SitesConfig, TicSource
+from domain.tic_labels import TicMode
+from firmware_sim.building import index_at, power_at
+from firmware_sim.clock import SimulatedClock
+from firmware_sim.linky_emulator import LinkyEmulator
+from firmware_sim.modbus_emulator import ModbusRtuEmulator, Values, building_values
+from firmware_sim.virtual_serial import VirtualSerialPair
 
 #: The emulator's end of the cable sits next to the device path the gateway opens.
 EMULATOR_SUFFIX = ".emulator"

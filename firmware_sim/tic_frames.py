@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from microville.domain.tic_labels import TicMode
+from domain.tic_labels import TicMode
 
 STX: Final = b"\x02"
 ETX: Final = b"\x03"

@@ -9,9 +9,9 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 
-from microville.domain.readings import Reading
-from microville.domain.store import ReadingStore, StoreError, StoreRejected
-from microville.gateway.buffer import BufferError, ReadingBuffer
+from domain.readings import Reading
+from domain.store import ReadingStore, StoreError, StoreRejected
+from gateway.buffer import BufferError, ReadingBuffer
 
 log = logging.getLogger(__name__)
 

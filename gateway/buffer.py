@@ -14,8 +14,8 @@ import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from microville.domain.readings import Reading
-from microville.domain.store import folder_problem
+from domain.readings import Reading
+from domain.store import folder_problem
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS pending (

@@ -9,19 +9,19 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 
-from microville.domain.readings import Reading
-from microville.domain.site import MqttSource, SitesConfig, TicSource
-from microville.domain.store import ReadingStore
-from microville.gateway.batcher import BatchWriter, OnSafe
-from microville.gateway.buffer import ReadingBuffer
-from microville.gateway.deadletter import DeadLetter, DeadLetterLog
-from microville.gateway.metrics import GatewayMetrics
-from microville.gateway.sources import SOURCE_FACTORIES, Source, SourceOptions
+from domain.readings import Reading
+from domain.site import MqttSource, SitesConfig, TicSource
+from domain.store import ReadingStore
+from gateway.batcher import BatchWriter, OnSafe
+from gateway.buffer import ReadingBuffer
+from gateway.deadletter import DeadLetter, DeadLetterLog
+from gateway.metrics import GatewayMetrics
+from gateway.sources import SOURCE_FACTORIES, Source, SourceOptions
 
 # Importing the source modules registers their factories.
-from microville.gateway import mqtt_source as _mqtt  # noqa: F401  isort: skip
-from microville.gateway import modbus_source as _modbus  # noqa: F401  isort: skip
-from microville.gateway import tic_source as _tic  # noqa: F401  isort: skip
+from gateway import mqtt_source as _mqtt  # noqa: F401  isort: skip
+from gateway import modbus_source as _modbus  # noqa: F401  isort: skip
+from gateway import tic_source as _tic  # noqa: F401  isort: skip
 
 log = logging.getLogger(__name__)
 

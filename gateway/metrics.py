@@ -18,7 +18,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
-    from microville.gateway.gateway import Gateway
+    from gateway.gateway import Gateway
 
 PREFIX = "microville_gateway"
 

@@ -7,10 +7,10 @@ client, since a bus carries one request at a time.
 Each cycle reads, per device and register table, the registers the meters need (their
 value registers and the SunSpec scale-factor registers these name), grouping registers
 that follow one another into one request. Values are decoded with the register map
-(:func:`~microville.domain.modbus_maps.decode_registers`) and converted to the meter's
+(:func:`~domain.modbus_maps.decode_registers`) and converted to the meter's
 base unit; a value the device flags as not implemented (or a NaN) is rejected to the
 sink with its reason, and so is one refused by the check of every source
-(:func:`~microville.domain.reading_checks.checked_reading`: negative index, magnitude,
+(:func:`~domain.reading_checks.checked_reading`: negative index, magnitude,
 time — a Modbus value's time is the gateway's clock, so a clock that is not set).
 
 Failures never stop the thread: timeouts and bad frames are counted (pymodbus retries
@@ -40,11 +40,11 @@ from pymodbus.client import ModbusSerialClient, ModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 from pymodbus.pdu import ModbusPDU
 
-from microville.domain.modbus_maps import RegisterSpec, decode_registers
-from microville.domain.reading_checks import ReadingRefused, checked_reading
-from microville.domain.site import Meter, SitesConfig
-from microville.domain.site import ModbusSource as ModbusSourceConfig
-from microville.gateway.sources import Sink, Source, SourceOptions, register_source
+from domain.modbus_maps import RegisterSpec, decode_registers
+from domain.reading_checks import ReadingRefused, checked_reading
+from domain.site import Meter, SitesConfig
+from domain.site import ModbusSource as ModbusSourceConfig
+from gateway.sources import Sink, Source, SourceOptions, register_source
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ class _LineDown(Exception):
 
 
 class ModbusLineSource:
-    """Polls every Modbus meter of one line; see :class:`~microville.gateway.sources.Source`.
+    """Polls every Modbus meter of one line; see :class:`~gateway.sources.Source`.
 
     Line settings (serial parameters, or host and port) come from the meters' config,
     which agree on them; the poll interval is the smallest ``interval_s`` of the meters,

@@ -20,10 +20,10 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
-from microville.domain.site import MqttSource as MqttSourceConfig
-from microville.domain.site import SitesConfig
-from microville.gateway.router import Router
-from microville.gateway.sources import Sink, Source, SourceOptions, register_source
+from domain.site import MqttSource as MqttSourceConfig
+from domain.site import SitesConfig
+from gateway.router import Router
+from gateway.sources import Sink, Source, SourceOptions, register_source
 from microville.mqtt import MqttSettings, make_client
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class MqttSource:
     before that gets the message again from the broker. Acknowledgements meant for an
     earlier connection are dropped (the broker sends those messages again; writes are
     idempotent).
-    See :class:`~microville.gateway.sources.Source` for the lifecycle.
+    See :class:`~gateway.sources.Source` for the lifecycle.
     """
 
     name = "mqtt"

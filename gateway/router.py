@@ -6,10 +6,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from microville.domain.reading_checks import ReadingRefused, checked_reading
-from microville.domain.readings import Reading
-from microville.domain.site import Meter, MqttSource, SitesConfig
-from microville.gateway.decoders import DECODERS, DecodedValue, DecodeError
+from domain.reading_checks import ReadingRefused, checked_reading
+from domain.readings import Reading
+from domain.site import Meter, MqttSource, SitesConfig
+from gateway.decoders import DECODERS, DecodedValue, DecodeError
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class Router:
 
     A meter whose value is missing or invalid is rejected with a reason while the
     other meters of the same message are still stored; each value goes through
-    :func:`~microville.domain.reading_checks.checked_reading`, the check of every source.
+    :func:`~domain.reading_checks.checked_reading`, the check of every source.
     """
 
     def __init__(self, config: SitesConfig) -> None:

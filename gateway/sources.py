@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-from microville.domain.readings import Reading
-from microville.domain.site import SitesConfig
+from domain.readings import Reading
+from domain.site import SitesConfig
 from microville.mqtt import MqttSettings
 
 

@@ -26,8 +26,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Final
 from zoneinfo import ZoneInfo
 
-from microville.domain.tic_labels import TicMode, tic_label
-from microville.gateway.decoders import DecodedValue
+from domain.tic_labels import TicMode, tic_label
+from gateway.decoders import DecodedValue
 
 STX: Final = 0x02
 ETX: Final = 0x03
@@ -396,7 +396,7 @@ def frame_values(frame: TicFrame, received_at: datetime) -> tuple[list[DecodedVa
     """The numeric groups of ``frame`` as values keyed by label, and the problems found.
 
     A group is a value when its label has a unit in
-    :data:`~microville.domain.tic_labels.TIC_LABELS` and its data is a decimal
+    :data:`~domain.tic_labels.TIC_LABELS` and its data is a decimal
     number (historic indexes: exactly 9 digits); text labels and unknown labels are
     skipped silently, a numeric label with other data is a problem. Times: the frame's
     ``DATE`` when the meter clock is synchronised, else ``received_at``; a horodated

@@ -10,12 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from microville.domain.reading_checks import ReadingRefused, checked_reading
-from microville.domain.site import Meter, SitesConfig, TicSource
-from microville.domain.tic_labels import TicMode
-from microville.gateway.serial_line import SerialLine
-from microville.gateway.sources import Sink, Source, SourceOptions, register_source
-from microville.gateway.tic import (
+from domain.reading_checks import ReadingRefused, checked_reading
+from domain.site import Meter, SitesConfig, TicSource
+from domain.tic_labels import TicMode
+from gateway.serial_line import SerialLine
+from gateway.sources import Sink, Source, SourceOptions, register_source
+from gateway.tic import (
     TicFrame,
     TicStreamDecoder,
     frame_values,
@@ -62,7 +62,7 @@ class TicLineSource:
     once per mismatch, not once per frame; until the meter has said who it is (after a
     start or an outage of the line), its frames wait unstored too.
 
-    See :class:`~microville.gateway.sources.Source` for the lifecycle.
+    See :class:`~gateway.sources.Source` for the lifecycle.
     """
 
     def __init__(

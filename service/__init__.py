@@ -1,2 +1,2 @@
 """Indicators API (FastAPI): balance per period, health. Build it with
-:func:`microville.service.app.create_app`."""
+:func:`service.app.create_app`."""

@@ -9,11 +9,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
-from microville.domain.alerts import AlertStatus
-from microville.service.alerts_engine import AlertEngine
-from microville.service.auth import PrincipalDep
-from microville.service.deps import SiteDep
-from microville.service.limits import AuthorizedRoute
+from domain.alerts import AlertStatus
+from service.alerts_engine import AlertEngine
+from service.auth import PrincipalDep
+from service.deps import SiteDep
+from service.limits import AuthorizedRoute
 
 router = APIRouter(
     prefix="/api/v1/sites/{site}/alerts", tags=["alerts"], route_class=AuthorizedRoute

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 
-from microville.domain.alerts import (
+from domain.alerts import (
     AlertState,
     AlertStatus,
     Window,
@@ -24,13 +24,13 @@ from microville.domain.alerts import (
     threshold_firing,
     window_bounds,
 )
-from microville.domain.coverage import coverage_percent
-from microville.domain.energy import EnergyBalance
-from microville.domain.periods import Step, localize
-from microville.domain.site import Role, Site, SitesConfig
-from microville.domain.store import ReadingStore, StoreError
-from microville.service.indicators import INDEX_DIMENSIONS, energy_report
-from microville.service.notify import Notification, Outbox
+from domain.coverage import coverage_percent
+from domain.energy import EnergyBalance
+from domain.periods import Step, localize
+from domain.site import Role, Site, SitesConfig
+from domain.store import ReadingStore, StoreError
+from service.indicators import INDEX_DIMENSIONS, energy_report
+from service.notify import Notification, Outbox
 
 log = logging.getLogger(__name__)
 

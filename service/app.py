@@ -12,31 +12,31 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from domain.clock import Clock, system_clock
+from domain.materials import MAX_REPORTED_PROBLEMS
+from domain.site import SitesConfig, read_sites
+from domain.store import ReadingStore, StoreError
 from microville import __version__
-from microville.domain.clock import Clock, system_clock
-from microville.domain.materials import MAX_REPORTED_PROBLEMS
-from microville.domain.site import SitesConfig, read_sites
-from microville.domain.store import ReadingStore, StoreError
 from microville.mqtt import MqttSettings
-from microville.service.alerts_api import router as alerts_router
-from microville.service.alerts_engine import AlertEngine
-from microville.service.auth import Authenticator, authorize
-from microville.service.docs_api import router as docs_router
-from microville.service.health import HealthProbe, broker_reachable, health_of, store_state
-from microville.service.health import router as health_router
-from microville.service.limits import BodyGuardMiddleware
-from microville.service.metrics import RequestMetricsMiddleware, ServiceMetrics, TimedStore
-from microville.service.metrics import router as metrics_router
-from microville.service.notify import Outbox
-from microville.service.proof_api import router as proof_router
-from microville.service.reports import ReportScheduler
-from microville.service.reports_api import router as reports_router
-from microville.service.sites_api import router as sites_router
-from microville.service.usecases import QueryError
 from microville.settings import Settings, reveal
-from microville.stores import open_store
-from microville.stores.ledger import Ledger
-from microville.stores.reports import ReportArchive
+from service.alerts_api import router as alerts_router
+from service.alerts_engine import AlertEngine
+from service.auth import Authenticator, authorize
+from service.docs_api import router as docs_router
+from service.health import HealthProbe, broker_reachable, health_of, store_state
+from service.health import router as health_router
+from service.limits import BodyGuardMiddleware
+from service.metrics import RequestMetricsMiddleware, ServiceMetrics, TimedStore
+from service.metrics import router as metrics_router
+from service.notify import Outbox
+from service.proof_api import router as proof_router
+from service.reports import ReportScheduler
+from service.reports_api import router as reports_router
+from service.sites_api import router as sites_router
+from service.usecases import QueryError
+from stores import open_store
+from stores.ledger import Ledger
+from stores.reports import ReportArchive
 
 #: Validation errors a 422 lists; the rest are counted (``more_errors``).
 MAX_REPORTED_ERRORS = MAX_REPORTED_PROBLEMS

@@ -19,9 +19,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import SecretStr
 
-from microville.service.ratelimit import RateLimiter, retry_after_s
-from microville.service.tokens import Principal, Role, TokenStore, token_hash
 from microville.settings import Settings
+from service.ratelimit import RateLimiter, retry_after_s
+from service.tokens import Principal, Role, TokenStore, token_hash
 
 #: Shortest token accepted from the environment (``openssl rand -hex 32`` gives 64).
 MIN_ENV_TOKEN_CHARS = 32

@@ -1,6 +1,6 @@
 """One notification on one channel: the notification itself, sending it by webhook,
 e-mail or MQTT, and keeping channel secrets out of error messages. The outbox that
-queues and retries them is :mod:`microville.service.notify`."""
+queues and retries them is :mod:`service.notify`."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from paho.mqtt.client import Client, ConnectFlags
 from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import TypeAdapter
 
-from microville.domain.alert_config import (
+from domain.alert_config import (
     Channel,
     EmailChannel,
     MqttChannel,

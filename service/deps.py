@@ -11,11 +11,11 @@ from zoneinfo import ZoneInfo
 
 from fastapi import Depends, HTTPException, Path, Query, Request
 
-from microville.domain.clock import Clock
-from microville.domain.periods import Step, localize
-from microville.domain.site import Site, SitesConfig
-from microville.domain.store import ReadingStore
-from microville.stores.ledger import Ledger
+from domain.clock import Clock
+from domain.periods import Step, localize
+from domain.site import Site, SitesConfig
+from domain.store import ReadingStore
+from stores.ledger import Ledger
 
 
 def _sites(request: Request) -> SitesConfig:

@@ -24,7 +24,7 @@ from fastapi.openapi.docs import (
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from microville.service.limits import AuthorizedRoute
+from service.limits import AuthorizedRoute
 
 __all__ = [
     "ASSETS_URL",

@@ -19,11 +19,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from microville.domain.clock import Clock
-from microville.domain.store import ReadingStore, StoreError
+from domain.clock import Clock
+from domain.store import ReadingStore, StoreError
 from microville.mqtt import MqttSettings, make_client
-from microville.service.limits import AuthorizedRoute
-from microville.service.schemas import HealthOut
+from service.limits import AuthorizedRoute
+from service.schemas import HealthOut
 
 __all__ = ["HealthProbe", "broker_reachable", "router", "store_state"]
 

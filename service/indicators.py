@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from microville.domain.balance import MeterEnergy, energy_per_period, slot_end
-from microville.domain.carbon import NetCarbon, avoided_co2_kg, net_carbon, operational_co2_kg
-from microville.domain.energy import (
+from domain.balance import MeterEnergy, energy_per_period, slot_end
+from domain.carbon import NetCarbon, avoided_co2_kg, net_carbon, operational_co2_kg
+from domain.energy import (
     NOT_ENERGY,
     CarrierEnergy,
     EnergyBalance,
@@ -25,12 +25,12 @@ from microville.domain.energy import (
     energy_balance,
     uses_breakdown,
 )
-from microville.domain.factors import Factor, carbon_factor, primary_factor
-from microville.domain.materials import Embodied, embodied
-from microville.domain.periods import Step, common_slot, period_bounds
-from microville.domain.site import Carrier, Meter, Role, Site, Use
-from microville.domain.store import ReadingStore
-from microville.stores.ledger import Ledger
+from domain.factors import Factor, carbon_factor, primary_factor
+from domain.materials import Embodied, embodied
+from domain.periods import Step, common_slot, period_bounds
+from domain.site import Carrier, Meter, Role, Site, Use
+from domain.store import ReadingStore
+from stores.ledger import Ledger
 
 #: Meter id and quantity under which `microville import carbon-intensity` stores the
 #: grid's carbon intensity of a site.

@@ -27,12 +27,12 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from microville.domain.clock import Clock, system_clock
-from microville.domain.readings import Reading
-from microville.domain.site import SitesConfig
-from microville.domain.store import IndexSeries, ReadingStore, StoreError, SumSlot
-from microville.service.alerts_engine import AlertEngine
-from microville.service.limits import AuthorizedRoute
+from domain.clock import Clock, system_clock
+from domain.readings import Reading
+from domain.site import SitesConfig
+from domain.store import IndexSeries, ReadingStore, StoreError, SumSlot
+from service.alerts_engine import AlertEngine
+from service.limits import AuthorizedRoute
 
 P = ParamSpec("P")
 R = TypeVar("R")

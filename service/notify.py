@@ -1,5 +1,5 @@
 """Alert notifications: the persisted outbox that delivers them on their channels
-(webhook, e-mail, MQTT: :mod:`microville.service.channels`).
+(webhook, e-mail, MQTT: :mod:`service.channels`).
 
 An alert that fires, resolves or reminds becomes a :class:`Notification`. The
 :class:`Outbox` writes it once per channel into an SQLite file (so nothing is lost if
@@ -26,15 +26,15 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal, Self
 
-from microville.domain.alert_config import (
+from domain.alert_config import (
     Channel,
     EmailChannel,
     MqttChannel,
     WebhookChannel,
 )
-from microville.domain.clock import Clock, system_clock
+from domain.clock import Clock, system_clock
 from microville.mqtt import MqttSettings
-from microville.service.channels import (
+from service.channels import (
     CHANNELS,
     DeliveryError,
     Event,

@@ -7,9 +7,9 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, HTTPException, Query
 
-from microville.domain.materials import Material, parse_materials_csv
-from microville.domain.periods import Step
-from microville.service.deps import (
+from domain.materials import Material, parse_materials_csv
+from domain.periods import Step
+from service.deps import (
     LedgerDep,
     MaxRowsDep,
     PeriodDep,
@@ -18,9 +18,9 @@ from microville.service.deps import (
     StepQuery,
     StoreDep,
 )
-from microville.service.indicators import carbon_report, energy_report
-from microville.service.limits import AuthorizedRoute, too_many_rows
-from microville.service.proof_schemas import (
+from service.indicators import carbon_report, energy_report
+from service.limits import AuthorizedRoute, too_many_rows
+from service.proof_schemas import (
     CarbonOut,
     EnergyOut,
     MaterialOut,
@@ -29,8 +29,8 @@ from microville.service.proof_schemas import (
     WasteEntryOut,
     WasteOut,
 )
-from microville.service.targets_report import targets_report
-from microville.service.waste_report import waste_report
+from service.targets_report import targets_report
+from service.waste_report import waste_report
 
 router = APIRouter(prefix="/api/v1/sites/{site}", route_class=AuthorizedRoute)
 

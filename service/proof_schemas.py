@@ -9,22 +9,22 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, Field
 
-from microville.domain.balance import MeterEnergy
-from microville.domain.energy import UsesBreakdown
-from microville.domain.factors import Factor
-from microville.domain.materials import Material
-from microville.domain.records import WasteEntry
-from microville.domain.site import Carrier
-from microville.domain.waste import WasteIndicators, WasteStream
-from microville.service.indicators import (
+from domain.balance import MeterEnergy
+from domain.energy import UsesBreakdown
+from domain.factors import Factor
+from domain.materials import Material
+from domain.records import WasteEntry
+from domain.site import Carrier
+from domain.waste import WasteIndicators, WasteStream
+from service.indicators import (
     CarbonPeriod,
     CarbonReport,
     EnergyPeriod,
     EnergyReport,
     weighted_coverage,
 )
-from microville.service.targets_report import Judgement, TargetsReport
-from microville.service.waste_report import WastePeriod, WasteReport
+from service.targets_report import Judgement, TargetsReport
+from service.waste_report import WastePeriod, WasteReport
 
 KWH = 1000.0
 

@@ -10,17 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from microville.domain.balance import Balance, MeterEnergy, balance
-from microville.domain.carbon import net_carbon
-from microville.domain.energy import EnergyBalance
-from microville.domain.factors import Factor
-from microville.domain.periods import Step
-from microville.domain.reporting import Month
-from microville.domain.site import Carrier, Role, Site
-from microville.domain.store import ReadingStore
-from microville.domain.waste import WasteStream
-from microville.service.alerts_engine import AlertEngine
-from microville.service.indicators import (
+from domain.balance import Balance, MeterEnergy, balance
+from domain.carbon import net_carbon
+from domain.energy import EnergyBalance
+from domain.factors import Factor
+from domain.periods import Step
+from domain.reporting import Month
+from domain.site import Carrier, Role, Site
+from domain.store import ReadingStore
+from domain.waste import WasteStream
+from service.alerts_engine import AlertEngine
+from service.indicators import (
     CarbonPeriod,
     EnergyPeriod,
     Evidence,
@@ -28,9 +28,9 @@ from microville.service.indicators import (
     energy_report,
     weighted_coverage,
 )
-from microville.service.targets_report import Judgement, judge_targets
-from microville.service.waste_report import WasteReport, waste_report
-from microville.stores.ledger import Ledger
+from service.targets_report import Judgement, judge_targets
+from service.waste_report import WasteReport, waste_report
+from stores.ledger import Ledger
 
 #: Coverage from which a period counts as having data: a lone reading at midnight on the
 #: 1st closes the month before, which must not show as a month of data.

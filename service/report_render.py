@@ -12,17 +12,17 @@ from pathlib import Path
 
 import jinja2
 
-from microville.domain.reporting import Language
-from microville.domain.targets import Verdict
-from microville.service.indicators import CarbonPeriod
-from microville.service.report_charts import (
+from domain.reporting import Language
+from domain.targets import Verdict
+from service.indicators import CarbonPeriod
+from service.report_charts import (
     carbon_svg,
     daily_energy_svg,
     monthly_net_svg,
     waste_svg,
 )
-from microville.service.report_data import HAS_DATA, EnergyFigures, MonthlyReport
-from microville.service.report_text import Texts, alert_message
+from service.report_data import HAS_DATA, EnergyFigures, MonthlyReport
+from service.report_text import Texts, alert_message
 
 NAN = float("nan")
 TEMPLATES = Path(__file__).parent / "templates"

@@ -9,11 +9,11 @@ from zoneinfo import ZoneInfo
 
 from babel.dates import format_date
 
-from microville.domain.coverage import coverage_percent
-from microville.domain.factors import CARBON_FACTORS, PRIMARY_ENERGY_FACTORS, Factor
-from microville.domain.reporting import Language, Month
-from microville.domain.site import Carrier
-from microville.domain.waste import WasteStream
+from domain.coverage import coverage_percent
+from domain.factors import CARBON_FACTORS, PRIMARY_ENERGY_FACTORS, Factor
+from domain.reporting import Language, Month
+from domain.site import Carrier
+from domain.waste import WasteStream
 
 MONTHS = {
     Language.FR: [

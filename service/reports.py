@@ -11,19 +11,19 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from typing import NamedTuple
 
-from microville.domain.alert_config import EmailChannel
-from microville.domain.clock import Clock, system_clock
-from microville.domain.reporting import Language, Month, due_months
-from microville.domain.site import Site, SitesConfig
-from microville.domain.store import ReadingStore, StoreError
-from microville.service.alerts_engine import AlertEngine
-from microville.service.channels import DeliveryError, smtp_send
-from microville.service.indicators import QueryError
-from microville.service.report_data import HAS_DATA, monthly_report
-from microville.service.report_render import render
-from microville.service.report_text import Texts
-from microville.stores.ledger import Ledger
-from microville.stores.reports import ReportArchive, ReportRecord
+from domain.alert_config import EmailChannel
+from domain.clock import Clock, system_clock
+from domain.reporting import Language, Month, due_months
+from domain.site import Site, SitesConfig
+from domain.store import ReadingStore, StoreError
+from service.alerts_engine import AlertEngine
+from service.channels import DeliveryError, smtp_send
+from service.indicators import QueryError
+from service.report_data import HAS_DATA, monthly_report
+from service.report_render import render
+from service.report_text import Texts
+from stores.ledger import Ledger
+from stores.reports import ReportArchive, ReportRecord
 
 log = logging.getLogger(__name__)
 

@@ -8,12 +8,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from microville.domain.reporting import Language, Month
-from microville.service.alerts_engine import AlertEngine
-from microville.service.deps import LedgerDep, SiteDep, StoreDep, now
-from microville.service.limits import AuthorizedRoute
-from microville.service.reports import generate_report
-from microville.stores.reports import ReportArchive, ReportRecord
+from domain.reporting import Language, Month
+from service.alerts_engine import AlertEngine
+from service.deps import LedgerDep, SiteDep, StoreDep, now
+from service.limits import AuthorizedRoute
+from service.reports import generate_report
+from stores.reports import ReportArchive, ReportRecord
 
 router = APIRouter(
     prefix="/api/v1/sites/{site}/reports", tags=["reports"], route_class=AuthorizedRoute

@@ -6,8 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from microville.domain.site import Site
-from microville.service.usecases import BalanceReport, DayProfile, PeriodBalance
+from domain.site import Site
+from service.usecases import BalanceReport, DayProfile, PeriodBalance
 
 KWH = 1000.0
 

@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from microville.domain.periods import Step
-from microville.service.auth import PrincipalDep
-from microville.service.deps import PeriodDep, SiteDep, SitesDep, StepQuery, StoreDep
-from microville.service.limits import AuthorizedRoute
-from microville.service.schemas import BalanceOut, DayProfileOut, ProfileOut, SiteOut
-from microville.service.usecases import day_profiles, electricity_balance
+from domain.periods import Step
+from service.auth import PrincipalDep
+from service.deps import PeriodDep, SiteDep, SitesDep, StepQuery, StoreDep
+from service.limits import AuthorizedRoute
+from service.schemas import BalanceOut, DayProfileOut, ProfileOut, SiteOut
+from service.usecases import day_profiles, electricity_balance
 
 router = APIRouter(prefix="/api/v1/sites", route_class=AuthorizedRoute)
 

@@ -8,22 +8,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from microville.domain.periods import Step
-from microville.domain.site import Meter, Role, Site
-from microville.domain.store import ReadingStore
-from microville.domain.targets import Verdict, judge
-from microville.service.indicators import (
+from domain.periods import Step
+from domain.site import Meter, Role, Site
+from domain.store import ReadingStore
+from domain.targets import Verdict, judge
+from service.indicators import (
     BALANCE_ROLES,
     CarbonReport,
     EnergyReport,
     carbon_report,
     energy_report,
 )
-from microville.service.waste_report import (
+from service.waste_report import (
     WasteReport,
     waste_report,
 )
-from microville.stores.ledger import Ledger
+from stores.ledger import Ledger
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,16 @@
 """The electricity balance use case (the walking skeleton's), on the shared machinery of
-:mod:`microville.service.indicators`."""
+:mod:`service.indicators`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from microville.domain.balance import Balance, MeterEnergy, balance
-from microville.domain.periods import Step
-from microville.domain.site import Carrier, Role, Site
-from microville.domain.store import ReadingStore
-from microville.service.indicators import (
+from domain.balance import Balance, MeterEnergy, balance
+from domain.periods import Step
+from domain.site import Carrier, Role, Site
+from domain.store import ReadingStore
+from service.indicators import (
     BALANCE_ROLES,
     Evidence,
     QueryError,
@@ -100,7 +100,7 @@ def electricity_balance(
     )
 
 
-#: The flows a day profile can show (fields of :class:`~microville.domain.balance.Balance`).
+#: The flows a day profile can show (fields of :class:`~domain.balance.Balance`).
 PROFILE_FLOWS = ("import", "export", "production", "consumption", "net")
 
 

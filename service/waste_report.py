@@ -10,18 +10,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from microville.domain.periods import Step, common_slot
-from microville.domain.records import Phase, WasteEntry
-from microville.domain.site import Role, Site
-from microville.domain.store import ReadingStore
-from microville.domain.waste import (
+from domain.periods import Step, common_slot
+from domain.records import Phase, WasteEntry
+from domain.site import Role, Site
+from domain.store import ReadingStore
+from domain.waste import (
     WasteIndicators,
     WasteStream,
     collection_coverage,
     waste_indicators,
 )
-from microville.service.indicators import bounds_of, meter_energies, weighted_coverage
-from microville.stores.ledger import Ledger
+from service.indicators import bounds_of, meter_energies, weighted_coverage
+from stores.ledger import Ledger
 
 DAY_S = 86400
 
@@ -102,7 +102,7 @@ def waste_report(
     reading; for each weighing scale (within its ``weighing_interval_days``) and for
     the manual entries (within ``waste_entry_interval_days``, unless 0), the share of
     the period weighed within that interval
-    (:func:`~microville.domain.waste.collection_coverage`); 0 with no source."""
+    (:func:`~domain.waste.collection_coverage`); 0 with no source."""
     bounds = bounds_of(site, start, end, step or Step.YEAR)
     n = len(bounds) - 1
     edges = [b.timestamp() for b in bounds]

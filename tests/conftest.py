@@ -12,12 +12,12 @@ from fastapi.testclient import TestClient
 from receivers import Inbox, Receiver
 from services import free_port, running_influxdb, running_mosquitto
 
-from microville.domain.store import ReadingStore
-from microville.service.tokens import Role, TokenStore
-from microville.stores import open_store
+from domain.store import ReadingStore
+from service.tokens import Role, TokenStore
+from stores import open_store
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLE_CONFIG = ROOT / "app" / "sites" / "microville112.toml"
+SAMPLE_CONFIG = ROOT / "microville" / "sites" / "microville112.toml"
 
 #: The "now" of the tests when none is given: a winter weekday, when the sample
 #: building's balance is negative (the date on which a wall-clock test went red).

@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from services import _binary, _stop, _wait_port, free_port, influxdb_config
 from support import SITE_S1, wait_until
 
-from microville.domain.store import ReadingStore
+from domain.store import ReadingStore
 from microville.mqtt import MqttSettings, make_client
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)

@@ -15,10 +15,10 @@ from pathlib import Path
 import httpx
 
 # One set of local-service helpers for the tests and the bench.
-from microville.bench.services import binary as _binary
-from microville.bench.services import free_port, influxdb_config
-from microville.bench.services import stop as _stop
-from microville.bench.services import wait_port as _wait_port
+from bench.services import binary as _binary
+from bench.services import free_port, influxdb_config
+from bench.services import stop as _stop
+from bench.services import wait_port as _wait_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT_MOSQUITTO_CONF = ROOT / "deploy" / "mosquitto" / "mosquitto.conf"

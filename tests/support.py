@@ -7,14 +7,14 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from microville.domain.readings import Reading
-from microville.domain.site import SitesConfig, read_sites
-from microville.domain.store import ReadingStore
-from microville.firmware_sim.building import simulate_building
-from microville.firmware_sim.payloads import is_simulated, meter_indexes
+from domain.readings import Reading
+from domain.site import SitesConfig, read_sites
+from domain.store import ReadingStore
+from firmware_sim.building import simulate_building
+from firmware_sim.payloads import is_simulated, meter_indexes
 
 #: The shipped sample site (Microville 112) and the simulation seed the tests use with it.
-SAMPLE_CONFIG = Path(__file__).resolve().parent.parent / "app" / "sites" / "microville112.toml"
+SAMPLE_CONFIG = Path(__file__).resolve().parents[1] / "microville" / "sites" / "microville112.toml"
 SEED = 112
 
 #: A one-site configuration header; tests append their own ``[[sites.meters]]``.

@@ -14,14 +14,14 @@ from fastapi.testclient import TestClient
 from support import GRID_AND_PV_METERS, SITE_S1
 from test_alerts import Clock
 
-from microville.domain.periods import localize
-from microville.domain.readings import Reading
-from microville.domain.site import SitesConfig, parse_sites
-from microville.domain.store import ReadingStore
-from microville.service.alerts_engine import AlertEngine
-from microville.service.app import create_app
-from microville.service.notify import Outbox
+from domain.periods import localize
+from domain.readings import Reading
+from domain.site import SitesConfig, parse_sites
+from domain.store import ReadingStore
 from microville.settings import Settings
+from service.alerts_engine import AlertEngine
+from service.app import create_app
+from service.notify import Outbox
 
 # --- rules through the engine on synthetic indexes ---------------------------------------
 

@@ -17,8 +17,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from microville.domain.alert_config import AlertRules, WindowName
-from microville.domain.alerts import (
+from domain.alert_config import AlertRules, WindowName
+from domain.alerts import (
     AlertState,
     AlertStatus,
     Window,
@@ -29,7 +29,7 @@ from microville.domain.alerts import (
     threshold_firing,
     window_bounds,
 )
-from microville.domain.site import ConfigError, parse_sites
+from domain.site import ConfigError, parse_sites
 
 PARIS = ZoneInfo("Europe/Paris")
 H = timedelta(hours=1)

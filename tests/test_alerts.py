@@ -27,19 +27,19 @@ from services import free_port
 from support import GRID_AND_PV_METERS, SITE_S1, wait_until
 from test_notify import HungReceiver
 
-from microville.domain.alert_config import EmailChannel, MqttChannel, WebhookChannel
-from microville.domain.alerts import balance_firing
-from microville.domain.clock import fixed_clock
-from microville.domain.periods import localize
-from microville.domain.readings import Reading
-from microville.domain.site import SitesConfig, parse_sites
-from microville.domain.store import ReadingStore
-from microville.firmware_sim.building import index_at, simulate_building
+from domain.alert_config import EmailChannel, MqttChannel, WebhookChannel
+from domain.alerts import balance_firing
+from domain.clock import fixed_clock
+from domain.periods import localize
+from domain.readings import Reading
+from domain.site import SitesConfig, parse_sites
+from domain.store import ReadingStore
+from firmware_sim.building import index_at, simulate_building
 from microville.mqtt import MqttSettings
-from microville.service.alerts_engine import AlertEngine
-from microville.service.app import create_app
-from microville.service.notify import Outbox
 from microville.settings import Settings
+from service.alerts_engine import AlertEngine
+from service.app import create_app
+from service.notify import Outbox
 
 ALERT_RULES = """
 [sites.alerts]
@@ -375,7 +375,7 @@ def test_the_demo_replays_its_alerts_afresh_when_run_again_on_the_same_data_dir(
     its clock), and tells the same story."""
     from rich.console import Console
 
-    from microville.demo import _evaluate_alerts
+    from cli.demo import _evaluate_alerts
 
     sites, _frame, start = spring
     end = start + timedelta(days=DAYS)

@@ -11,12 +11,12 @@ from fastapi.testclient import TestClient
 from services import free_port, running_mosquitto
 from support import GRID_AND_PV_METERS, SITE_S1
 
-from microville.domain.readings import Reading
-from microville.domain.store import ReadingStore
-from microville.service.app import create_app
+from domain.readings import Reading
+from domain.store import ReadingStore
 from microville.settings import Settings
-from microville.stores import open_store
-from microville.stores.influx import InfluxStore
+from service.app import create_app
+from stores import open_store
+from stores.influx import InfluxStore
 
 CONFIG = SITE_S1 + GRID_AND_PV_METERS
 

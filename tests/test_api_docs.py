@@ -13,9 +13,9 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from support import GRID_AND_PV_METERS, SITE_S1
 
-from microville.service.app import create_app
 from microville.settings import Settings
-from microville.stores import open_store
+from service.app import create_app
+from stores import open_store
 
 #: Attribute or Swagger UI option naming a URL the browser loads.
 _URL = re.compile(r"""(?:\b(?:src|href|spec-url)=|\burl:\s*)["']([^"']+)["']""")

@@ -25,12 +25,12 @@ from schemathesis.specs.openapi.checks import (
 )
 from support import GRID_AND_PV_METERS, SITE_S1
 
-from microville.domain.clock import fixed_clock
-from microville.domain.readings import Reading
-from microville.service.app import create_app
-from microville.service.tokens import Role, TokenStore
+from domain.clock import fixed_clock
+from domain.readings import Reading
 from microville.settings import Settings
-from microville.stores import open_store
+from service.app import create_app
+from service.tokens import Role, TokenStore
+from stores import open_store
 
 SITE = "s1"
 EXAMPLES_PER_OPERATION = 40

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -19,25 +18,41 @@ def test_import_contracts_hold() -> None:
     assert "0 broken" in result.stdout
 
 
-def test_no_generic_top_level_names_are_installed() -> None:
-    """Everything installs under the single `microville` namespace.
+#: The top-level packages: each is the folder of the same name (folder = import path).
+PACKAGES = ("microville", "domain", "stores", "gateway", "service", "firmware_sim", "cli", "bench")
 
-    What is *installed*, not what is importable: under ``python -m pytest`` the repo
-    root is on ``sys.path``, where ``gateway/`` and ``service/`` are plain folders (and
-    the root's egg-info a distribution), so the root is left out of the search.
-    """
-    import importlib.machinery
+
+def test_each_package_is_the_folder_of_its_name() -> None:
+    """`import gateway.mqtt_source` is `gateway/mqtt_source.py`, nothing mapped by hand."""
+    import importlib
+
+    for name in PACKAGES:
+        module = importlib.import_module(name)
+        assert module.__file__, name
+        assert Path(module.__file__).resolve() == ROOT / name / "__init__.py", name
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert "package-dir" not in pyproject, "a package mapped away from its folder"
+
+
+def test_the_top_level_names_are_ours_alone() -> None:
+    """The wheel installs exactly these top-level packages, and no other distribution in
+    the environment ships one of the same name (an application in its own environment or
+    image, not a library: the short names are safe only while nothing else claims them)."""
     import importlib.metadata
 
-    path = [p for p in sys.path if Path(p or ".").resolve() != ROOT]
-    generics = ("gateway", "service", "domain", "firmware_sim", "app", "stores")
-    for generic in generics:
-        spec = importlib.machinery.PathFinder.find_spec(generic, path)
-        assert spec is None, (
-            f"'{generic}' is installed at {spec.origin or spec.submodule_search_locations}"
-        )
-    (dist,) = [
-        d for d in importlib.metadata.distributions(path=path) if d.name == "microville-monitor"
-    ]
-    assert (dist.read_text("top_level.txt") or "microville").split() == ["microville"]
-    assert importlib.machinery.PathFinder.find_spec("microville", path) is not None
+    found = {p.name for p in ROOT.iterdir() if (p / "__init__.py").is_file()}
+    assert found == set(PACKAGES), "a top-level package folder not listed (or listed, gone)"
+    include = _find_include()
+    assert set(include) == {n for name in PACKAGES for n in (name, f"{name}.*")}
+    owners = importlib.metadata.packages_distributions()
+    for name in PACKAGES:
+        others = set(owners.get(name, [])) - {"microville-monitor"}
+        assert not others, f"{others} also install a top-level '{name}'"
+    assert "microville-monitor" in owners.get("microville", [])
+
+
+def _find_include() -> list[str]:
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    return list(config["tool"]["setuptools"]["packages"]["find"]["include"])

@@ -15,13 +15,13 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from support import GRID_AND_PV_METERS, SITE_S1
 
-from microville.domain.site import read_sites
-from microville.service.app import create_app
-from microville.service.auth import Access, Authenticator, required_access
-from microville.service.ratelimit import RateLimiter
-from microville.service.tokens import Role, TokenStore, token_hash
+from domain.site import read_sites
 from microville.settings import Settings
-from microville.stores import open_store
+from service.app import create_app
+from service.auth import Access, Authenticator, required_access
+from service.ratelimit import RateLimiter
+from service.tokens import Role, TokenStore, token_hash
+from stores import open_store
 
 SITE_S2 = SITE_S1.replace('id = "s1"', 'id = "s2"').replace("Test site", "Other member")
 CONFIG = SITE_S1 + GRID_AND_PV_METERS + SITE_S2

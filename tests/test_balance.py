@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from microville.domain.balance import balance, energy_per_period
-from microville.domain.periods import Step, period_bounds
-from microville.domain.store import IndexSeries, IndexSlot
+from domain.balance import balance, energy_per_period
+from domain.periods import Step, period_bounds
+from domain.store import IndexSeries, IndexSlot
 
 PARIS = ZoneInfo("Europe/Paris")
 H = timedelta(hours=1)

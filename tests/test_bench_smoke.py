@@ -9,8 +9,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from microville.bench.consumers import peer_unavailable
-from microville.cli import app
+from bench.consumers import peer_unavailable
+from cli.main import app
 
 PEERS = ("mqtt in → function → influxdb out", "mqtt in → function → join 1,000 → influxdb batch")
 SECTIONS = {"ingestion", "load", "query", "what-if", "report", "memory"}

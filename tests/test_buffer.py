@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from support import wait_until
 
-from microville.domain.readings import Reading
-from microville.domain.store import ReadingStore, StoreError
-from microville.gateway.batcher import BatchWriter
-from microville.gateway.buffer import BufferError, ReadingBuffer
-from microville.gateway.deadletter import (
+from domain.readings import Reading
+from domain.store import ReadingStore, StoreError
+from gateway.batcher import BatchWriter
+from gateway.buffer import BufferError, ReadingBuffer
+from gateway.deadletter import (
     KEEP_PAYLOAD_BYTES,
     MAX_REASON_KINDS,
     DeadLetter,

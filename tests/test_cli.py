@@ -117,8 +117,8 @@ def test_demo_runs_the_whole_chain_on_embedded_defaults(
 def test_import_commands_load_intensity_and_materials(tmp_path: Path) -> None:
     import os
 
-    from microville.stores.ledger import Ledger
-    from microville.stores.sqlite import SqliteStore
+    from stores.ledger import Ledger
+    from stores.sqlite import SqliteStore
 
     eco2mix = tmp_path / "eco2mix.csv"
     eco2mix.write_text(
@@ -166,11 +166,11 @@ def test_demo_reports_without_pango_write_the_html_and_say_how_to_get_pdfs(
 
     from rich.console import Console
 
-    from microville.demo import _monthly_reports
-    from microville.domain.periods import localize
-    from microville.domain.site import read_sites
-    from microville.stores.ledger import Ledger
-    from microville.stores.sqlite import SqliteStore
+    from cli.demo import _monthly_reports
+    from domain.periods import localize
+    from domain.site import read_sites
+    from stores.ledger import Ledger
+    from stores.sqlite import SqliteStore
 
     real_import = builtins.__import__
 
@@ -209,7 +209,7 @@ def test_simulate_start_may_be_days_before_today(now: datetime) -> None:
 
     import typer
 
-    from microville.cli import _parse_start
+    from cli.main import _parse_start
 
     today = now.date()
     assert _parse_start("today-30", today) == today - timedelta(days=30)

@@ -17,7 +17,7 @@ from conftest import SAMPLE_CONFIG
 from services import free_port
 from typer.testing import CliRunner
 
-from microville.cli import app as cli_app
+from cli.main import app as cli_app
 
 
 def _invoke(args: list[str], env: dict[str, str] | None = None) -> tuple[int, str]:

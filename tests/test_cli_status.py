@@ -15,7 +15,7 @@ import pytest
 from conftest import SAMPLE_CONFIG
 from services import free_port
 
-from microville.cli_status import (
+from cli.status import (
     ApiFacts,
     BrokerFacts,
     ConfigFacts,
@@ -31,10 +31,10 @@ from microville.cli_status import (
     report_rows,
     settings_rows,
 )
-from microville.domain.readings import Reading
-from microville.domain.site import read_sites
+from domain.readings import Reading
+from domain.site import read_sites
 from microville.settings import Settings
-from microville.stores.sqlite import SqliteStore
+from stores.sqlite import SqliteStore
 
 SITES = read_sites(SAMPLE_CONFIG)
 SITE = SITES.sites[0]

@@ -25,10 +25,10 @@ from zoneinfo import ZoneInfo
 import httpx
 import yaml
 
-from microville.cli import _parse_start
-from microville.domain.readings import Reading
-from microville.domain.site import read_sites
-from microville.stores.influx import InfluxStore
+from cli.main import _parse_start
+from domain.readings import Reading
+from domain.site import read_sites
+from stores.influx import InfluxStore
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -38,7 +38,7 @@ DOCKERIGNORE = ROOT / ".dockerignore"
 PROVISIONING = ROOT / "dashboards" / "provisioning"
 DASHBOARDS = ROOT / "dashboards" / "json"
 SITE_CONFIG = ROOT / "config" / "sites.toml"
-SAMPLE_CONFIG = ROOT / "app" / "sites" / "microville112.toml"
+SAMPLE_CONFIG = ROOT / "microville" / "sites" / "microville112.toml"
 
 APP_SERVICES = ("gateway", "service", "simulator")  # the image of ./Dockerfile
 ONE_SHOT = ("broker-certs",)  # runs once before the broker (the image of ./Dockerfile)
@@ -386,7 +386,7 @@ def test_compose_variables_are_required_and_defined_in_env_example() -> None:
 
 
 def test_each_sample_device_account_publishes_where_a_meter_of_the_stack_listens() -> None:
-    from microville.domain.site import MqttSource
+    from domain.site import MqttSource
 
     topics = [
         m.source.topic
@@ -689,8 +689,9 @@ def test_dockerfile_copy_sources_exist() -> None:
 def test_dockerfile_copies_what_pip_install_needs() -> None:
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     needed = {"pyproject.toml", pyproject["project"]["readme"]}
-    # A package folder inside another (domain/maps) comes with its parent.
-    needed |= {d.split("/")[0] for d in pyproject["tool"]["setuptools"]["package-dir"].values()}
+    # Folder = import path: each top-level package is the folder of its name.
+    include = pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
+    needed |= {name for name in include if "." not in name and "*" not in name}
     copied = {source.rstrip("/") for source in _copy_sources()}
     assert needed <= copied, f"not copied: {sorted(needed - copied)}"
     # The allow-list of .dockerignore lets them into the build context, not .env.

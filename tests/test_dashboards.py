@@ -23,20 +23,20 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-from microville.domain.clock import fixed_clock
-from microville.domain.periods import localize
-from microville.domain.readings import Reading
-from microville.domain.site import read_sites
-from microville.firmware_sim.building import simulate_building
-from microville.service.app import create_app
+from domain.clock import fixed_clock
+from domain.periods import localize
+from domain.readings import Reading
+from domain.site import read_sites
+from firmware_sim.building import simulate_building
 from microville.settings import Settings
-from microville.stores.influx import InfluxStore
-from microville.stores.ledger import Ledger
+from service.app import create_app
+from stores.influx import InfluxStore
+from stores.ledger import Ledger
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARDS = ROOT / "dashboards" / "json"
 DATASOURCES = ROOT / "dashboards" / "provisioning" / "datasources"
-SAMPLE_CONFIG = ROOT / "app" / "sites" / "microville112.toml"
+SAMPLE_CONFIG = ROOT / "microville" / "sites" / "microville112.toml"
 SITE = "microville112"
 PARIS = ZoneInfo("Europe/Paris")  # the browser's timezone of the test
 INFLUX_TYPE, INFINITY_TYPE = "influxdb", "yesoreyeram-infinity-datasource"

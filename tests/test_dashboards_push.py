@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from services import ROOT, free_port
 
-from microville.grafana_push import GrafanaPushError, push_dashboards
+from cli.grafana_push import GrafanaPushError, push_dashboards
 
 DASHBOARDS = ROOT / "dashboards" / "json"
 TOKEN = "glsa_test-token_0123456789"
@@ -204,7 +204,7 @@ def _cli(*args: str, token: str | None = TOKEN) -> subprocess.CompletedProcess[s
         env["MICROVILLE_GRAFANA_TOKEN"] = token
     env["COLUMNS"] = "200"
     return subprocess.run(
-        [sys.executable, "-m", "microville.cli", "dashboards", "push", *args],
+        [sys.executable, "-m", "cli.main", "dashboards", "push", *args],
         cwd=ROOT,  # the default --dir is dashboards/json of the current directory
         env=env,
         capture_output=True,

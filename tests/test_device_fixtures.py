@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from microville.domain.site import read_sites
-from microville.gateway.router import Router
+from domain.site import read_sites
+from gateway.router import Router
 
 DEVICES = Path(__file__).parent / "fixtures" / "devices"
 REQUIRED_MODELS = {"senml-pv-inverter", "linky-senml", "shelly-json", "bare-number"}

@@ -17,15 +17,15 @@ import pytest
 from conftest import SAMPLE_CONFIG
 from fastapi.testclient import TestClient
 
-from microville.domain.periods import localize
-from microville.domain.site import read_sites
-from microville.domain.store import ReadingStore
-from microville.firmware_sim.publisher import run_simulation
-from microville.gateway.gateway import Gateway
-from microville.gateway.sources import SourceOptions
+from domain.periods import localize
+from domain.site import read_sites
+from domain.store import ReadingStore
+from firmware_sim.publisher import run_simulation
+from gateway.gateway import Gateway
+from gateway.sources import SourceOptions
 from microville.mqtt import MqttSettings
-from microville.service.app import create_app
 from microville.settings import Settings
+from service.app import create_app
 
 STEP = timedelta(minutes=15)
 

@@ -11,14 +11,14 @@ import pytest
 from fastapi.testclient import TestClient
 from support import SITE_S1
 
-from microville.domain.imports import parse_eco2mix_csv
-from microville.domain.readings import Reading
-from microville.domain.site import ConfigError, parse_sites
-from microville.domain.store import ReadingStore
-from microville.service.app import create_app
-from microville.service.indicators import INTENSITY_METER, INTENSITY_QUANTITY
+from domain.imports import parse_eco2mix_csv
+from domain.readings import Reading
+from domain.site import ConfigError, parse_sites
+from domain.store import ReadingStore
 from microville.settings import Settings
-from microville.stores.ledger import Ledger
+from service.app import create_app
+from service.indicators import INTENSITY_METER, INTENSITY_QUANTITY
+from stores.ledger import Ledger
 
 H = timedelta(hours=1)
 QUARTER = timedelta(minutes=15)

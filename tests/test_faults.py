@@ -34,11 +34,11 @@ from fault_bench import (
 from services import free_port, running_mosquitto
 from support import SITE_S1, wait_until
 
-from microville.domain.store import ReadingStore
-from microville.domain.tic_labels import TicMode
-from microville.firmware_sim.tic_frames import linky_frame
-from microville.firmware_sim.virtual_serial import VirtualSerialPair
-from microville.stores import open_store
+from domain.store import ReadingStore
+from domain.tic_labels import TicMode
+from firmware_sim.tic_frames import linky_frame
+from firmware_sim.virtual_serial import VirtualSerialPair
+from stores import open_store
 
 pytestmark = pytest.mark.e2e
 
@@ -326,7 +326,7 @@ def test_buffer_disk_full_then_store_back_then_space_freed_loses_nothing(
 #: Loaded by the gateway's interpreter (PYTHONPATH): its store's writes raise a
 #: BaseException after the first batch, which no ``except Exception`` catches.
 _DYING_WRITER = """
-from microville.stores.influx import InfluxStore
+from stores.influx import InfluxStore
 
 _write = InfluxStore.write
 _calls = []

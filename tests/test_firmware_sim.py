@@ -18,16 +18,16 @@ import paho.mqtt.client as paho
 import pandas as pd
 import pytest
 
-from microville.domain.site import Meter, MqttSource, Site, read_sites
-from microville.firmware_sim.building import ground_truth, simulate_building
-from microville.firmware_sim.payloads import encode_payload, meter_indexes
-from microville.firmware_sim.publisher import run_simulation, write_truth
+from domain.site import Meter, MqttSource, Site, read_sites
+from firmware_sim.building import ground_truth, simulate_building
+from firmware_sim.payloads import encode_payload, meter_indexes
+from firmware_sim.publisher import run_simulation, write_truth
 from microville.mqtt import MqttSettings
 
 PARIS = ZoneInfo("Europe/Paris")
 STEP = timedelta(minutes=15)
 INDEXES = ["pv_wh", "import_wh", "export_wh", "heat_pump_wh", "load_wh"]
-SAMPLE_CONFIG = Path(__file__).parents[1] / "app" / "sites" / "microville112.toml"
+SAMPLE_CONFIG = Path(__file__).parents[1] / "microville" / "sites" / "microville112.toml"
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
 

@@ -17,10 +17,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 from services import free_port, running_mosquitto, self_signed_certificate
 from support import SITE_S1, wait_until
 
-from microville.domain.site import parse_sites
-from microville.domain.store import ReadingStore
-from microville.gateway.gateway import Gateway
-from microville.gateway.sources import SourceOptions
+from domain.site import parse_sites
+from domain.store import ReadingStore
+from gateway.gateway import Gateway
+from gateway.sources import SourceOptions
 from microville.mqtt import MqttSettings, make_client
 
 CONFIG = (
@@ -233,7 +233,7 @@ def test_share_group_is_an_identifier() -> None:
             MqttSettings(share_group=bad)
 
 
-MQTT_LOG = "microville.gateway.mqtt_source"
+MQTT_LOG = "gateway.mqtt_source"
 
 
 def _outage_records(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
@@ -313,8 +313,8 @@ def test_a_gateway_held_back_by_its_writer_is_not_up_and_is_up_again_after(
     the store is back every reading is stored and the source is up again."""
     from services import running_influxdb
 
-    from microville.gateway.mqtt_source import HELD_BACK_AFTER_S
-    from microville.stores.influx import InfluxStore
+    from gateway.mqtt_source import HELD_BACK_AFTER_S
+    from stores.influx import InfluxStore
 
     influx_port = free_port()
     with running_mosquitto(tmp_path / "broker") as port, ExitStack() as later:

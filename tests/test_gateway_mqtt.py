@@ -11,11 +11,11 @@ import paho.mqtt.client as mqtt
 import pytest
 from support import SITE_S1, wait_until
 
-from microville.domain.site import parse_sites
-from microville.domain.store import ReadingStore
-from microville.gateway.deadletter import DeadLetterLog
-from microville.gateway.gateway import Gateway
-from microville.gateway.sources import SourceOptions
+from domain.site import parse_sites
+from domain.store import ReadingStore
+from gateway.deadletter import DeadLetterLog
+from gateway.gateway import Gateway
+from gateway.sources import SourceOptions
 from microville.mqtt import MqttSettings
 
 CONFIG = (

@@ -21,9 +21,9 @@ import httpx
 import pytest
 import yaml
 
-from microville.domain.alert_config import DEFAULT_HYSTERESIS_KWH
-from microville.domain.readings import Reading
-from microville.stores.influx import InfluxStore
+from domain.alert_config import DEFAULT_HYSTERESIS_KWH
+from domain.readings import Reading
+from stores.influx import InfluxStore
 
 ROOT = Path(__file__).resolve().parent.parent
 RULE_FILE = ROOT / "dashboards" / "provisioning" / "alerting" / "negative-balance.yaml"

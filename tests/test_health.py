@@ -13,9 +13,9 @@ from fastapi.testclient import TestClient
 from services import running_mosquitto
 from support import GRID_AND_PV_METERS, SITE_S1, wait_until
 
-from microville.service.app import create_app
 from microville.settings import Settings
-from microville.stores import open_store
+from service.app import create_app
+from stores import open_store
 
 INTERVAL_S = 30.0
 
@@ -96,9 +96,9 @@ def test_probing_the_demos_embedded_broker_logs_nothing(
     probe is one clean MQTT session, and says why when there is no broker."""
     from services import free_port
 
-    from microville.embedded_broker import EmbeddedBroker
+    from cli.embedded_broker import EmbeddedBroker
     from microville.mqtt import MqttSettings
-    from microville.service.health import broker_reachable
+    from service.health import broker_reachable
 
     broker = EmbeddedBroker(port=free_port())
     broker.start()

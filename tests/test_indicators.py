@@ -13,25 +13,25 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from microville.domain.carbon import (
+from domain.carbon import (
     avoided_co2_kg,
     hourly_intensity,
     net_carbon,
     operational_co2_kg,
 )
-from microville.domain.energy import CarrierEnergy, energy_balance, uses_breakdown
-from microville.domain.factors import (
+from domain.energy import CarrierEnergy, energy_balance, uses_breakdown
+from domain.factors import (
     CARBON_FACTORS,
     PRIMARY_ENERGY_FACTORS,
     Factor,
     carbon_factor,
     primary_factor,
 )
-from microville.domain.imports import parse_eco2mix_csv
-from microville.domain.materials import Material, embodied, parse_materials_csv
-from microville.domain.site import Carrier, Site, Use
-from microville.domain.targets import Targets, Verdict, judge
-from microville.domain.waste import WasteStream, collection_coverage, waste_indicators
+from domain.imports import parse_eco2mix_csv
+from domain.materials import Material, embodied, parse_materials_csv
+from domain.site import Carrier, Site, Use
+from domain.targets import Targets, Verdict, judge
+from domain.waste import WasteStream, collection_coverage, waste_indicators
 
 PARIS = ZoneInfo("Europe/Paris")
 E, G, H, W = Carrier.ELECTRICITY, Carrier.GAS, Carrier.HEAT, Carrier.WOOD

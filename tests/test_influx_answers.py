@@ -18,11 +18,11 @@ import pytest
 from fastapi.testclient import TestClient
 from support import GRID_AND_PV_METERS, SITE_S1
 
-from microville.domain.readings import Reading
-from microville.domain.store import StoreError
-from microville.service.app import create_app
+from domain.readings import Reading
+from domain.store import StoreError
 from microville.settings import Settings
-from microville.stores.influx import (
+from service.app import create_app
+from stores.influx import (
     InfluxStore,
     parse_hourly_means,
     parse_index_slots,
@@ -68,7 +68,7 @@ def test_whole_answer_gives_one_result_per_statement() -> None:
 def test_partial_answer_is_a_store_error_and_a_warning(
     result: dict[str, Any], where: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, "microville.stores.influx")
+    caplog.set_level(logging.WARNING, "stores.influx")
     with pytest.raises(StoreError, match=f"statement 0 is partial{where}.*max-row-limit"):
         parse_query_answer(_answer(result), 1)
     assert "truncated" in caplog.text
@@ -79,7 +79,7 @@ def test_chunked_answer_is_a_store_error(caplog: pytest.LogCaptureFixture) -> No
     # the last of a series marked partial.
     line1 = _answer({"series": [_series("pv", ["time", "v"], [[0, 1.0]])], "partial": True})
     line2 = _answer({"series": [_series("pv", ["time", "v"], [[1, 2.0]])]})
-    caplog.set_level(logging.WARNING, "microville.stores.influx")
+    caplog.set_level(logging.WARNING, "stores.influx")
     with pytest.raises(StoreError, match=r"in chunks \(2 JSON documents\)"):
         parse_query_answer(f"{line1}\n{line2}\n", 1)
     assert "chunks" in caplog.text
@@ -94,7 +94,7 @@ def test_error_inside_a_200_is_a_store_error() -> None:
 
 
 def test_missing_results_are_a_store_error(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, "microville.stores.influx")
+    caplog.set_level(logging.WARNING, "stores.influx")
     with pytest.raises(StoreError, match="2 results for 4 statements"):
         parse_query_answer(_answer({}, {}), 4)
     assert "truncated" in caplog.text
@@ -174,7 +174,7 @@ def _store_answering(answers: list[list[dict[str, Any]]]) -> tuple[InfluxStore, 
 def test_an_answer_that_does_not_add_up_is_asked_again_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.WARNING, "microville.stores.influx")
+    caplog.set_level(logging.WARNING, "stores.influx")
     start = datetime.fromtimestamp(T0_S, UTC)
     short, whole = _index_results([4, 3], 8), _index_results([4, 4], 8)
     # A reading written between two statements: the second answer adds up.
@@ -250,7 +250,7 @@ def test_answer_cut_by_the_row_limit_is_a_store_error(
     limited_store: InfluxStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     month_end = MONTH_START + MONTH_HOURS * HOUR
-    caplog.set_level(logging.WARNING, "microville.stores.influx")
+    caplog.set_level(logging.WARNING, "stores.influx")
     with pytest.raises(StoreError, match=r"partial.*max-row-limit"):
         limited_store.index_slots("s1", ["pv", "in", "out"], "energy", MONTH_START, month_end, HOUR)
     with pytest.raises(StoreError, match="partial"):

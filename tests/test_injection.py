@@ -19,13 +19,13 @@ import pytest
 from fastapi.testclient import TestClient
 from support import GRID_AND_PV_METERS, SITE_S1
 
-from microville.domain.materials import Material
-from microville.domain.readings import Reading
-from microville.domain.store import IndexSeries, ReadingStore, StoreError, StoreRejected
-from microville.service.app import create_app
+from domain.materials import Material
+from domain.readings import Reading
+from domain.store import IndexSeries, ReadingStore, StoreError, StoreRejected
 from microville.settings import Settings
-from microville.stores.influx import InfluxStore
-from microville.stores.ledger import Ledger
+from service.app import create_app
+from stores.influx import InfluxStore
+from stores.ledger import Ledger
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
 HOSTILE = [

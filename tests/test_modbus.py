@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from support import SITE_S1, wait_until
 
-from microville.domain.modbus_maps import (
+from domain.modbus_maps import (
     NOT_IMPLEMENTED,
     RegisterMap,
     RegisterSpec,
@@ -30,16 +30,16 @@ from microville.domain.modbus_maps import (
     not_implemented_words,
     shipped_maps,
 )
-from microville.domain.readings import Reading
-from microville.domain.site import parse_sites
-from microville.firmware_sim.modbus_emulator import (
+from domain.readings import Reading
+from domain.site import parse_sites
+from firmware_sim.modbus_emulator import (
     ModbusRtuEmulator,
     ModbusTcpEmulator,
     building_values,
 )
-from microville.firmware_sim.virtual_serial import VirtualSerialPair
-from microville.gateway.modbus_source import ModbusLineSource, modbus_sources, plan_reads
-from microville.gateway.sources import SOURCE_FACTORIES, SourceOptions
+from firmware_sim.virtual_serial import VirtualSerialPair
+from gateway.modbus_source import ModbusLineSource, modbus_sources, plan_reads
+from gateway.sources import SOURCE_FACTORIES, SourceOptions
 
 INT_RANGES = {
     "int16": (-(2**15), 2**15 - 1),
@@ -418,7 +418,7 @@ def assert_values_served(sink: FakeSink, meters: Mapping[str, tuple[str, float]]
 
 
 def test_modbus_factory_is_registered() -> None:
-    import microville.gateway.gateway  # noqa: F401  registers every source type
+    import gateway.gateway  # noqa: F401  registers every source type
 
     assert "modbus" in SOURCE_FACTORIES
 
@@ -490,7 +490,7 @@ def test_unplug_and_replug_resumes_with_one_warning(
     running: list[ModbusLineSource],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="microville.gateway.modbus_source")
+    caplog.set_level(logging.INFO, logger="gateway.modbus_source")
     source = line_source(site_config(f'port = "{pair.device_path}", baudrate = 19200'))
     source.backoff_initial_s, source.backoff_max_s = 0.05, 0.2
     sink = start(source, running)
@@ -510,7 +510,7 @@ def test_unplug_and_replug_resumes_with_one_warning(
     assert wait_until(lambda: source.ready, 2)
     assert_values_served(sink, EXPECTED)
 
-    ours = [r for r in caplog.records if r.name == "microville.gateway.modbus_source"]
+    ours = [r for r in caplog.records if r.name == "gateway.modbus_source"]
     warnings = [r for r in ours if r.levelno == logging.WARNING]
     assert len(warnings) == 1, [r.message for r in warnings]
     assert "unavailable" in warnings[0].message
@@ -601,8 +601,8 @@ def test_line_errors_are_exported_in_the_gateway_metrics(
     back from the gateway's /metrics as counters labelled by source."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    from microville.gateway.gateway import Gateway
-    from microville.stores import open_store
+    from gateway.gateway import Gateway
+    from stores import open_store
 
     config = parse_sites(
         site_config(f'port = "{pair.device_path}", baudrate = 19200', silent_unit=7)
@@ -765,7 +765,7 @@ def test_a_unit_that_stops_answering_is_said_once_and_back_once(
     running: list[ModbusLineSource],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="microville.gateway.modbus_source")
+    caplog.set_level(logging.INFO, logger="gateway.modbus_source")
     source = line_source(
         site_config(f'port = "{pair.device_path}", baudrate = 19200', silent_unit=7)
     )

@@ -13,11 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support import SITE_S1
 
-from microville.domain.periods import Step
-from microville.domain.readings import Reading
-from microville.domain.site import Site, parse_sites
-from microville.domain.store import ReadingStore
-from microville.service.indicators import EnergyReport, energy_report
+from domain.periods import Step
+from domain.readings import Reading
+from domain.site import Site, parse_sites
+from domain.store import ReadingStore
+from service.indicators import EnergyReport, energy_report
 
 PARIS = ZoneInfo("Europe/Paris")
 H = timedelta(hours=1)

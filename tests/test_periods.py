@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from microville.domain.periods import Step, common_slot, localize, period_bounds
+from domain.periods import Step, common_slot, localize, period_bounds
 
 PARIS = ZoneInfo("Europe/Paris")
 H = timedelta(hours=1)

@@ -14,13 +14,13 @@ import pytest
 from fastapi.testclient import TestClient
 from support import GRID_AND_PV_METERS, SITE_S1
 
-from microville.domain.readings import Reading
-from microville.domain.records import WasteEntry
-from microville.domain.store import ReadingStore
-from microville.service.app import create_app
-from microville.service.indicators import INTENSITY_METER, INTENSITY_QUANTITY
+from domain.readings import Reading
+from domain.records import WasteEntry
+from domain.store import ReadingStore
 from microville.settings import Settings
-from microville.stores.ledger import Ledger
+from service.app import create_app
+from service.indicators import INTENSITY_METER, INTENSITY_QUANTITY
+from stores.ledger import Ledger
 
 CONFIG = SITE_S1 + "occupants = 20\n" + GRID_AND_PV_METERS
 

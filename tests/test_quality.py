@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from microville.domain.balance import MeterEnergy, energy_per_period
-from microville.domain.periods import Step, period_bounds
-from microville.domain.quality import IndexRules
-from microville.domain.store import IndexSeries, IndexSlot
+from domain.balance import MeterEnergy, energy_per_period
+from domain.periods import Step, period_bounds
+from domain.quality import IndexRules
+from domain.store import IndexSeries, IndexSlot
 
 PARIS = ZoneInfo("Europe/Paris")
 H = timedelta(hours=1)

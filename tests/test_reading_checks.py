@@ -16,8 +16,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from support import SITE_S1, wait_until
 
-from microville.domain.modbus_maps import shipped_maps
-from microville.domain.reading_checks import (
+from domain.modbus_maps import shipped_maps
+from domain.reading_checks import (
     EARLIEST,
     LATEST,
     MAX_ABS_VALUE,
@@ -25,16 +25,16 @@ from microville.domain.reading_checks import (
     ReadingRefused,
     checked_reading,
 )
-from microville.domain.readings import Reading
-from microville.domain.site import Meter, MqttSource, parse_sites
-from microville.domain.tic_labels import TicMode
-from microville.firmware_sim.modbus_emulator import ModbusTcpEmulator
-from microville.firmware_sim.tic_frames import encode_frame, encode_group
-from microville.gateway.deadletter import DeadLetter, DeadLetterLog, reason_kind
-from microville.gateway.gateway import Gateway
-from microville.gateway.sources import SourceOptions
+from domain.readings import Reading
+from domain.site import Meter, MqttSource, parse_sites
+from domain.tic_labels import TicMode
+from firmware_sim.modbus_emulator import ModbusTcpEmulator
+from firmware_sim.tic_frames import encode_frame, encode_group
+from gateway.deadletter import DeadLetter, DeadLetterLog, reason_kind
+from gateway.gateway import Gateway
+from gateway.sources import SourceOptions
 from microville.mqtt import MqttSettings
-from microville.stores.sqlite import SqliteStore
+from stores.sqlite import SqliteStore
 
 #: The reason kinds (``reason_kind``) of the three refusals, the same for every source.
 NEGATIVE, MAGNITUDE, TIME = "negative index", "value out of range", "time out of range"

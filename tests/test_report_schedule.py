@@ -14,13 +14,13 @@ from receivers import Inbox
 from support import SAMPLE_CONFIG as SAMPLE
 from support import load_sample
 
-from microville.domain.periods import localize
-from microville.domain.reporting import Month, due_months, months_between, run_at
-from microville.domain.site import ConfigError, SitesConfig, parse_sites
-from microville.domain.store import ReadingStore
-from microville.service.reports import ReportScheduler
-from microville.stores.ledger import Ledger
-from microville.stores.reports import ReportArchive
+from domain.periods import localize
+from domain.reporting import Month, due_months, months_between, run_at
+from domain.site import ConfigError, SitesConfig, parse_sites
+from domain.store import ReadingStore
+from service.reports import ReportScheduler
+from stores.ledger import Ledger
+from stores.reports import ReportArchive
 
 PARIS = ZoneInfo("Europe/Paris")
 SIX = time(6, 0)
@@ -107,7 +107,7 @@ timeout_s = 2
 
 @pytest.fixture
 def data(tmp_path: Path) -> Iterator[tuple[ReadingStore, Ledger]]:
-    from microville.stores.sqlite import SqliteStore
+    from stores.sqlite import SqliteStore
 
     store = SqliteStore(tmp_path / "readings.db")
     load_sample(

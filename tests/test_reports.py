@@ -17,24 +17,24 @@ from support import SAMPLE_CONFIG as SAMPLE
 from support import SEED, load_sample
 from typer.testing import CliRunner
 
-from microville.cli import app as cli_app
-from microville.domain.clock import fixed_clock
-from microville.domain.periods import localize
-from microville.domain.reporting import Language, Month
-from microville.domain.site import SitesConfig, read_sites
-from microville.domain.store import ReadingStore
-from microville.domain.targets import Verdict
-from microville.firmware_sim.building import ground_truth, simulate_building
-from microville.service.alerts_engine import AlertEngine
-from microville.service.app import create_app
-from microville.service.indicators import QueryError
-from microville.service.notify import Outbox
-from microville.service.report_data import MonthlyReport, monthly_report
-from microville.service.report_render import render, render_html
-from microville.service.reports import generate_report
+from cli.main import app as cli_app
+from domain.clock import fixed_clock
+from domain.periods import localize
+from domain.reporting import Language, Month
+from domain.site import SitesConfig, read_sites
+from domain.store import ReadingStore
+from domain.targets import Verdict
+from firmware_sim.building import ground_truth, simulate_building
 from microville.settings import Settings
-from microville.stores.ledger import Ledger
-from microville.stores.reports import ReportArchive
+from service.alerts_engine import AlertEngine
+from service.app import create_app
+from service.indicators import QueryError
+from service.notify import Outbox
+from service.report_data import MonthlyReport, monthly_report
+from service.report_render import render, render_html
+from service.reports import generate_report
+from stores.ledger import Ledger
+from stores.reports import ReportArchive
 
 OCTOBER = Month(2026, 10)  # holds the autumn DST change (25 October)
 AFTER = datetime(2026, 12, 2, 12, tzinfo=UTC)  # when these reports are made
@@ -258,7 +258,7 @@ def test_report_command_makes_several_months(sample: Site, store_url: str, tmp_p
 
 
 def test_verdict_words_exist_in_both_languages() -> None:
-    from microville.service.report_text import Texts
+    from service.report_text import Texts
 
     for language in Language:
         t = Texts(language)
@@ -268,8 +268,8 @@ def test_verdict_words_exist_in_both_languages() -> None:
 
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 def test_a_span_must_be_made_of_whole_periods(sample: Site) -> None:
-    from microville.domain.periods import Step
-    from microville.service.indicators import energy_report
+    from domain.periods import Step
+    from service.indicators import energy_report
 
     site = sample.config.sites[0]
     start, end = OCTOBER.start(site.tz), OCTOBER.end(site.tz)
@@ -328,8 +328,8 @@ def test_twelve_months_at_low_coverage_are_not_provable_and_carbon_compares_like
 
 
 def summary_text(report: MonthlyReport, language: Language) -> str:
-    from microville.service.report_render import summary
-    from microville.service.report_text import Texts
+    from service.report_render import summary
+    from service.report_text import Texts
 
     return " ".join(summary(report, Texts(language)))
 
@@ -338,8 +338,8 @@ def summary_text(report: MonthlyReport, language: Language) -> str:
 def test_french_report_has_french_words_criteria_in_words_and_board_sources(
     sample: Site,
 ) -> None:
-    from microville.domain.records import WasteEntry
-    from microville.domain.waste import WasteStream
+    from domain.records import WasteEntry
+    from domain.waste import WasteStream
 
     site = sample.config.sites[0]
     when = localize(datetime(2026, 10, 12, 10), site.tz)
@@ -363,7 +363,7 @@ def test_french_report_has_french_words_criteria_in_words_and_board_sources(
 
 def test_month_abbreviations_come_from_the_locale() -> None:
     """The old labels sliced three letters: June and July were both "jui."."""
-    from microville.service.report_text import Texts
+    from service.report_text import Texts
 
     fr, en = Texts(Language.FR), Texts(Language.EN)
     labels = {m: fr.month_short(Month(2026, m)).split("\n")[0] for m in range(1, 13)}

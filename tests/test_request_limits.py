@@ -14,11 +14,11 @@ import uvicorn
 from services import free_port
 from support import GRID_AND_PV_METERS, SITE_S1, wait_until
 
-from microville.domain.site import read_sites
-from microville.service.app import create_app
-from microville.service.tokens import Role, TokenStore
+from domain.site import read_sites
 from microville.settings import Settings
-from microville.stores import open_store
+from service.app import create_app
+from service.tokens import Role, TokenStore
+from stores import open_store
 
 MAX_BODY = 512 * 1024
 MAX_ROWS = 100

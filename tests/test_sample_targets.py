@@ -11,14 +11,14 @@ from conftest import SAMPLE_CONFIG
 from fastapi.testclient import TestClient
 from support import wait_until
 
-from microville.domain.periods import localize
-from microville.domain.readings import Reading
-from microville.domain.site import read_sites
-from microville.domain.store import ReadingStore
-from microville.firmware_sim.building import ground_truth, simulate_building
-from microville.service.app import create_app
+from domain.periods import localize
+from domain.readings import Reading
+from domain.site import read_sites
+from domain.store import ReadingStore
+from firmware_sim.building import ground_truth, simulate_building
 from microville.settings import Settings
-from microville.stores.ledger import Ledger
+from service.app import create_app
+from stores.ledger import Ledger
 
 MATERIALS_CSV = SAMPLE_CONFIG.parent / "microville112-materials.csv"
 COLUMNS = {

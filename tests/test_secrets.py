@@ -16,7 +16,7 @@ from services import free_port
 from support import wait_until
 
 from microville.settings import Settings, redact_url
-from microville.stores import open_store
+from stores import open_store
 
 MQTT_PASSWORD = "mqtt-Secret-4f1c"
 INFLUX_PASSWORD = "influx-Secret-9a2e"

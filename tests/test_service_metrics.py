@@ -13,13 +13,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from services import free_port
 from support import GRID_AND_PV_METERS, SITE_S1
 
-from microville.domain.clock import fixed_clock
-from microville.domain.readings import Reading
-from microville.domain.store import ReadingStore
-from microville.service.app import create_app
+from domain.clock import fixed_clock
+from domain.readings import Reading
+from domain.store import ReadingStore
 from microville.settings import Settings
-from microville.stores import open_store
-from microville.stores.influx import InfluxStore
+from service.app import create_app
+from stores import open_store
+from stores.influx import InfluxStore
 
 BALANCE = "/api/v1/sites/{site}/balance"
 

@@ -25,12 +25,12 @@ from services import (
 )
 from support import wait_until
 
-from microville.domain.site import parse_sites
-from microville.domain.store import ReadingStore
-from microville.gateway.gateway import Gateway
-from microville.gateway.sources import SourceOptions
+from domain.site import parse_sites
+from domain.store import ReadingStore
+from gateway.gateway import Gateway
+from gateway.sources import SourceOptions
 from microville.mqtt import MqttSettings
-from microville.stores.sqlite import SqliteStore
+from stores.sqlite import SqliteStore
 
 T = datetime(2026, 10, 1, tzinfo=UTC)
 PV, LINKY = "microville112/pv", "microville112/linky"

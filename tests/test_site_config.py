@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from microville.domain.site import Carrier, ConfigError, Role, parse_sites, read_sites
+from domain.site import Carrier, ConfigError, Role, parse_sites, read_sites
 
 SAMPLE = importlib.resources.files("microville") / "sites" / "microville112.toml"
 

@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from support import wait_until
 
-from microville.domain.readings import Reading
-from microville.domain.store import ReadingStore, StoreError
-from microville.stores.sqlite import SqliteStore
+from domain.readings import Reading
+from domain.store import ReadingStore, StoreError
+from stores.sqlite import SqliteStore
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -119,7 +119,7 @@ def test_ping(store: ReadingStore) -> None:
 
 
 def test_unreachable_influxdb_raises_store_error() -> None:
-    from microville.stores.influx import InfluxStore
+    from stores.influx import InfluxStore
 
     dead = InfluxStore("http://127.0.0.1:9", "db", create_database=False, timeout_s=1)
     with pytest.raises(StoreError, match="unreachable"):
@@ -182,7 +182,7 @@ def test_sqlite_hourly_rollup_answers_like_the_raw_readings(
 ) -> None:
     """Batches in any order, overwriting earlier readings and landing in old hours: the
     slots read through the rollup equal the slots computed from the raw readings."""
-    from microville.stores.sqlite import SqliteStore
+    from stores.sqlite import SqliteStore
 
     store = SqliteStore(tmp_path_factory.mktemp("rollup") / "r.db")
     final: dict[tuple[str, int], float] = {}
@@ -208,7 +208,7 @@ def test_sqlite_hourly_rollup_answers_like_the_raw_readings(
 def test_sqlite_rollup_is_built_for_a_file_written_before_it_existed(tmp_path: Path) -> None:
     import sqlite3
 
-    from microville.stores.sqlite import SqliteStore
+    from stores.sqlite import SqliteStore
 
     path = tmp_path / "old.db"
     store = SqliteStore(path)
@@ -250,7 +250,7 @@ def test_a_year_across_every_shard_is_answered_whole(store: ReadingStore) -> Non
 def test_sqlite_rollup_of_version_1_is_rebuilt_with_the_highest_values(tmp_path: Path) -> None:
     import sqlite3
 
-    from microville.stores.sqlite import SqliteStore
+    from stores.sqlite import SqliteStore
 
     path = tmp_path / "v1.db"
     with sqlite3.connect(path) as db:  # a file of version 1: no max_value column

@@ -32,14 +32,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from support import SITE_S1
 
-from microville.domain.periods import localize
-from microville.domain.site import ConfigError, parse_sites
-from microville.domain.tic_labels import TIC_LABELS, TicLabel, TicMode, label_problem, tic_label
-from microville.domain.units import UNITS
-from microville.firmware_sim.building import index_at, simulate_building
-from microville.firmware_sim.clock import SimulatedClock
-from microville.firmware_sim.linky_emulator import LinkyEmulator
-from microville.firmware_sim.tic_frames import (
+from domain.periods import localize
+from domain.site import ConfigError, parse_sites
+from domain.tic_labels import TIC_LABELS, TicLabel, TicMode, label_problem, tic_label
+from domain.units import UNITS
+from firmware_sim.building import index_at, simulate_building
+from firmware_sim.clock import SimulatedClock
+from firmware_sim.linky_emulator import LinkyEmulator
+from firmware_sim.tic_frames import (
     Tariff,
     corrupt_checksum,
     encode_frame,
@@ -51,8 +51,8 @@ from microville.firmware_sim.tic_frames import (
     tempo_colour,
     truncate,
 )
-from microville.gateway.decoders import DecodedValue
-from microville.gateway.tic import (
+from gateway.decoders import DecodedValue
+from gateway.tic import (
     MAX_FRAME_BYTES,
     MAX_PENDING_LOST,
     TicError,

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from microville.domain.units import UnitError, to_base, unit_of
+from domain.units import UnitError, to_base, unit_of
 
 
 @pytest.mark.parametrize(

@@ -14,16 +14,16 @@ import pytest
 from fastapi.testclient import TestClient
 from support import SITE_S1, wait_until
 
-from microville.domain.readings import Reading
-from microville.domain.site import ConfigError, parse_sites
-from microville.domain.store import ReadingStore, SumSlot
-from microville.gateway.deadletter import DeadLetterLog
-from microville.gateway.gateway import Gateway
-from microville.gateway.sources import SourceOptions
+from domain.readings import Reading
+from domain.site import ConfigError, parse_sites
+from domain.store import ReadingStore, SumSlot
+from gateway.deadletter import DeadLetterLog
+from gateway.gateway import Gateway
+from gateway.sources import SourceOptions
 from microville.mqtt import MqttSettings
-from microville.service.app import create_app
 from microville.settings import Settings
-from microville.stores.ledger import Ledger
+from service.app import create_app
+from stores.ledger import Ledger
 
 HOUR = timedelta(hours=1)
 T0 = datetime(2026, 10, 5, 8, tzinfo=UTC)  # a Monday, 10:00 in Paris

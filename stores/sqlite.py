@@ -15,8 +15,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from microville.domain.readings import Reading
-from microville.domain.store import (
+from domain.readings import Reading
+from domain.store import (
     IndexSeries,
     IndexSlot,
     StoreError,
@@ -87,7 +87,7 @@ def _time(ms: int) -> datetime:
 
 
 class SqliteStore:
-    """:class:`~microville.domain.store.ReadingStore` on a SQLite file.
+    """:class:`~domain.store.ReadingStore` on a SQLite file.
 
     Writes go through one connection under a lock (SQLite serialises writers anyway);
     reads through a connection per thread, each query in a read transaction of its own:

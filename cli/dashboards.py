@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from microville.cli_common import WholeHelpGroup, console
+from cli.common import WholeHelpGroup, console
 
 dashboards_app = typer.Typer(
     cls=WholeHelpGroup,
@@ -39,7 +39,7 @@ def dashboards_push(
 ) -> None:
     """Create or overwrite every dashboard of --dir in a Grafana folder (created if
     missing); prints each uid pushed. Safe to run again."""
-    from microville.grafana_push import GrafanaPushError, push_dashboards
+    from cli.grafana_push import GrafanaPushError, push_dashboards
 
     try:
         uids = push_dashboards(url, token, folder, directory)

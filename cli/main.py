@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from microville.cli_common import (
+from cli.common import (
     SAMPLE_CONFIG,
     ConfigOpt,
     MqttOpt,
@@ -29,18 +29,18 @@ from microville.cli_common import (
     site_of,
     wait_for_signal,
 )
-from microville.cli_dashboards import dashboards_app
-from microville.cli_import import import_app
-from microville.cli_status import status
-from microville.cli_tokens import token_app
-from microville.domain.clock import system_clock
-from microville.domain.periods import localize
-from microville.domain.site import ConfigError, ConfigUnreadable, Site, read_sites
+from cli.dashboards import dashboards_app
+from cli.data_import import import_app
+from cli.status import status
+from cli.tokens import token_app
+from domain.clock import system_clock
+from domain.periods import localize
+from domain.site import ConfigError, ConfigUnreadable, Site, read_sites
 from microville.settings import Settings, redact_url, reveal
 
 if TYPE_CHECKING:
-    from microville.domain.reporting import Month
-    from microville.gateway.buffer import ReadingBuffer
+    from domain.reporting import Month
+    from gateway.buffer import ReadingBuffer
 
 app = typer.Typer(
     cls=WholeHelpGroup,
@@ -85,7 +85,7 @@ def check_config(
 
 def _gateway_buffer(settings: Settings) -> ReadingBuffer | None:
     """The gateway's store-and-forward buffer (MICROVILLE_BUFFER_PATH; empty: none)."""
-    from microville.gateway.buffer import BufferError, ReadingBuffer
+    from gateway.buffer import BufferError, ReadingBuffer
 
     if not settings.buffer_path:
         return None
@@ -104,10 +104,10 @@ def gateway(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Read every configured meter (MQTT, TIC, Modbus) and store the readings until stopped."""
-    from microville.gateway.deadletter import DeadLetterLog
-    from microville.gateway.gateway import Gateway
-    from microville.gateway.sources import SourceOptions
-    from microville.stores import open_store
+    from gateway.deadletter import DeadLetterLog
+    from gateway.gateway import Gateway
+    from gateway.sources import SourceOptions
+    from stores import open_store
 
     setup_logging(verbose)
     settings = settings_from(config, store, mqtt)
@@ -155,7 +155,7 @@ def serve(
     """Serve the indicators API (OpenAPI docs at /docs)."""
     import uvicorn
 
-    from microville.service.app import create_app
+    from service.app import create_app
 
     settings = settings_from(config, store, mqtt)
     load_sites(settings)
@@ -187,7 +187,7 @@ def _parse_start(value: str, today: date) -> date:
 
 def _month_option(option: str, value: str) -> Month:
     """``value`` of a YYYY-MM option, or exit 2 naming the option and the form."""
-    from microville.domain.reporting import Month
+    from domain.reporting import Month
 
     form = "(expected YYYY-MM, e.g. 2026-10)"
     if not re.fullmatch(r"\s*\d{4}-\d{2}\s*", value):
@@ -248,10 +248,10 @@ def simulate(
     stamps them with its own clock, so run serial devices at --speed 1 for exact
     balances, or use `microville demo`, which shares the simulated clock.
     """
-    from microville.firmware_sim.building import simulate_building, site_seed
-    from microville.firmware_sim.clock import SimulatedClock
-    from microville.firmware_sim.publisher import run_simulation, write_truth
-    from microville.firmware_sim.serial_devices import SerialDevices
+    from firmware_sim.building import simulate_building, site_seed
+    from firmware_sim.clock import SimulatedClock
+    from firmware_sim.publisher import run_simulation, write_truth
+    from firmware_sim.serial_devices import SerialDevices
 
     settings = settings_from(config, None, mqtt)
     sites = load_sites(settings)
@@ -341,12 +341,12 @@ def report(
     (MICROVILLE_REPORTS_DIR), with their SHA-256."""
     from rich.progress import Progress
 
-    from microville.domain.reporting import Language, months_between
-    from microville.service.indicators import QueryError
-    from microville.service.reports import make_report
-    from microville.stores import open_store
-    from microville.stores.ledger import Ledger
-    from microville.stores.reports import ReportArchive
+    from domain.reporting import Language, months_between
+    from service.indicators import QueryError
+    from service.reports import make_report
+    from stores import open_store
+    from stores.ledger import Ledger
+    from stores.reports import ReportArchive
 
     settings = settings_from(config, store, None)
     chosen = site_of(load_sites(settings), site)
@@ -443,7 +443,7 @@ def demo(
     """Whole chain on embedded defaults: broker, gateway, SQLite, simulator, API, and an
     alert scenario (the balance turns negative when the PV inverter fails). Each run
     starts from an empty --data-dir unless --keep."""
-    from microville.demo import DemoError, DemoRun, run_demo
+    from cli.demo import DemoError, DemoRun, run_demo
 
     sample = SAMPLE_CONFIG.parent / f"{config}.toml"
     try:
@@ -490,7 +490,7 @@ def bench(
 ) -> None:
     """Benchmarks: ingestion beside the machine's ceiling and Node-RED, query latency on a
     year of data, report time, memory (README "Benchmarks")."""
-    from microville.bench.runner import DEFAULT_OUTPUT, DEFAULT_WORK, run_bench
+    from bench.runner import DEFAULT_OUTPUT, DEFAULT_WORK, run_bench
 
     rows = run_bench(
         quick, output or DEFAULT_OUTPUT, work_dir or DEFAULT_WORK, peer, console, single, senml

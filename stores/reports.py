@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from microville.domain.reporting import Language, Month
-from microville.domain.store import folder_problem
+from domain.reporting import Language, Month
+from domain.store import folder_problem
 
 Format = Literal["pdf", "html"]
 

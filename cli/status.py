@@ -25,7 +25,7 @@ import typer
 from pydantic import ValidationError
 from rich.text import Text
 
-from microville.cli_common import (
+from cli.common import (
     ConfigOpt,
     MqttOpt,
     StoreOpt,
@@ -33,10 +33,10 @@ from microville.cli_common import (
     mqtt_settings,
     settings_from,
 )
-from microville.domain.alerts import silent_meters
-from microville.domain.clock import Clock, system_clock
-from microville.domain.site import ConfigError, Site, SitesConfig, read_sites
-from microville.domain.store import StoreError
+from domain.alerts import silent_meters
+from domain.clock import Clock, system_clock
+from domain.site import ConfigError, Site, SitesConfig, read_sites
+from domain.store import StoreError
 from microville.settings import Settings, redact_url, reveal
 
 T = TypeVar("T")
@@ -98,7 +98,7 @@ class StoreFacts:
 class BrokerFacts:
     url: str  # password masked
     account: str | None
-    #: :func:`~microville.service.health.broker_reachable`'s answer: "ok" or why not.
+    #: :func:`~service.health.broker_reachable`'s answer: "ok" or why not.
     outcome: str
 
 
@@ -271,7 +271,7 @@ def _placeholder(value: str) -> bool:
 def settings_rows(settings: Settings, blocked: Mapping[str, str]) -> list[Row]:
     """What the other commands would refuse, or do without: placeholder or too short
     secrets (``serve`` refuses a weak read token), paths through a file, reports off."""
-    from microville.service.auth import MIN_ENV_TOKEN_CHARS
+    from service.auth import MIN_ENV_TOKEN_CHARS
 
     rows: list[Row] = []
     secrets = {
@@ -413,7 +413,7 @@ def probe_store(settings: Settings, sites: SitesConfig | None) -> StoreFacts:
     """Open the store as the other commands do, ping it, read each meter's newest
     reading through the store port (``last_seen`` per site and quantity, as the
     service's last-reading metric does) and, for SQLite, its size on disk."""
-    from microville.stores import open_store
+    from stores import open_store
 
     url = redact_url(settings.store_url)
     path = sqlite_path(settings.store_url)
@@ -451,7 +451,7 @@ def probe_store(settings: Settings, sites: SitesConfig | None) -> StoreFacts:
 
 def probe_broker(settings: Settings, timeout_s: float = BROKER_TIMEOUT_S) -> BrokerFacts:
     """Log in to the broker with the configured account (the service's health probe)."""
-    from microville.service.health import broker_reachable
+    from service.health import broker_reachable
 
     url = redact_url(settings.mqtt_url)
     try:

@@ -19,38 +19,39 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from microville.domain.alert_config import MqttChannel
-from microville.domain.clock import system_clock
-from microville.domain.coverage import coverage_percent
-from microville.domain.materials import parse_materials_csv
-from microville.domain.periods import localize
-from microville.domain.records import WasteEntry
-from microville.domain.reporting import Language, Month, months_between
-from microville.domain.site import Site, SitesConfig, read_sites
-from microville.domain.waste import WasteStream
-from microville.embedded_broker import EmbeddedBroker
-from microville.firmware_sim.building import simulate_building, site_seed
-from microville.firmware_sim.clock import SimulatedClock
-from microville.firmware_sim.publisher import run_simulation
-from microville.firmware_sim.serial_devices import SerialDevices, relocate_serial_ports
-from microville.gateway.gateway import Gateway
-from microville.gateway.sources import SourceOptions
+from cli.embedded_broker import EmbeddedBroker
+from domain.alert_config import MqttChannel
+from domain.clock import system_clock
+from domain.coverage import coverage_percent
+from domain.materials import parse_materials_csv
+from domain.periods import localize
+from domain.records import WasteEntry
+from domain.reporting import Language, Month, months_between
+from domain.site import Site, SitesConfig, read_sites
+from domain.waste import WasteStream
+from firmware_sim.building import simulate_building, site_seed
+from firmware_sim.clock import SimulatedClock
+from firmware_sim.publisher import run_simulation
+from firmware_sim.serial_devices import SerialDevices, relocate_serial_ports
+from gateway.gateway import Gateway
+from gateway.sources import SourceOptions
+from microville import SAMPLE_SITES
 from microville.mqtt import MqttSettings, make_client
-from microville.service.alerts_engine import AlertEngine
-from microville.service.app import create_app
-from microville.service.indicators import QueryError
-from microville.service.notify import Outbox
-from microville.service.report_data import monthly_report
-from microville.service.report_render import render_html
-from microville.service.reports import generate_report
 from microville.settings import Settings
-from microville.stores.ledger import Ledger
-from microville.stores.reports import ReportArchive
-from microville.stores.sqlite import SqliteStore
+from service.alerts_engine import AlertEngine
+from service.app import create_app
+from service.indicators import QueryError
+from service.notify import Outbox
+from service.report_data import monthly_report
+from service.report_render import render_html
+from service.reports import generate_report
+from stores.ledger import Ledger
+from stores.reports import ReportArchive
+from stores.sqlite import SqliteStore
 
 #: Simulation step and seed of the demo (the ground truth depends on both).
 STEP = timedelta(minutes=15)
-SAMPLE_MATERIALS = Path(__file__).parent / "sites" / "microville112-materials.csv"
+SAMPLE_MATERIALS = SAMPLE_SITES / "microville112-materials.csv"
 SEED = 112
 
 

@@ -1,4 +1,4 @@
-"""Adapters of the store port (:class:`microville.domain.store.ReadingStore`).
+"""Adapters of the store port (:class:`domain.store.ReadingStore`).
 
 ``open_store(url)`` picks one by URL scheme:
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from urllib.parse import unquote, urlsplit
 
-from microville.domain.store import ReadingStore
+from domain.store import ReadingStore
 from microville.settings import redact_url
 
 
@@ -19,14 +19,14 @@ def open_store(url: str, token: str | None = None) -> ReadingStore:
     """Open the store at ``url``; ``token`` authenticates to InfluxDB 2.x/3.x."""
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
-        from microville.stores.sqlite import SqliteStore
+        from stores.sqlite import SqliteStore
 
         path = parts.netloc + parts.path if parts.netloc else parts.path
         if not path:
             raise ValueError(f"sqlite store URL needs a file path: {redact_url(url)!r}")
         return SqliteStore(path)
     if parts.scheme in ("influxdb", "influxdbs"):
-        from microville.stores.influx import InfluxStore
+        from stores.influx import InfluxStore
 
         database = parts.path.strip("/")
         if not database or not parts.hostname:

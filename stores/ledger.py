@@ -17,9 +17,9 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from microville.domain.materials import Material
-from microville.domain.records import WasteEntry
-from microville.domain.store import folder_problem
+from domain.materials import Material
+from domain.records import WasteEntry
+from domain.store import folder_problem
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS materials (

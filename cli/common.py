@@ -17,8 +17,9 @@ from pydantic import ValidationError
 from rich.console import Console
 from typer.core import TyperGroup
 
-from microville.domain.site import ConfigError, ConfigUnreadable, Site, SitesConfig, read_sites
-from microville.domain.store import StoreError
+from domain.site import ConfigError, ConfigUnreadable, Site, SitesConfig, read_sites
+from domain.store import StoreError
+from microville import SAMPLE_SITES
 from microville.mqtt import MqttSettings
 from microville.settings import Settings, reveal
 
@@ -63,7 +64,7 @@ MqttOpt = Annotated[
     typer.Option("--mqtt", help="mqtt://[user:pass@]host:port [env MICROVILLE_MQTT_URL]"),
 ]
 
-SAMPLE_CONFIG = Path(__file__).parent / "sites" / "microville112.toml"
+SAMPLE_CONFIG = SAMPLE_SITES / "microville112.toml"
 
 
 def settings_from(

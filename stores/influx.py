@@ -26,8 +26,8 @@ from typing import Any, TypeVar
 
 import httpx
 
-from microville.domain.readings import Reading
-from microville.domain.store import IndexSeries, IndexSlot, StoreError, StoreRejected, SumSlot
+from domain.readings import Reading
+from domain.store import IndexSeries, IndexSlot, StoreError, StoreRejected, SumSlot
 
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -246,7 +246,7 @@ def parse_hourly_means(
 
 
 class InfluxStore:
-    """:class:`~microville.domain.store.ReadingStore` on an InfluxDB server.
+    """:class:`~domain.store.ReadingStore` on an InfluxDB server.
 
     Series: measurement = quantity (``energy``, ``volume``), tags ``site`` and
     ``meter``, field ``value`` (raw index in the base unit).

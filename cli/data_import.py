@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from microville.cli_common import (
+from cli.common import (
     ConfigOpt,
     StoreOpt,
     WholeHelpGroup,
@@ -39,10 +39,10 @@ def import_carbon_intensity(
 ) -> None:
     """Load a time series of grid carbon intensity (g/kWh), matched hour by hour with
     the site's imports and exports in the carbon indicators."""
-    from microville.domain.imports import parse_eco2mix_csv
-    from microville.domain.readings import Reading
-    from microville.service.indicators import INTENSITY_METER, INTENSITY_QUANTITY
-    from microville.stores import open_store
+    from domain.imports import parse_eco2mix_csv
+    from domain.readings import Reading
+    from service.indicators import INTENSITY_METER, INTENSITY_QUANTITY
+    from stores import open_store
 
     settings = settings_from(config, store, None)
     chosen = site_of(load_sites(settings), site)
@@ -75,8 +75,8 @@ def import_materials(
 ) -> None:
     """Add the renovation's materials (quantities, EPD/FDES factors, reuse, biogenic
     carbon) to the ledger: all rows or none."""
-    from microville.domain.materials import parse_materials_csv
-    from microville.stores.ledger import Ledger
+    from domain.materials import parse_materials_csv
+    from stores.ledger import Ledger
 
     settings = settings_from(config, None, None)
     chosen = site_of(load_sites(settings), site)

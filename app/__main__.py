@@ -1,3 +1,0 @@
-from microville.cli import main
-
-main()

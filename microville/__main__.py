@@ -1,0 +1,5 @@
+"""`python -m microville`: the `microville` command."""
+
+from cli.main import main
+
+main()
