@@ -26,8 +26,8 @@ from bench.results import Row, failed
 from bench.services import free_port, stop
 from domain.periods import Step, period_bounds
 from domain.store import ReadingStore
-from service.targets_report import targets_report
-from service.usecases import electricity_balance
+from service.usecases.balance import electricity_balance
+from service.usecases.targets import targets_report
 from stores.ledger import Ledger
 
 SECTION = "query"

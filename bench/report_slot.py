@@ -2,8 +2,8 @@
 report generator when it is importable. Nothing is timed (and no figure is shown) when
 it is not: the row then says why.
 
-Wired to ``service.report_data.monthly_report`` (the figures) and
-``service.report_render.render`` (HTML and the PDF printed from it). If those
+Wired to ``service.monthly_report.figures.monthly_report`` (the figures) and
+``service.monthly_report.render.render`` (HTML and the PDF printed from it). If those
 move, change ``_generator`` below; the rest of the bench does not depend on them.
 """
 
@@ -23,8 +23,8 @@ from stores.ledger import Ledger
 
 def _generator() -> tuple[Callable[..., Any], Callable[..., Any], Any, Any]:
     """(monthly_report, render, Month, Language), or ImportError/AttributeError."""
-    data = importlib.import_module("service.report_data")
-    render = importlib.import_module("service.report_render")
+    data = importlib.import_module("service.monthly_report.figures")
+    render = importlib.import_module("service.monthly_report.render")
     reporting = importlib.import_module("domain.reporting")
     return data.monthly_report, render.render, reporting.Month, reporting.Language
 

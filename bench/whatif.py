@@ -24,7 +24,7 @@ from bench.services import influx_query
 from domain.periods import Step
 from domain.readings import Reading
 from domain.store import IndexSeries, ReadingStore, SumSlot
-from service.usecases import electricity_balance
+from service.usecases.balance import electricity_balance
 
 SECTION = "what-if"
 

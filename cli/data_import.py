@@ -41,7 +41,7 @@ def import_carbon_intensity(
     the site's imports and exports in the carbon indicators."""
     from domain.imports import parse_eco2mix_csv
     from domain.readings import Reading
-    from service.indicators import INTENSITY_METER, INTENSITY_QUANTITY
+    from service.usecases.kernel import INTENSITY_METER, INTENSITY_QUANTITY
     from stores import open_store
 
     settings = settings_from(config, store, None)

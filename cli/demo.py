@@ -38,13 +38,13 @@ from gateway.sources import SourceOptions
 from microville import SAMPLE_SITES
 from microville.mqtt import MqttSettings, make_client
 from microville.settings import Settings
-from service.alerts_engine import AlertEngine
+from service.alerts.engine import AlertEngine
+from service.alerts.outbox import Outbox
 from service.app import create_app
-from service.indicators import QueryError
-from service.notify import Outbox
-from service.report_data import monthly_report
-from service.report_render import render_html
-from service.reports import generate_report
+from service.monthly_report.figures import monthly_report
+from service.monthly_report.make import generate_report
+from service.monthly_report.render import render_html
+from service.usecases.kernel import QueryError
 from stores.ledger import Ledger
 from stores.reports import ReportArchive
 from stores.sqlite import SqliteStore

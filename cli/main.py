@@ -342,8 +342,8 @@ def report(
     from rich.progress import Progress
 
     from domain.reporting import Language, months_between
-    from service.indicators import QueryError
-    from service.reports import make_report
+    from service.monthly_report.make import make_report
+    from service.usecases.kernel import QueryError
     from stores import open_store
     from stores.ledger import Ledger
     from stores.reports import ReportArchive

@@ -98,7 +98,7 @@ class StoreFacts:
 class BrokerFacts:
     url: str  # password masked
     account: str | None
-    #: :func:`~service.health.broker_reachable`'s answer: "ok" or why not.
+    #: :func:`~service.api.health.broker_reachable`'s answer: "ok" or why not.
     outcome: str
 
 
@@ -271,7 +271,7 @@ def _placeholder(value: str) -> bool:
 def settings_rows(settings: Settings, blocked: Mapping[str, str]) -> list[Row]:
     """What the other commands would refuse, or do without: placeholder or too short
     secrets (``serve`` refuses a weak read token), paths through a file, reports off."""
-    from service.auth import MIN_ENV_TOKEN_CHARS
+    from service.access.auth import MIN_ENV_TOKEN_CHARS
 
     rows: list[Row] = []
     secrets = {
@@ -451,7 +451,7 @@ def probe_store(settings: Settings, sites: SitesConfig | None) -> StoreFacts:
 
 def probe_broker(settings: Settings, timeout_s: float = BROKER_TIMEOUT_S) -> BrokerFacts:
     """Log in to the broker with the configured account (the service's health probe)."""
-    from service.health import broker_reachable
+    from service.api.health import broker_reachable
 
     url = redact_url(settings.mqtt_url)
     try:

@@ -17,7 +17,7 @@ from cli.common import (
 from microville.settings import Settings
 
 if TYPE_CHECKING:
-    from service.tokens import TokenStore
+    from service.access.tokens import TokenStore
 
 token_app = typer.Typer(
     cls=WholeHelpGroup,
@@ -32,7 +32,7 @@ TokensOpt = Annotated[
 
 
 def _token_store(tokens: Path | None, settings: Settings) -> TokenStore:
-    from service.tokens import TokenStore
+    from service.access.tokens import TokenStore
 
     return TokenStore(tokens if tokens is not None else settings.api_tokens_path)
 
@@ -49,7 +49,7 @@ def token_create(
     tokens: TokensOpt = None,
 ) -> None:
     """Create a token and print it, once: only its hash is kept."""
-    from service.tokens import Role
+    from service.access.tokens import Role
 
     settings = settings_from(config)
     try:

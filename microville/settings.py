@@ -88,7 +88,7 @@ class Settings(BaseSettings):
     )
     api_host: str = "127.0.0.1"
     api_port: int = 8000
-    # API access control (service/auth.py): tokens made by `microville token create`.
+    # API access control (service/access/auth.py): tokens made by `microville token create`.
     api_tokens_path: str = Field(
         default="/var/lib/microville/api-tokens.db",
         description="SQLite file of the API tokens (hashes only)",

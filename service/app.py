@@ -2,56 +2,38 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 
 from anyio import to_thread
-from fastapi import Depends, FastAPI, Request
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import Depends, FastAPI
 
 from domain.clock import Clock, system_clock
-from domain.materials import MAX_REPORTED_PROBLEMS
 from domain.site import SitesConfig, read_sites
-from domain.store import ReadingStore, StoreError
+from domain.store import ReadingStore
 from microville import __version__
 from microville.mqtt import MqttSettings
 from microville.settings import Settings, reveal
-from service.alerts_api import router as alerts_router
-from service.alerts_engine import AlertEngine
-from service.auth import Authenticator, authorize
-from service.docs_api import router as docs_router
-from service.health import HealthProbe, broker_reachable, health_of, store_state
-from service.health import router as health_router
-from service.limits import BodyGuardMiddleware
+from service.access.auth import Authenticator, authorize
+from service.alerts.engine import AlertEngine
+from service.alerts.outbox import Outbox
+from service.api.alerts import router as alerts_router
+from service.api.docs import router as docs_router
+from service.api.errors import add_error_handlers
+from service.api.health import HealthProbe, broker_reachable, health_of, store_state
+from service.api.health import router as health_router
+from service.api.indicators import router as indicators_router
+from service.api.limits import BodyGuardMiddleware
+from service.api.records import router as records_router
+from service.api.reports import router as reports_router
+from service.api.sites import router as sites_router
 from service.metrics import RequestMetricsMiddleware, ServiceMetrics, TimedStore
 from service.metrics import router as metrics_router
-from service.notify import Outbox
-from service.proof_api import router as proof_router
-from service.reports import ReportScheduler
-from service.reports_api import router as reports_router
-from service.sites_api import router as sites_router
-from service.usecases import QueryError
+from service.monthly_report.make import ReportScheduler
 from stores import open_store
 from stores.ledger import Ledger
 from stores.reports import ReportArchive
-
-#: Validation errors a 422 lists; the rest are counted (``more_errors``).
-MAX_REPORTED_ERRORS = MAX_REPORTED_PROBLEMS
-
-
-def _json_safe(value: object) -> object:
-    """``value`` for a JSON response: non-finite floats as the strings JSON lacks."""
-    value = jsonable_encoder(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 def _mqtt_for(settings: Settings) -> MqttSettings:
@@ -63,34 +45,26 @@ def _mqtt_for(settings: Settings) -> MqttSettings:
     )
 
 
-def create_app(
-    settings: Settings,
-    store: ReadingStore | None = None,
-    sites: SitesConfig | None = None,
-    ledger: Ledger | None = None,
-    alerts: AlertEngine | None = None,
-    auth: Authenticator | None = None,
-    clock: Clock = system_clock,
-) -> FastAPI:
-    """Build the API for ``sites`` (read from ``settings.config`` when not given) over
-    ``store`` (opened from ``settings.store_url`` when not given; then closed with the app).
-    Access control comes from ``auth`` or else the settings' token file (service/auth.py).
-    ``clock`` is the app's time: default periods, alert evaluations, report runs and
-    reading ages are read from it."""
-    sites = sites if sites is not None else read_sites(settings.config)
-    owned = store is None
-    owned_ledger = ledger is None
-    owned_alerts = alerts is None
-    owned_auth = auth is None
-    mqtt = _mqtt_for(settings)  # the health check logs in as the service does
+@dataclass(frozen=True)
+class _Owned:
+    """What the app opened itself, and so closes when it stops."""
 
+    store: bool
+    ledger: bool
+    alerts: bool
+    auth: bool
+
+
+def _lifespan(
+    settings: Settings, sites: SitesConfig, owned: _Owned, clock: Clock
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Sync handlers run on this pool: 40 threads (anyio's default) of CPU-bound
         # queries fight over the GIL with the event loop (and /health); a few keep up the
         # throughput of a couple of cores and let the loop answer.
         to_thread.current_default_thread_limiter().total_tokens = settings.api_query_threads
-        if owned_alerts and app.state.alerts is not None:
+        if owned.alerts and app.state.alerts is not None:
             # The outbox's delivery workers always; evaluations every interval (0: on demand).
             app.state.alerts.start(settings.alert_interval_s)
         scheduler: ReportScheduler | None = None
@@ -109,23 +83,46 @@ def create_app(
             scheduler.stop()
         if app.state.reports is not None:
             app.state.reports.close()
-        if owned_alerts and app.state.alerts is not None:
+        if owned.alerts and app.state.alerts is not None:
             app.state.alerts.stop()
             app.state.alerts.outbox.close()
-        if owned:
+        if owned.store:
             app.state.store.close()
-        if owned_ledger:
+        if owned.ledger:
             app.state.ledger.close()
-        if owned_auth:
+        if owned.auth:
             app.state.auth.close()
         app.state.health.close()
+
+    return lifespan
+
+
+def create_app(
+    settings: Settings,
+    store: ReadingStore | None = None,
+    sites: SitesConfig | None = None,
+    ledger: Ledger | None = None,
+    alerts: AlertEngine | None = None,
+    auth: Authenticator | None = None,
+    clock: Clock = system_clock,
+) -> FastAPI:
+    """Build the API for ``sites`` (read from ``settings.config`` when not given) over
+    ``store`` (opened from ``settings.store_url`` when not given; then closed with the app).
+    Access control comes from ``auth`` or else the settings' token file (service/access/auth.py).
+    ``clock`` is the app's time: default periods, alert evaluations, report runs and
+    reading ages are read from it."""
+    sites = sites if sites is not None else read_sites(settings.config)
+    owned = _Owned(
+        store=store is None, ledger=ledger is None, alerts=alerts is None, auth=auth is None
+    )
+    mqtt = _mqtt_for(settings)  # the health check logs in as the service does
 
     app = FastAPI(
         title="Microville Monitor",
         version=__version__,
         summary="Energy balance and proof indicators of eco-renovated buildings.",
-        lifespan=lifespan,
-        # Every route, present or future, checks the caller (service/auth.py).
+        lifespan=_lifespan(settings, sites, owned, clock),
+        # Every route, present or future, checks the caller (service/access/auth.py).
         dependencies=[Depends(authorize)],
         # FastAPI's pages load Swagger UI and ReDoc from a CDN: served locally instead.
         docs_url=None,
@@ -141,28 +138,9 @@ def create_app(
     app.state.clock = clock
     app.state.ledger = ledger if ledger is not None else Ledger(settings.ledger_path)
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        # FastAPI's own handler, but the echoed inputs made JSON-safe: a body holding
-        # JSON's Infinity or NaN (Python's parser reads them) is a 422, not a 500.
-        # The first problems only, then a count: a body of a million bad items must not
-        # come back a million errors long.
-        errors = list(exc.errors())
-        shown = errors[:MAX_REPORTED_ERRORS]
-        content: dict[str, object] = {"detail": _json_safe(shown)}
-        if len(errors) > len(shown):
-            content["more_errors"] = len(errors) - len(shown)
-        return JSONResponse(status_code=422, content=content)
-
-    @app.exception_handler(QueryError)
-    async def _unanswerable(_request: Request, exc: QueryError) -> JSONResponse:
-        return JSONResponse(status_code=422, content={"detail": str(exc)})
-
-    @app.exception_handler(StoreError)
-    async def _store_down(_request: Request, exc: StoreError) -> JSONResponse:
-        return JSONResponse(status_code=503, content={"detail": f"store unavailable: {exc}"})
-
-    app.include_router(proof_router)
+    add_error_handlers(app)
+    app.include_router(indicators_router)
+    app.include_router(records_router)
     app.include_router(alerts_router)
     app.include_router(reports_router)
     app.state.reports = ReportArchive(settings.reports_dir) if settings.reports_dir else None

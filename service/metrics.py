@@ -31,8 +31,8 @@ from domain.clock import Clock, system_clock
 from domain.readings import Reading
 from domain.site import SitesConfig
 from domain.store import IndexSeries, ReadingStore, StoreError, SumSlot
-from service.alerts_engine import AlertEngine
-from service.limits import AuthorizedRoute
+from service.alerts.engine import AlertEngine
+from service.api.limits import AuthorizedRoute
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -13,7 +13,7 @@ from receivers import Inbox, Receiver
 from services import free_port, running_influxdb, running_mosquitto
 
 from domain.store import ReadingStore
-from service.tokens import Role, TokenStore
+from service.access.tokens import Role, TokenStore
 from stores import open_store
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -19,9 +19,9 @@ from domain.readings import Reading
 from domain.site import SitesConfig, parse_sites
 from domain.store import ReadingStore
 from microville.settings import Settings
-from service.alerts_engine import AlertEngine
+from service.alerts.engine import AlertEngine
+from service.alerts.outbox import Outbox
 from service.app import create_app
-from service.notify import Outbox
 
 # --- rules through the engine on synthetic indexes ---------------------------------------
 

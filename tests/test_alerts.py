@@ -37,9 +37,9 @@ from domain.store import ReadingStore
 from firmware_sim.building import index_at, simulate_building
 from microville.mqtt import MqttSettings
 from microville.settings import Settings
-from service.alerts_engine import AlertEngine
+from service.alerts.engine import AlertEngine
+from service.alerts.outbox import Outbox
 from service.app import create_app
-from service.notify import Outbox
 
 ALERT_RULES = """
 [sites.alerts]

@@ -28,8 +28,8 @@ from support import GRID_AND_PV_METERS, SITE_S1
 from domain.clock import fixed_clock
 from domain.readings import Reading
 from microville.settings import Settings
+from service.access.tokens import Role, TokenStore
 from service.app import create_app
-from service.tokens import Role, TokenStore
 from stores import open_store
 
 SITE = "s1"

@@ -17,10 +17,10 @@ from support import GRID_AND_PV_METERS, SITE_S1
 
 from domain.site import read_sites
 from microville.settings import Settings
+from service.access.auth import Access, Authenticator, required_access
+from service.access.ratelimit import RateLimiter
+from service.access.tokens import Role, TokenStore, token_hash
 from service.app import create_app
-from service.auth import Access, Authenticator, required_access
-from service.ratelimit import RateLimiter
-from service.tokens import Role, TokenStore, token_hash
 from stores import open_store
 
 SITE_S2 = SITE_S1.replace('id = "s1"', 'id = "s2"').replace("Test site", "Other member")

@@ -425,7 +425,7 @@ def test_influxdb_and_grafana_refuse_placeholder_secrets_by_name(tmp_path: Path)
     images' own entrypoints; run here for real on .env.example's values."""
     services = _services()
     env_secrets = {k for k in _env_example() if _SECRET_KEY.search(k)}
-    checked = {"MQTT_PASSWORD", "API_READ_TOKEN"}  # entrypoint.sh, service/auth.py
+    checked = {"MQTT_PASSWORD", "API_READ_TOKEN"}  # entrypoint.sh, service/access/auth.py
     for name, image_entrypoint in (("influxdb", "/entrypoint.sh"), ("grafana", "/run.sh")):
         entrypoint = [str(e) for e in services[name]["entrypoint"]]
         assert entrypoint[:2] == ["/bin/sh", "/usr/local/bin/refuse-placeholders.sh"], name

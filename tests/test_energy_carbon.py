@@ -17,7 +17,7 @@ from domain.site import ConfigError, parse_sites
 from domain.store import ReadingStore
 from microville.settings import Settings
 from service.app import create_app
-from service.indicators import INTENSITY_METER, INTENSITY_QUANTITY
+from service.usecases.kernel import INTENSITY_METER, INTENSITY_QUANTITY
 from stores.ledger import Ledger
 
 H = timedelta(hours=1)

@@ -98,7 +98,7 @@ def test_probing_the_demos_embedded_broker_logs_nothing(
 
     from cli.embedded_broker import EmbeddedBroker
     from microville.mqtt import MqttSettings
-    from service.health import broker_reachable
+    from service.api.health import broker_reachable
 
     broker = EmbeddedBroker(port=free_port())
     broker.start()

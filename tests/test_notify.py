@@ -29,8 +29,8 @@ from support import wait_until
 from domain.alert_config import EmailChannel, MqttChannel, WebhookChannel
 from domain.clock import fixed_clock
 from microville.mqtt import MqttSettings
-from service.channels import CHANNELS, DeliveryError, Notification, redact, send_email
-from service.notify import DEFAULT_RETRY_FOR_H, Outbox, attempts_for
+from service.alerts.channels import CHANNELS, DeliveryError, Notification, redact, send_email
+from service.alerts.outbox import DEFAULT_RETRY_FOR_H, Outbox, attempts_for
 
 T0 = datetime(2024, 6, 3, 8, 0, tzinfo=UTC)
 SENDER = "monitor@microville.example"
@@ -409,7 +409,7 @@ def test_a_failing_channel_does_not_hold_back_the_others(
 ) -> None:
     inbox, port = smtp_server
     dead = WebhookChannel(name="dead-hook", url=f"http://127.0.0.1:{free_port()}/", timeout_s=1)
-    caplog.set_level(logging.INFO, logger="service.notify")
+    caplog.set_level(logging.INFO, logger="service.alerts.outbox")
     outbox = Outbox(
         tmp_path / "outbox.db", [dead, email_channel(port)], backoff_s=0.02, max_attempts=3
     )
@@ -589,7 +589,7 @@ def test_delivery_errors_mask_url_credentials_query_strings_and_headers(
                              headers={"Authorization": "Bearer b3arer-t0ken"})  # fmt: skip
     try:
         with (
-            caplog.at_level(logging.INFO, logger="service.notify"),
+            caplog.at_level(logging.INFO, logger="service.alerts.outbox"),
             Outbox(tmp_path / "outbox.db", [channel], max_attempts=1) as outbox,
         ):
             outbox.enqueue(make_notification())

@@ -17,7 +17,7 @@ from domain.periods import Step
 from domain.readings import Reading
 from domain.site import Site, parse_sites
 from domain.store import ReadingStore
-from service.indicators import EnergyReport, energy_report
+from service.usecases.energy import EnergyReport, energy_report
 
 PARIS = ZoneInfo("Europe/Paris")
 H = timedelta(hours=1)

@@ -19,7 +19,7 @@ from domain.records import WasteEntry
 from domain.store import ReadingStore
 from microville.settings import Settings
 from service.app import create_app
-from service.indicators import INTENSITY_METER, INTENSITY_QUANTITY
+from service.usecases.kernel import INTENSITY_METER, INTENSITY_QUANTITY
 from stores.ledger import Ledger
 
 CONFIG = SITE_S1 + "occupants = 20\n" + GRID_AND_PV_METERS

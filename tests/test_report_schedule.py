@@ -18,7 +18,7 @@ from domain.periods import localize
 from domain.reporting import Month, due_months, months_between, run_at
 from domain.site import ConfigError, SitesConfig, parse_sites
 from domain.store import ReadingStore
-from service.reports import ReportScheduler
+from service.monthly_report.make import ReportScheduler
 from stores.ledger import Ledger
 from stores.reports import ReportArchive
 

@@ -26,13 +26,13 @@ from domain.store import ReadingStore
 from domain.targets import Verdict
 from firmware_sim.building import ground_truth, simulate_building
 from microville.settings import Settings
-from service.alerts_engine import AlertEngine
+from service.alerts.engine import AlertEngine
+from service.alerts.outbox import Outbox
 from service.app import create_app
-from service.indicators import QueryError
-from service.notify import Outbox
-from service.report_data import MonthlyReport, monthly_report
-from service.report_render import render, render_html
-from service.reports import generate_report
+from service.monthly_report.figures import MonthlyReport, monthly_report
+from service.monthly_report.make import generate_report
+from service.monthly_report.render import render, render_html
+from service.usecases.kernel import QueryError
 from stores.ledger import Ledger
 from stores.reports import ReportArchive
 
@@ -258,7 +258,7 @@ def test_report_command_makes_several_months(sample: Site, store_url: str, tmp_p
 
 
 def test_verdict_words_exist_in_both_languages() -> None:
-    from service.report_text import Texts
+    from service.monthly_report.words import Texts
 
     for language in Language:
         t = Texts(language)
@@ -269,7 +269,7 @@ def test_verdict_words_exist_in_both_languages() -> None:
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 def test_a_span_must_be_made_of_whole_periods(sample: Site) -> None:
     from domain.periods import Step
-    from service.indicators import energy_report
+    from service.usecases.energy import energy_report
 
     site = sample.config.sites[0]
     start, end = OCTOBER.start(site.tz), OCTOBER.end(site.tz)
@@ -328,8 +328,8 @@ def test_twelve_months_at_low_coverage_are_not_provable_and_carbon_compares_like
 
 
 def summary_text(report: MonthlyReport, language: Language) -> str:
-    from service.report_render import summary
-    from service.report_text import Texts
+    from service.monthly_report.render import summary
+    from service.monthly_report.words import Texts
 
     return " ".join(summary(report, Texts(language)))
 
@@ -363,7 +363,7 @@ def test_french_report_has_french_words_criteria_in_words_and_board_sources(
 
 def test_month_abbreviations_come_from_the_locale() -> None:
     """The old labels sliced three letters: June and July were both "jui."."""
-    from service.report_text import Texts
+    from service.monthly_report.words import Texts
 
     fr, en = Texts(Language.FR), Texts(Language.EN)
     labels = {m: fr.month_short(Month(2026, m)).split("\n")[0] for m in range(1, 13)}

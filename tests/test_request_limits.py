@@ -16,8 +16,8 @@ from support import GRID_AND_PV_METERS, SITE_S1, wait_until
 
 from domain.site import read_sites
 from microville.settings import Settings
+from service.access.tokens import Role, TokenStore
 from service.app import create_app
-from service.tokens import Role, TokenStore
 from stores import open_store
 
 MAX_BODY = 512 * 1024

@@ -22,8 +22,8 @@ from fastapi import APIRouter, Depends, Request, Response
 from domain.clock import Clock
 from domain.store import ReadingStore, StoreError
 from microville.mqtt import MqttSettings, make_client
-from service.limits import AuthorizedRoute
-from service.schemas import HealthOut
+from service.api.limits import AuthorizedRoute
+from service.api.schemas import HealthOut
 
 __all__ = ["HealthProbe", "broker_reachable", "router", "store_state"]
 

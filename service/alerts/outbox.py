@@ -1,5 +1,5 @@
 """Alert notifications: the persisted outbox that delivers them on their channels
-(webhook, e-mail, MQTT: :mod:`service.channels`).
+(webhook, e-mail, MQTT: :mod:`service.alerts.channels`).
 
 An alert that fires, resolves or reminds becomes a :class:`Notification`. The
 :class:`Outbox` writes it once per channel into an SQLite file (so nothing is lost if
@@ -34,7 +34,7 @@ from domain.alert_config import (
 )
 from domain.clock import Clock, system_clock
 from microville.mqtt import MqttSettings
-from service.channels import (
+from service.alerts.channels import (
     CHANNELS,
     DeliveryError,
     Event,

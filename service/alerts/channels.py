@@ -1,6 +1,6 @@
 """One notification on one channel: the notification itself, sending it by webhook,
 e-mail or MQTT, and keeping channel secrets out of error messages. The outbox that
-queues and retries them is :mod:`service.notify`."""
+queues and retries them is :mod:`service.alerts.outbox`."""
 
 from __future__ import annotations
 

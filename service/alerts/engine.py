@@ -29,8 +29,9 @@ from domain.energy import EnergyBalance
 from domain.periods import Step, localize
 from domain.site import Role, Site, SitesConfig
 from domain.store import ReadingStore, StoreError
-from service.indicators import INDEX_DIMENSIONS, energy_report
-from service.notify import Notification, Outbox
+from service.alerts.outbox import Notification, Outbox
+from service.usecases.energy import energy_report
+from service.usecases.kernel import INDEX_DIMENSIONS
 
 log = logging.getLogger(__name__)
 

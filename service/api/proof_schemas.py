@@ -16,15 +16,11 @@ from domain.materials import Material
 from domain.records import WasteEntry
 from domain.site import Carrier
 from domain.waste import WasteIndicators, WasteStream
-from service.indicators import (
-    CarbonPeriod,
-    CarbonReport,
-    EnergyPeriod,
-    EnergyReport,
-    weighted_coverage,
-)
-from service.targets_report import Judgement, TargetsReport
-from service.waste_report import WastePeriod, WasteReport
+from service.usecases.carbon import CarbonPeriod, CarbonReport
+from service.usecases.energy import EnergyPeriod, EnergyReport
+from service.usecases.kernel import weighted_coverage
+from service.usecases.targets import Judgement, TargetsReport
+from service.usecases.waste import WastePeriod, WasteReport
 
 KWH = 1000.0
 

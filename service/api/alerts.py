@@ -10,10 +10,10 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
 from domain.alerts import AlertStatus
-from service.alerts_engine import AlertEngine
-from service.auth import PrincipalDep
-from service.deps import SiteDep
-from service.limits import AuthorizedRoute
+from service.access.auth import PrincipalDep
+from service.alerts.engine import AlertEngine
+from service.api.deps import SiteDep
+from service.api.limits import AuthorizedRoute
 
 router = APIRouter(
     prefix="/api/v1/sites/{site}/alerts", tags=["alerts"], route_class=AuthorizedRoute

@@ -2,7 +2,7 @@
 JavaScript and CSS served by the service itself from the ``fastapi-offline`` package
 (swagger-ui-dist 5 and ReDoc 2 bundles), not from a CDN a building's LAN cannot reach.
 
-The pages are public, as FastAPI's own were, and so are their assets (service/auth.py:
+The pages are public, as FastAPI's own were, and so are their assets (service/access/auth.py:
 ``PUBLIC_ROUTES``): a browser opening the docs sends no token, and the files are a public
 package's, with nothing of the sites in them. The assets are one route, not a static
 mount, so that they go through the app's ``authorize`` as every route does and /metrics
@@ -24,7 +24,7 @@ from fastapi.openapi.docs import (
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from service.limits import AuthorizedRoute
+from service.api.limits import AuthorizedRoute
 
 __all__ = [
     "ASSETS_URL",

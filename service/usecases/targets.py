@@ -12,14 +12,9 @@ from domain.periods import Step
 from domain.site import Meter, Role, Site
 from domain.store import ReadingStore
 from domain.targets import Verdict, judge
-from service.indicators import (
-    BALANCE_ROLES,
-    CarbonReport,
-    EnergyReport,
-    carbon_report,
-    energy_report,
-)
-from service.waste_report import (
+from service.usecases.carbon import CarbonReport, carbon_report
+from service.usecases.energy import BALANCE_ROLES, EnergyReport, energy_report
+from service.usecases.waste import (
     WasteReport,
     waste_report,
 )

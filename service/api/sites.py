@@ -7,11 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from domain.periods import Step
-from service.auth import PrincipalDep
-from service.deps import PeriodDep, SiteDep, SitesDep, StepQuery, StoreDep
-from service.limits import AuthorizedRoute
-from service.schemas import BalanceOut, DayProfileOut, ProfileOut, SiteOut
-from service.usecases import day_profiles, electricity_balance
+from service.access.auth import PrincipalDep
+from service.api.deps import PeriodDep, SiteDep, SitesDep, StepQuery, StoreDep
+from service.api.limits import AuthorizedRoute
+from service.api.schemas import BalanceOut, DayProfileOut, ProfileOut, SiteOut
+from service.usecases.balance import day_profiles, electricity_balance
 
 router = APIRouter(prefix="/api/v1/sites", route_class=AuthorizedRoute)
 

@@ -19,17 +19,12 @@ from domain.reporting import Month
 from domain.site import Carrier, Role, Site
 from domain.store import ReadingStore
 from domain.waste import WasteStream
-from service.alerts_engine import AlertEngine
-from service.indicators import (
-    CarbonPeriod,
-    EnergyPeriod,
-    Evidence,
-    carbon_report,
-    energy_report,
-    weighted_coverage,
-)
-from service.targets_report import Judgement, judge_targets
-from service.waste_report import WasteReport, waste_report
+from service.alerts.engine import AlertEngine
+from service.usecases.carbon import CarbonPeriod, carbon_report
+from service.usecases.energy import EnergyPeriod, energy_report
+from service.usecases.kernel import Evidence, weighted_coverage
+from service.usecases.targets import Judgement, judge_targets
+from service.usecases.waste import WasteReport, waste_report
 from stores.ledger import Ledger
 
 #: Coverage from which a period counts as having data: a lone reading at midnight on the

@@ -9,10 +9,10 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Res
 from pydantic import BaseModel, Field
 
 from domain.reporting import Language, Month
-from service.alerts_engine import AlertEngine
-from service.deps import LedgerDep, SiteDep, StoreDep, now
-from service.limits import AuthorizedRoute
-from service.reports import generate_report
+from service.alerts.engine import AlertEngine
+from service.api.deps import LedgerDep, SiteDep, StoreDep, now
+from service.api.limits import AuthorizedRoute
+from service.monthly_report.make import generate_report
 from stores.reports import ReportArchive, ReportRecord
 
 router = APIRouter(

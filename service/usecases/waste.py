@@ -20,7 +20,7 @@ from domain.waste import (
     collection_coverage,
     waste_indicators,
 )
-from service.indicators import bounds_of, meter_energies, weighted_coverage
+from service.usecases.kernel import bounds_of, meter_energies, weighted_coverage
 from stores.ledger import Ledger
 
 DAY_S = 86400

@@ -16,12 +16,12 @@ from domain.clock import Clock, system_clock
 from domain.reporting import Language, Month, due_months
 from domain.site import Site, SitesConfig
 from domain.store import ReadingStore, StoreError
-from service.alerts_engine import AlertEngine
-from service.channels import DeliveryError, smtp_send
-from service.indicators import QueryError
-from service.report_data import HAS_DATA, monthly_report
-from service.report_render import render
-from service.report_text import Texts
+from service.alerts.channels import DeliveryError, smtp_send
+from service.alerts.engine import AlertEngine
+from service.monthly_report.figures import HAS_DATA, monthly_report
+from service.monthly_report.render import render
+from service.monthly_report.words import Texts
+from service.usecases.kernel import QueryError
 from stores.ledger import Ledger
 from stores.reports import ReportArchive, ReportRecord
 

@@ -20,8 +20,8 @@ from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import SecretStr
 
 from microville.settings import Settings
-from service.ratelimit import RateLimiter, retry_after_s
-from service.tokens import Principal, Role, TokenStore, token_hash
+from service.access.ratelimit import RateLimiter, retry_after_s
+from service.access.tokens import Principal, Role, TokenStore, token_hash
 
 #: Shortest token accepted from the environment (``openssl rand -hex 32`` gives 64).
 MIN_ENV_TOKEN_CHARS = 32
@@ -37,7 +37,7 @@ class Access(Enum):
 
 #: Routes open to anyone: liveness must be checkable by orchestrators without a secret;
 #: the API docs pages and the Swagger UI / ReDoc files they load open in a browser, which
-#: sends no token (service/docs_api.py; the schema, FastAPI's own /openapi.json, is public).
+#: sends no token (service/api/docs.py; the schema, FastAPI's own /openapi.json, is public).
 PUBLIC_ROUTES = frozenset(
     {
         ("GET", "/health"),
@@ -143,7 +143,7 @@ async def authorize(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     """The caller, once allowed to call this route on this site (401, 403 or 429 if not).
-    A request with a body was checked before its body was read (service/limits.py):
+    A request with a body was checked before its body was read (service/api/limits.py):
     its principal is reused, and its token charged once. Async, on the event loop (a
     token lookup is an indexed read): a sync dependency would wait for a thread of the
     pool the queries take, /health's included."""

@@ -1,5 +1,5 @@
 """The electricity balance use case (the walking skeleton's), on the shared machinery of
-:mod:`service.indicators`."""
+:mod:`service.usecases.kernel`."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from domain.balance import Balance, MeterEnergy, balance
 from domain.periods import Step
 from domain.site import Carrier, Role, Site
 from domain.store import ReadingStore
-from service.indicators import (
-    BALANCE_ROLES,
+from service.usecases.energy import BALANCE_ROLES
+from service.usecases.kernel import (
     Evidence,
     QueryError,
     bounds_of,

@@ -7,7 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from domain.site import Site
-from service.usecases import BalanceReport, DayProfile, PeriodBalance
+from service.usecases.balance import BalanceReport, DayProfile, PeriodBalance
 
 KWH = 1000.0
 

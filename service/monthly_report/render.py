@@ -14,15 +14,15 @@ import jinja2
 
 from domain.reporting import Language
 from domain.targets import Verdict
-from service.indicators import CarbonPeriod
-from service.report_charts import (
+from service.monthly_report.charts import (
     carbon_svg,
     daily_energy_svg,
     monthly_net_svg,
     waste_svg,
 )
-from service.report_data import HAS_DATA, EnergyFigures, MonthlyReport
-from service.report_text import Texts, alert_message
+from service.monthly_report.figures import HAS_DATA, EnergyFigures, MonthlyReport
+from service.monthly_report.words import Texts, alert_message
+from service.usecases.carbon import CarbonPeriod
 
 NAN = float("nan")
 TEMPLATES = Path(__file__).parent / "templates"

@@ -2,7 +2,7 @@
 bounded while it is read.
 
 FastAPI reads and parses a route's body before it solves the route's dependencies, so
-the app-wide :func:`~service.auth.authorize` alone would check an anonymous
+the app-wide :func:`~service.access.auth.authorize` alone would check an anonymous
 caller only after parsing whatever it sent. :class:`AuthorizedRoute` (every router's
 route class) authorizes first (401/403/429, the body unread); :class:`BodyGuardMiddleware`
 then stops the body at the limit (413) however it is sent.
@@ -17,7 +17,7 @@ from fastapi import HTTPException, Request, Response
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.auth import authorize_call, bearer_of
+from service.access.auth import authorize_call, bearer_of
 
 __all__ = ["AuthorizedRoute", "BodyGuardMiddleware", "BodyTooLarge", "too_many_rows"]
 
