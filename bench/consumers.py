@@ -62,6 +62,8 @@ def gateway_drain(
     env = {
         **os.environ,
         "MICROVILLE_GATEWAY_CLIENT_ID": client_id,
+        # Its store-and-forward buffer in the bench's own folder, not /var/lib/microville.
+        "MICROVILLE_BUFFER_PATH": str(work / f"gateway-buffer-{db}.db"),
         "PYTHONUNBUFFERED": "1",
     }
     proc = subprocess.Popen(

@@ -28,7 +28,7 @@ from domain.periods import Step, period_bounds
 from domain.store import ReadingStore
 from service.usecases.balance import electricity_balance
 from service.usecases.targets import targets_report
-from stores.ledger import Ledger
+from stores.ledger import SqliteLedger
 
 SECTION = "query"
 #: p95 targets (ms) of the year balance by month, per store.
@@ -123,7 +123,7 @@ def run_store(
     store_name: str,
     store: ReadingStore,
     pull: Callable[[str, datetime, datetime], pd.Series],
-    ledger: Ledger,
+    ledger: SqliteLedger,
     repeats: int,
     naive_repeats: int,
     log: Callable[[str], None],

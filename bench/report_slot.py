@@ -18,7 +18,7 @@ from typing import Any
 from domain.clock import system_clock
 from domain.site import Site
 from domain.store import ReadingStore
-from stores.ledger import Ledger
+from stores.ledger import SqliteLedger
 
 
 def _generator() -> tuple[Callable[..., Any], Callable[..., Any], Any, Any]:
@@ -38,7 +38,7 @@ def unavailable() -> str | None:
 
 
 def time_report(
-    site: Site, store: ReadingStore, ledger: Ledger, month_start: datetime
+    site: Site, store: ReadingStore, ledger: SqliteLedger, month_start: datetime
 ) -> dict[str, Any]:
     """Seconds to gather the figures and to render HTML + PDF of the month starting at
     ``month_start`` (local); sizes of what came out, so that an empty report shows."""

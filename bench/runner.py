@@ -119,7 +119,7 @@ def _query_section(
     sizes: Sizes, work: Path, influx_url: str, log: Callable[[str], None]
 ) -> tuple[list[Row], list[Row]]:
     from stores.influx import InfluxStore
-    from stores.ledger import Ledger
+    from stores.ledger import SqliteLedger
     from stores.sqlite import SqliteStore
 
     ds = sizes.dataset
@@ -148,7 +148,7 @@ def _query_section(
 
     shutil.rmtree(work / "service", ignore_errors=True)
     (work / "service").mkdir(parents=True)
-    ledger = Ledger(work / "service" / "ledger.db")
+    ledger = SqliteLedger(work / "service" / "ledger.db")
     site = dsm.sites(ds).sites[0]
     month_start = dsm.one_month(ds)[0]
     host = influx_url.removeprefix("http://")

@@ -40,8 +40,7 @@ def import_carbon_intensity(
     """Load a time series of grid carbon intensity (g/kWh), matched hour by hour with
     the site's imports and exports in the carbon indicators."""
     from domain.imports import parse_eco2mix_csv
-    from domain.readings import Reading
-    from service.usecases.kernel import INTENSITY_METER, INTENSITY_QUANTITY
+    from domain.readings import INTENSITY_METER, INTENSITY_QUANTITY, Reading
     from stores import open_store
 
     settings = settings_from(config, store, None)
@@ -76,7 +75,7 @@ def import_materials(
     """Add the renovation's materials (quantities, EPD/FDES factors, reuse, biogenic
     carbon) to the ledger: all rows or none."""
     from domain.materials import parse_materials_csv
-    from stores.ledger import Ledger
+    from stores.ledger import SqliteLedger
 
     settings = settings_from(config, None, None)
     chosen = site_of(load_sites(settings), site)
@@ -89,7 +88,7 @@ def import_materials(
         console.print(str(exc), markup=False)
         raise typer.Exit(2) from None
     with refused_at_start("the import"):
-        ledger = Ledger(settings.ledger_path)
+        ledger = SqliteLedger(settings.ledger_path)
     try:
         ids = ledger.add_materials(chosen.id, materials)
     finally:

@@ -45,7 +45,7 @@ from service.monthly_report.figures import monthly_report
 from service.monthly_report.make import generate_report
 from service.monthly_report.render import render_html
 from service.usecases.kernel import QueryError
-from stores.ledger import Ledger
+from stores.ledger import SqliteLedger
 from stores.reports import ReportArchive
 from stores.sqlite import SqliteStore
 
@@ -133,7 +133,7 @@ def verdict_line(targets: dict[str, object]) -> str:
     return f"verdict {start} → {end}: {said}"
 
 
-def _add_sample_waste(ledger: Ledger, sites: SitesConfig, t0: datetime, t1: datetime) -> None:
+def _add_sample_waste(ledger: SqliteLedger, sites: SitesConfig, t0: datetime, t1: datetime) -> None:
     """Weekly waste collections over the simulated period (once per data directory),
     counted back from its last evening so that every day is weighed within a week (the
     waste coverage of a site with weekly collections, ``waste_entry_interval_days`` 7)."""
@@ -161,7 +161,7 @@ def _monthly_reports(
     console: Console,
     sites: SitesConfig,
     store: SqliteStore,
-    ledger: Ledger,
+    ledger: SqliteLedger,
     alerts: AlertEngine,
     reports_dir: Path,
     t0: datetime,
@@ -445,7 +445,7 @@ def _chain(
     )
 
     # The sample renovation's materials (illustrative factors), for the carbon figures.
-    ledger = Ledger(data_dir / "ledger.db")
+    ledger = SqliteLedger(data_dir / "ledger.db")
     if not ledger.materials(site.id) and SAMPLE_MATERIALS.is_file():
         ledger.add_materials(site.id, parse_materials_csv(SAMPLE_MATERIALS.read_text("utf-8")))
     # Public read mode: the demo's API listens on loopback only, and its URLs are printed

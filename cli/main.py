@@ -345,7 +345,7 @@ def report(
     from service.monthly_report.make import make_report
     from service.usecases.kernel import QueryError
     from stores import open_store
-    from stores.ledger import Ledger
+    from stores.ledger import SqliteLedger
     from stores.reports import ReportArchive
 
     settings = settings_from(config, store, None)
@@ -369,7 +369,7 @@ def report(
         raise typer.Exit(2)
     with refused_at_start("reporting"):
         target = open_store(settings.store_url, reveal(settings.influx_token))
-        ledger = Ledger(settings.ledger_path)
+        ledger = SqliteLedger(settings.ledger_path)
         archive = ReportArchive(settings.reports_dir)
     made = []
     try:

@@ -42,7 +42,7 @@ from domain.site import read_sites
 from firmware_sim.building import simulate_building, site_seed
 from microville.settings import Settings
 from service.app import create_app
-from stores.ledger import Ledger
+from stores.ledger import SqliteLedger
 from stores.sqlite import SqliteStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -189,7 +189,7 @@ def render(output: Path = OUTPUT) -> Path:
                 for t, value in frame[column].items()
             ]
         )
-        ledger = Ledger(Path(work) / "ledger.db")
+        ledger = SqliteLedger(Path(work) / "ledger.db")
         ledger.add_materials(site.id, parse_materials_csv(SAMPLE_MATERIALS.read_text("utf-8")))
         _add_sample_waste(ledger, sites, start, end)
         settings = Settings(

@@ -5,6 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+#: Quantities stored as cumulative indexes (energy Wh, volume m3, mass kg).
+INDEX_DIMENSIONS = ("energy", "volume", "mass")
+#: Meter id and quantity under which `microville import carbon-intensity` stores the
+#: grid's carbon intensity of a site.
+INTENSITY_METER, INTENSITY_QUANTITY = "grid-carbon-intensity", "carbon_intensity"
+
 
 @dataclass(frozen=True, slots=True)
 class Reading:

@@ -14,7 +14,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
+from domain.materials import Material
 from domain.readings import Reading
+from domain.records import WasteEntry
 
 
 class StoreError(RuntimeError):
@@ -161,3 +163,40 @@ class ReadingStore(Protocol):
 
     def close(self) -> None:
         """Release connections; the store is not used afterwards."""
+
+
+class Ledger(Protocol):
+    """Port of the ledger: the renovation's materials and the waste entries of each site,
+    kept by id (stores.ledger.SqliteLedger)."""
+
+    def add_materials(self, site: str, materials: Sequence[Material]) -> list[int]: ...
+
+    def materials(self, site: str) -> list[tuple[int, Material]]: ...
+
+    def delete_material(self, site: str, material_id: int) -> bool: ...
+
+    def add_waste_entries(self, site: str, entries: Sequence[WasteEntry]) -> list[int]: ...
+
+    def waste_entries(
+        self, site: str, start: datetime | None = None, end: datetime | None = None
+    ) -> list[tuple[int, WasteEntry]]: ...
+
+    def waste_records(
+        self, site: str, start: datetime | None = None, end: datetime | None = None
+    ) -> tuple[list[tuple[int, WasteEntry]], list[tuple[int, str]]]:
+        """The entries of ``[start, end)`` and, apart, the stored rows that no longer
+        read as an entry (id and why)."""
+        ...
+
+    def delete_waste_entry(self, site: str, entry_id: int) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class AlertHistory(Protocol):
+    """Read port of the alerts' past: what the monthly report lists."""
+
+    def events_between(self, site: str, start: datetime, end: datetime) -> list[dict[str, object]]:
+        """Notified events (firing, resolved, reminder) of ``site`` in ``[start, end)``,
+        oldest first."""
+        ...

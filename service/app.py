@@ -11,7 +11,7 @@ from fastapi import Depends, FastAPI
 
 from domain.clock import Clock, system_clock
 from domain.site import SitesConfig, read_sites
-from domain.store import ReadingStore
+from domain.store import Ledger, ReadingStore
 from microville import __version__
 from microville.mqtt import MqttSettings
 from microville.settings import Settings, reveal
@@ -32,7 +32,7 @@ from service.metrics import RequestMetricsMiddleware, ServiceMetrics, TimedStore
 from service.metrics import router as metrics_router
 from service.monthly_report.make import ReportScheduler
 from stores import open_store
-from stores.ledger import Ledger
+from stores.ledger import SqliteLedger
 from stores.reports import ReportArchive
 
 
@@ -136,7 +136,7 @@ def create_app(
     app.state.max_rows = settings.api_max_rows
     app.state.sites = sites
     app.state.clock = clock
-    app.state.ledger = ledger if ledger is not None else Ledger(settings.ledger_path)
+    app.state.ledger = ledger if ledger is not None else SqliteLedger(settings.ledger_path)
 
     add_error_handlers(app)
     app.include_router(indicators_router)

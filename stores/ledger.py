@@ -54,7 +54,7 @@ def _record(kind: type[_Record], item: _Record) -> str:
     return text
 
 
-class Ledger:
+class SqliteLedger:
     """Lifecycle: create, use from any thread, ``close()`` once."""
 
     def __init__(self, path: str | Path) -> None:

@@ -117,7 +117,7 @@ def test_demo_runs_the_whole_chain_on_embedded_defaults(
 def test_import_commands_load_intensity_and_materials(tmp_path: Path) -> None:
     import os
 
-    from stores.ledger import Ledger
+    from stores.ledger import SqliteLedger
     from stores.sqlite import SqliteStore
 
     eco2mix = tmp_path / "eco2mix.csv"
@@ -148,7 +148,7 @@ def test_import_commands_load_intensity_and_materials(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=60, check=False, env=env,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
-    ledger = Ledger(ledger_path)
+    ledger = SqliteLedger(ledger_path)
     assert len(ledger.materials("microville112")) == 7
     ledger.close()
 
@@ -169,7 +169,7 @@ def test_demo_reports_without_pango_write_the_html_and_say_how_to_get_pdfs(
     from cli.demo import _monthly_reports
     from domain.periods import localize
     from domain.site import read_sites
-    from stores.ledger import Ledger
+    from stores.ledger import SqliteLedger
     from stores.sqlite import SqliteStore
 
     real_import = builtins.__import__
@@ -183,7 +183,7 @@ def test_demo_reports_without_pango_write_the_html_and_say_how_to_get_pdfs(
     monkeypatch.setattr(builtins, "__import__", no_pango)
     sites = read_sites(SAMPLE_CONFIG)
     tz = sites.sites[0].tz
-    store, ledger = SqliteStore(tmp_path / "r.db"), Ledger(tmp_path / "ledger.db")
+    store, ledger = SqliteStore(tmp_path / "r.db"), SqliteLedger(tmp_path / "ledger.db")
     console = Console(record=True, width=200)
     try:
         paths = _monthly_reports(

@@ -31,7 +31,7 @@ from firmware_sim.building import simulate_building
 from microville.settings import Settings
 from service.app import create_app
 from stores.influx import InfluxStore
-from stores.ledger import Ledger
+from stores.ledger import SqliteLedger
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARDS = ROOT / "dashboards" / "json"
@@ -340,9 +340,11 @@ def proof(
         ledger_path=str(state / "ledger.db"),
         alerts_path=str(state / "alerts.db"),
         alert_interval_s=0,
+        # Module-scoped: the per-test state folders of conftest do not reach it.
+        reports_dir=str(state / "reports"),
         api_read_token=GRAFANA_TOKEN,
     )
-    ledger = Ledger(state / "ledger.db")
+    ledger = SqliteLedger(state / "ledger.db")
     app = create_app(settings, store=store, sites=sites, ledger=ledger, clock=fixed_clock(now))
     with TestClient(app) as client:
         # At the range's end: inside "the month of the range end" on any date.

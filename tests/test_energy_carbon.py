@@ -12,13 +12,12 @@ from fastapi.testclient import TestClient
 from support import SITE_S1
 
 from domain.imports import parse_eco2mix_csv
-from domain.readings import Reading
+from domain.readings import INTENSITY_METER, INTENSITY_QUANTITY, Reading
 from domain.site import ConfigError, parse_sites
 from domain.store import ReadingStore
 from microville.settings import Settings
 from service.app import create_app
-from service.usecases.kernel import INTENSITY_METER, INTENSITY_QUANTITY
-from stores.ledger import Ledger
+from stores.ledger import SqliteLedger
 
 H = timedelta(hours=1)
 QUARTER = timedelta(minutes=15)
@@ -39,7 +38,7 @@ Client = Callable[[str], TestClient]
 @pytest.fixture
 def client_for(tmp_path: Path, store: ReadingStore) -> Iterator[Client]:
     """A client of an app on ``store`` for the site file ``SITE_S1 + meters``."""
-    ledger = Ledger(tmp_path / "ledger.db")
+    ledger = SqliteLedger(tmp_path / "ledger.db")
     clients: list[TestClient] = []
 
     def make(meters: str) -> TestClient:

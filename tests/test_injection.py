@@ -25,7 +25,7 @@ from domain.store import IndexSeries, ReadingStore, StoreError, StoreRejected
 from microville.settings import Settings
 from service.app import create_app
 from stores.influx import InfluxStore
-from stores.ledger import Ledger
+from stores.ledger import SqliteLedger
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
 HOSTILE = [
@@ -159,7 +159,7 @@ def test_hostile_ids_write_nothing_but_their_own_point(store: ReadingStore, posi
 
 
 def test_the_ledger_binds_every_id(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "ledger.db")
+    ledger = SqliteLedger(tmp_path / "ledger.db")
     material = Material(
         name="steel",
         category="structure",

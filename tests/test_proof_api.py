@@ -14,13 +14,12 @@ import pytest
 from fastapi.testclient import TestClient
 from support import GRID_AND_PV_METERS, SITE_S1
 
-from domain.readings import Reading
+from domain.readings import INTENSITY_METER, INTENSITY_QUANTITY, Reading
 from domain.records import WasteEntry
 from domain.store import ReadingStore
 from microville.settings import Settings
 from service.app import create_app
-from service.usecases.kernel import INTENSITY_METER, INTENSITY_QUANTITY
-from stores.ledger import Ledger
+from stores.ledger import SqliteLedger
 
 CONFIG = SITE_S1 + "occupants = 20\n" + GRID_AND_PV_METERS
 
@@ -48,7 +47,7 @@ def _seed_year(store: ReadingStore, silent_meter: str | None = None) -> None:
 def client(tmp_path: Path, store: ReadingStore) -> Iterator[TestClient]:
     config = tmp_path / "sites.toml"
     config.write_text(CONFIG)
-    ledger = Ledger(tmp_path / "ledger.db")
+    ledger = SqliteLedger(tmp_path / "ledger.db")
     app = create_app(Settings(config=str(config)), store=store, ledger=ledger)
     with TestClient(app) as c:
         yield c
@@ -356,7 +355,7 @@ def test_a_bad_stored_waste_entry_is_reported_not_a_500(client: TestClient, tmp_
 
 def test_the_ledger_refuses_a_record_that_would_not_read_back(tmp_path: Path) -> None:
     """A model built without validation (model_construct) cannot smuggle Infinity in."""
-    ledger = Ledger(tmp_path / "ledger.db")
+    ledger = SqliteLedger(tmp_path / "ledger.db")
     good = WasteEntry.model_validate(WASTE[0])
     bad = WasteEntry.model_construct(**{**good.__dict__, "mass_kg": math.inf})
     with pytest.raises(ValueError, match="would not read back"):
@@ -544,7 +543,7 @@ source = { topic = "s1/compost", format = "number" }
             for h in range(hours + 1)
         ]
     )
-    ledger = Ledger(tmp_path / "ledger.db")
+    ledger = SqliteLedger(tmp_path / "ledger.db")
     ledger.add_waste_entries("s1", [WasteEntry.model_validate(WASTE[2])])  # landfill, June
     app = create_app(Settings(config=str(config)), store=store, ledger=ledger)
     with TestClient(app) as client:
@@ -589,7 +588,7 @@ def test_weekly_collections_prove_the_year_and_the_interval_is_per_site(
     for days in (7, 14):
         config = tmp_path / f"sites-{days}.toml"
         config.write_text(SITE_S1 + f"waste_entry_interval_days = {days}\n")
-        ledger = Ledger(tmp_path / f"ledger-{days}.db")
+        ledger = SqliteLedger(tmp_path / f"ledger-{days}.db")
         ledger.add_waste_entries("s1", entries)
         app = create_app(Settings(config=str(config)), store=store, ledger=ledger)
         with TestClient(app) as c:

@@ -19,7 +19,7 @@ from domain.reporting import Month, due_months, months_between, run_at
 from domain.site import ConfigError, SitesConfig, parse_sites
 from domain.store import ReadingStore
 from service.monthly_report.make import ReportScheduler
-from stores.ledger import Ledger
+from stores.ledger import SqliteLedger
 from stores.reports import ReportArchive
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -106,21 +106,21 @@ timeout_s = 2
 
 
 @pytest.fixture
-def data(tmp_path: Path) -> Iterator[tuple[ReadingStore, Ledger]]:
+def data(tmp_path: Path) -> Iterator[tuple[ReadingStore, SqliteLedger]]:
     from stores.sqlite import SqliteStore
 
     store = SqliteStore(tmp_path / "readings.db")
     load_sample(
         store, localize(datetime(2026, 9, 1), PARIS), localize(datetime(2026, 11, 2), PARIS)
     )
-    ledger = Ledger(tmp_path / "ledger.db")
+    ledger = SqliteLedger(tmp_path / "ledger.db")
     yield store, ledger
     ledger.close()
     store.close()
 
 
 def test_one_report_per_month_across_the_autumn_dst_change_mailed_once(
-    data: tuple[ReadingStore, Ledger], tmp_path: Path, smtp_server: tuple[Inbox, int]
+    data: tuple[ReadingStore, SqliteLedger], tmp_path: Path, smtp_server: tuple[Inbox, int]
 ) -> None:
     inbox, port = smtp_server
     store, ledger = data
@@ -158,7 +158,7 @@ def test_one_report_per_month_across_the_autumn_dst_change_mailed_once(
 
 
 def test_downtime_is_caught_up_at_start_and_mail_retried_until_the_server_is_back(
-    data: tuple[ReadingStore, Ledger], tmp_path: Path, smtp_server: tuple[Inbox, int]
+    data: tuple[ReadingStore, SqliteLedger], tmp_path: Path, smtp_server: tuple[Inbox, int]
 ) -> None:
     inbox, port = smtp_server
     store, ledger = data

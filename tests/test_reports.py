@@ -33,7 +33,7 @@ from service.monthly_report.figures import MonthlyReport, monthly_report
 from service.monthly_report.make import generate_report
 from service.monthly_report.render import render, render_html
 from service.usecases.kernel import QueryError
-from stores.ledger import Ledger
+from stores.ledger import SqliteLedger
 from stores.reports import ReportArchive
 
 OCTOBER = Month(2026, 10)  # holds the autumn DST change (25 October)
@@ -44,7 +44,7 @@ AFTER = datetime(2026, 12, 2, 12, tzinfo=UTC)  # when these reports are made
 class Site:
     config: SitesConfig
     store: ReadingStore
-    ledger: Ledger
+    ledger: SqliteLedger
     truth: dict[str, float]  # October's ground truth [Wh]
 
 
@@ -56,7 +56,7 @@ def sample(store: ReadingStore, tmp_path: Path) -> Iterator[Site]:
     site = config.sites[0]
     frame = simulate_building(site, start, end, timedelta(minutes=30), seed=SEED)
     truth = ground_truth(frame, OCTOBER.start(tz), OCTOBER.end(tz))
-    ledger = Ledger(tmp_path / "ledger.db")
+    ledger = SqliteLedger(tmp_path / "ledger.db")
     yield Site(config, store, ledger, truth)
     ledger.close()
 
@@ -291,7 +291,7 @@ def test_a_month_without_data_says_so_and_claims_nothing(
 ) -> None:
     """Empty store: the old summary said "positif (+0 kWh)" and "à énergie positive"."""
     site = read_sites(SAMPLE).sites[0]
-    ledger = Ledger(tmp_path / "ledger.db")
+    ledger = SqliteLedger(tmp_path / "ledger.db")
     report = monthly_report(site, store, ledger, MARCH, now=AFTER)
     _, fr = pdf_text(render(report, Language.FR).pdf)
     _, en = pdf_text(render(report, Language.EN).pdf)

@@ -18,7 +18,7 @@ from domain.store import ReadingStore
 from firmware_sim.building import ground_truth, simulate_building
 from microville.settings import Settings
 from service.app import create_app
-from stores.ledger import Ledger
+from stores.ledger import SqliteLedger
 
 MATERIALS_CSV = SAMPLE_CONFIG.parent / "microville112-materials.csv"
 COLUMNS = {
@@ -59,7 +59,7 @@ def test_sample_site_year_gives_the_three_verdicts_with_evidence(
     )
     truth = ground_truth(frame, start, end)
 
-    ledger = Ledger(tmp_path / "ledger.db")
+    ledger = SqliteLedger(tmp_path / "ledger.db")
     app = create_app(Settings(config=str(SAMPLE_CONFIG)), store=store, ledger=ledger)
     with TestClient(app) as client:
         imported = client.post(

@@ -23,7 +23,7 @@ from gateway.sources import SourceOptions
 from microville.mqtt import MqttSettings
 from microville.settings import Settings
 from service.app import create_app
-from stores.ledger import Ledger
+from stores.ledger import SqliteLedger
 
 HOUR = timedelta(hours=1)
 T0 = datetime(2026, 10, 5, 8, tzinfo=UTC)  # a Monday, 10:00 in Paris
@@ -51,7 +51,7 @@ def _waste(
 ) -> dict[str, object]:
     path = tmp_path / f"sites-{len(list(tmp_path.glob('sites-*')))}.toml"
     path.write_text(config)
-    ledger = Ledger(tmp_path / "ledger.db")
+    ledger = SqliteLedger(tmp_path / "ledger.db")
     app = create_app(Settings(config=str(path)), store=store, ledger=ledger)
     with TestClient(app) as client:
         resp = client.get("/api/v1/sites/s1/waste", params=params)

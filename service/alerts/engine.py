@@ -27,11 +27,11 @@ from domain.alerts import (
 from domain.coverage import coverage_percent
 from domain.energy import EnergyBalance
 from domain.periods import Step, localize
+from domain.readings import INDEX_DIMENSIONS
 from domain.site import Role, Site, SitesConfig
 from domain.store import ReadingStore, StoreError
 from service.alerts.outbox import Notification, Outbox
 from service.usecases.energy import energy_report
-from service.usecases.kernel import INDEX_DIMENSIONS
 
 log = logging.getLogger(__name__)
 

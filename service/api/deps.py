@@ -14,8 +14,7 @@ from fastapi import Depends, HTTPException, Path, Query, Request
 from domain.clock import Clock
 from domain.periods import Step, localize
 from domain.site import Site, SitesConfig
-from domain.store import ReadingStore
-from stores.ledger import Ledger
+from domain.store import Ledger, ReadingStore
 
 
 def _sites(request: Request) -> SitesConfig:

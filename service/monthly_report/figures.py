@@ -17,15 +17,13 @@ from domain.factors import Factor
 from domain.periods import Step
 from domain.reporting import Month
 from domain.site import Carrier, Role, Site
-from domain.store import ReadingStore
+from domain.store import AlertHistory, Ledger, ReadingStore
 from domain.waste import WasteStream
-from service.alerts.engine import AlertEngine
 from service.usecases.carbon import CarbonPeriod, carbon_report
 from service.usecases.energy import EnergyPeriod, energy_report
 from service.usecases.kernel import Evidence, weighted_coverage
 from service.usecases.targets import Judgement, judge_targets
 from service.usecases.waste import WasteReport, waste_report
-from stores.ledger import Ledger
 
 #: Coverage from which a period counts as having data: a lone reading at midnight on the
 #: 1st closes the month before, which must not show as a month of data.
@@ -195,7 +193,7 @@ def _quality(
 
 
 def _alerts(
-    engine: AlertEngine | None, site: Site, start: datetime, end: datetime
+    engine: AlertHistory | None, site: Site, start: datetime, end: datetime
 ) -> list[AlertEvent]:
     if engine is None:
         return []
@@ -212,7 +210,7 @@ def monthly_report(
     store: ReadingStore,
     ledger: Ledger,
     month: Month,
-    alerts: AlertEngine | None = None,
+    alerts: AlertHistory | None = None,
     *,
     now: datetime,
 ) -> MonthlyReport:

@@ -15,14 +15,12 @@ from domain.alert_config import EmailChannel
 from domain.clock import Clock, system_clock
 from domain.reporting import Language, Month, due_months
 from domain.site import Site, SitesConfig
-from domain.store import ReadingStore, StoreError
+from domain.store import AlertHistory, Ledger, ReadingStore, StoreError
 from service.alerts.channels import DeliveryError, smtp_send
-from service.alerts.engine import AlertEngine
 from service.monthly_report.figures import HAS_DATA, monthly_report
 from service.monthly_report.render import render
 from service.monthly_report.words import Texts
 from service.usecases.kernel import QueryError
-from stores.ledger import Ledger
 from stores.reports import ReportArchive, ReportRecord
 
 log = logging.getLogger(__name__)
@@ -35,7 +33,7 @@ def generate_report(
     archive: ReportArchive,
     month: Month,
     language: Language | None = None,
-    alerts: AlertEngine | None = None,
+    alerts: AlertHistory | None = None,
     scheduled: bool = False,
     *,
     now: datetime,
@@ -61,7 +59,7 @@ def make_report(
     archive: ReportArchive,
     month: Month,
     language: Language | None = None,
-    alerts: AlertEngine | None = None,
+    alerts: AlertHistory | None = None,
     scheduled: bool = False,
     *,
     now: datetime,
@@ -130,7 +128,7 @@ class ReportScheduler:
         store: ReadingStore,
         ledger: Ledger,
         archive: ReportArchive,
-        alerts: AlertEngine | None = None,
+        alerts: AlertHistory | None = None,
         clock: Clock = system_clock,
     ) -> None:
         self.sites = sites

@@ -14,18 +14,16 @@ from domain.carbon import NetCarbon, avoided_co2_kg, net_carbon, operational_co2
 from domain.factors import Factor, carbon_factor
 from domain.materials import Embodied, embodied
 from domain.periods import Step, period_bounds
+from domain.readings import INTENSITY_METER, INTENSITY_QUANTITY
 from domain.site import Carrier, Meter, Role, Site
-from domain.store import ReadingStore
+from domain.store import Ledger, ReadingStore
 from service.usecases.energy import energy_in_wh, energy_meters
 from service.usecases.kernel import (
-    INTENSITY_METER,
-    INTENSITY_QUANTITY,
     YEAR_S,
     Evidence,
-    _span_indexes,
     bounds_of,
+    span_indexes,
 )
-from stores.ledger import Ledger
 
 
 @dataclass(frozen=True)
@@ -64,7 +62,7 @@ def carbon_report(
     the same hour), embodied amortised over the study period; net = op + emb − avoided.
     Also over each of ``spans`` (runs of whole periods), from the same query."""
     bounds = bounds_of(site, start, end, step)
-    _span_indexes(bounds, spans)  # checks them
+    span_indexes(bounds, spans)  # checks them
     hours = period_bounds(bounds[0], bounds[-1], Step.HOUR, site.tz)
     flows, unconverted = energy_meters(site, (Role.GRID_IMPORT, Role.GRID_EXPORT))
     energies = energy_in_wh(site, store, flows, hours)

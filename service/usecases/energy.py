@@ -24,10 +24,10 @@ from domain.site import Carrier, Meter, Role, Site, Use
 from domain.store import ReadingStore
 from service.usecases.kernel import (
     Evidence,
-    _span_indexes,
     bounds_of,
     meter_energies,
     span_evidence,
+    span_indexes,
 )
 
 BALANCE_ROLES = (Role.PRODUCTION, Role.GRID_IMPORT, Role.GRID_EXPORT)
@@ -126,7 +126,7 @@ def energy_report(
     """Energy per period and in total; also over each of ``spans`` (runs of whole
     periods, e.g. the year to date inside twelve months), from the same query."""
     bounds = bounds_of(site, start, end, step)
-    span_indexes = _span_indexes(bounds, spans)
+    span_ij = span_indexes(bounds, spans)
     balance_meters, unconverted = energy_meters(site, BALANCE_ROLES)
     submeters, unconverted_sub = energy_meters(site, (Role.SUBMETER,))
     energies = energy_in_wh(site, store, balance_meters + submeters, bounds)
@@ -175,6 +175,6 @@ def energy_report(
         missing,
         energies,
         bounds,
-        [period(i, j) for i, j in span_indexes],
+        [period(i, j) for i, j in span_ij],
         [m.id for m in unconverted + unconverted_sub],
     )

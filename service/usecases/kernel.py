@@ -17,12 +17,7 @@ from domain.periods import Step, common_slot, period_bounds
 from domain.site import Meter, Site
 from domain.store import ReadingStore
 
-#: Meter id and quantity under which `microville import carbon-intensity` stores the
-#: grid's carbon intensity of a site.
-INTENSITY_METER, INTENSITY_QUANTITY = "grid-carbon-intensity", "carbon_intensity"
 MAX_PERIODS = 100_000
-#: Dimensions of cumulative indexes.
-INDEX_DIMENSIONS = ("energy", "volume", "mass")
 YEAR_S = 365.25 * 86400
 
 
@@ -118,7 +113,7 @@ def span_evidence(energies: list[MeterEnergy], bounds: list[datetime], i: int, j
     return Evidence(coverage, sum(sum(e.estimated_wh[i:j]) for e in energies))
 
 
-def _span_indexes(
+def span_indexes(
     bounds: list[datetime], spans: Sequence[tuple[datetime, datetime]]
 ) -> list[tuple[int, int]]:
     """Period indexes ``(i, j)`` of each span, whose ends must be period bounds."""

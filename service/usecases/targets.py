@@ -10,7 +10,7 @@ from typing import Literal
 
 from domain.periods import Step
 from domain.site import Meter, Role, Site
-from domain.store import ReadingStore
+from domain.store import Ledger, ReadingStore
 from domain.targets import Verdict, judge
 from service.usecases.carbon import CarbonReport, carbon_report
 from service.usecases.energy import BALANCE_ROLES, EnergyReport, energy_report
@@ -18,7 +18,6 @@ from service.usecases.waste import (
     WasteReport,
     waste_report,
 )
-from stores.ledger import Ledger
 
 
 @dataclass(frozen=True)

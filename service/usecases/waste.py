@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from domain.periods import Step, common_slot
 from domain.records import Phase, WasteEntry
 from domain.site import Role, Site
-from domain.store import ReadingStore
+from domain.store import Ledger, ReadingStore
 from domain.waste import (
     WasteIndicators,
     WasteStream,
@@ -21,7 +21,6 @@ from domain.waste import (
     waste_indicators,
 )
 from service.usecases.kernel import bounds_of, meter_energies, weighted_coverage
-from stores.ledger import Ledger
 
 DAY_S = 86400
 
