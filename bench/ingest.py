@@ -15,7 +15,7 @@ from bench.drain import Drain
 from bench.mqtt_load import ceiling_drain, forget_session, prepare_session, publish
 from bench.results import Row, Status, failed
 from bench.services import influx_count, influx_query
-from gateway.mqtt_source import session_client_id
+from gateway.sources.mqtt.source import session_client_id
 
 SECTION = "ingestion"
 TARGETS = {"single": ("≥ 30,000", 30_000.0), "senml": ("≥ 100,000", 100_000.0)}

@@ -34,7 +34,7 @@ from firmware_sim.clock import SimulatedClock
 from firmware_sim.publisher import run_simulation
 from firmware_sim.serial_devices import SerialDevices, relocate_serial_ports
 from gateway.gateway import Gateway
-from gateway.sources import SourceOptions
+from gateway.sources.registry import SourceOptions
 from microville import SAMPLE_SITES
 from microville.mqtt import MqttSettings, make_client
 from microville.settings import Settings

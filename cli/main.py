@@ -106,7 +106,7 @@ def gateway(
     """Read every configured meter (MQTT, TIC, Modbus) and store the readings until stopped."""
     from gateway.deadletter import DeadLetterLog
     from gateway.gateway import Gateway
-    from gateway.sources import SourceOptions
+    from gateway.sources.registry import SourceOptions
     from stores import open_store
 
     setup_logging(verbose)

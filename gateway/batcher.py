@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from domain.readings import Reading
 from domain.store import ReadingStore, StoreError, StoreRejected
 from gateway.buffer import BufferError, ReadingBuffer
+from microville.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,6 @@ class BatchWriter:
         self._buffer = buffer
         self._max_size = max_size
         self._max_delay_s = max_delay_s
-        self._max_backoff_s = max_backoff_s
         self._max_pending = max_pending or 4 * max_size
         self._on_refused = on_refused
         self._on_write = on_write
@@ -88,7 +88,7 @@ class BatchWriter:
         self._added = 0
         self._safe = 0
         self._callbacks: deque[tuple[int, OnSafe]] = deque()
-        self._backoff_s = 0.5
+        self._backoff = Backoff(0.5, max_backoff_s)
         self._retry_at = 0.0  # monotonic time of the next replay attempt
         self._buffer_trouble: str | None = None  # the buffer's failure, once per outage
         self._internal_trouble: str | None = None
@@ -359,7 +359,7 @@ class BatchWriter:
             self.replayed += len(readings)
             if not self._buffer.depth:
                 log.info("buffer replayed: the store has every reading again")
-            self._backoff_s = 0.5
+            self._backoff.reset()
             self._retry_at = 0.0
             with self._cond:
                 if yield_to_new and (self._pending or self._stopping):
@@ -406,9 +406,7 @@ class BatchWriter:
         self.last_error = str(exc)
 
     def _next_backoff(self) -> float:
-        backoff = self._backoff_s
-        self._backoff_s = min(self._backoff_s * 2, self._max_backoff_s)
-        return backoff
+        return self._backoff.next()
 
     def _sleep(self, seconds: float) -> None:
         with self._cond:

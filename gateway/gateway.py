@@ -16,12 +16,12 @@ from gateway.batcher import BatchWriter, OnSafe
 from gateway.buffer import ReadingBuffer
 from gateway.deadletter import DeadLetter, DeadLetterLog
 from gateway.metrics import GatewayMetrics
-from gateway.sources import SOURCE_FACTORIES, Source, SourceOptions
+from gateway.sources.registry import SOURCE_FACTORIES, Source, SourceOptions
 
 # Importing the source modules registers their factories.
-from gateway import mqtt_source as _mqtt  # noqa: F401  isort: skip
-from gateway import modbus_source as _modbus  # noqa: F401  isort: skip
-from gateway import tic_source as _tic  # noqa: F401  isort: skip
+from gateway.sources.mqtt import source as _mqtt  # noqa: F401  isort: skip
+from gateway.sources.modbus import source as _modbus  # noqa: F401  isort: skip
+from gateway.sources.tic import source as _tic  # noqa: F401  isort: skip
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,8 @@ PACKAGES = ("microville", "domain", "stores", "gateway", "service", "firmware_si
 
 
 def test_each_package_is_the_folder_of_its_name() -> None:
-    """`import gateway.mqtt_source` is `gateway/mqtt_source.py`, nothing mapped by hand."""
+    """`import gateway.sources.mqtt.source` is `gateway/sources/mqtt/source.py`: nothing mapped
+    by hand."""
     import importlib
 
     for name in PACKAGES:

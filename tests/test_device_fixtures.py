@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from domain.site import read_sites
-from gateway.router import Router
+from gateway.sources.mqtt.router import Router
 
 DEVICES = Path(__file__).parent / "fixtures" / "devices"
 REQUIRED_MODELS = {"senml-pv-inverter", "linky-senml", "shelly-json", "bare-number"}

@@ -22,7 +22,7 @@ from domain.site import read_sites
 from domain.store import ReadingStore
 from firmware_sim.publisher import run_simulation
 from gateway.gateway import Gateway
-from gateway.sources import SourceOptions
+from gateway.sources.registry import SourceOptions
 from microville.mqtt import MqttSettings
 from microville.settings import Settings
 from service.app import create_app

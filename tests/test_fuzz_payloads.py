@@ -22,8 +22,8 @@ from support import SITE_S1, wait_until
 
 from domain.reading_checks import EARLIEST, LATEST, MAX_ABS_VALUE, MAX_AHEAD
 from domain.site import parse_sites
-from gateway.decoders import MAX_PAYLOAD_BYTES
-from gateway.router import Router
+from gateway.sources.mqtt.decoders import MAX_PAYLOAD_BYTES
+from gateway.sources.mqtt.router import Router
 from stores import open_store
 
 CONFIG = (
@@ -289,7 +289,7 @@ def test_thousands_of_hostile_payloads_between_good_ones(tmp_path: Path) -> None
 @pytest.mark.parametrize("extra_levels, accepted", [(0, True), (1, False)])
 def test_json_depth_limit_is_exact(extra_levels: int, accepted: bool) -> None:
     """A JSON value nested MAX_JSON_DEPTH deep parses; one level more is refused."""
-    from gateway.decoders import MAX_JSON_DEPTH, DecodeError, decode_json
+    from gateway.sources.mqtt.decoders import MAX_JSON_DEPTH, DecodeError, decode_json
 
     depth = MAX_JSON_DEPTH + extra_levels
     # {"v": 5, "x": [[...]]} : the object is level 1, the lists the rest.
@@ -303,7 +303,7 @@ def test_json_depth_limit_is_exact(extra_levels: int, accepted: bool) -> None:
 
 
 def test_brackets_inside_strings_do_not_count_as_depth() -> None:
-    from gateway.decoders import decode_json
+    from gateway.sources.mqtt.decoders import decode_json
 
     payload = json.dumps({"v": 5, "note": "[[[[[[[[[[[[[[[[[[[[{{{{{{{{{{"}).encode()
     assert decode_json(payload, datetime(2026, 10, 1, tzinfo=UTC), None)

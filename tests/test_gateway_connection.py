@@ -20,7 +20,7 @@ from support import SITE_S1, wait_until
 from domain.site import parse_sites
 from domain.store import ReadingStore
 from gateway.gateway import Gateway
-from gateway.sources import SourceOptions
+from gateway.sources.registry import SourceOptions
 from microville.mqtt import MqttSettings, make_client
 
 CONFIG = (
@@ -233,7 +233,7 @@ def test_share_group_is_an_identifier() -> None:
             MqttSettings(share_group=bad)
 
 
-MQTT_LOG = "gateway.mqtt_source"
+MQTT_LOG = "gateway.sources.mqtt.source"
 
 
 def _outage_records(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
@@ -313,7 +313,7 @@ def test_a_gateway_held_back_by_its_writer_is_not_up_and_is_up_again_after(
     the store is back every reading is stored and the source is up again."""
     from services import running_influxdb
 
-    from gateway.mqtt_source import HELD_BACK_AFTER_S
+    from gateway.sources.mqtt.source import HELD_BACK_AFTER_S
     from stores.influx import InfluxStore
 
     influx_port = free_port()

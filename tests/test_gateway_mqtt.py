@@ -15,7 +15,7 @@ from domain.site import parse_sites
 from domain.store import ReadingStore
 from gateway.deadletter import DeadLetterLog
 from gateway.gateway import Gateway
-from gateway.sources import SourceOptions
+from gateway.sources.registry import SourceOptions
 from microville.mqtt import MqttSettings
 
 CONFIG = (

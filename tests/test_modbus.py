@@ -38,8 +38,8 @@ from firmware_sim.modbus_emulator import (
     building_values,
 )
 from firmware_sim.virtual_serial import VirtualSerialPair
-from gateway.modbus_source import ModbusLineSource, modbus_sources, plan_reads
-from gateway.sources import SOURCE_FACTORIES, SourceOptions
+from gateway.sources.modbus.source import ModbusLineSource, modbus_sources, plan_reads
+from gateway.sources.registry import SOURCE_FACTORIES, SourceOptions
 
 INT_RANGES = {
     "int16": (-(2**15), 2**15 - 1),
@@ -490,7 +490,7 @@ def test_unplug_and_replug_resumes_with_one_warning(
     running: list[ModbusLineSource],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="gateway.modbus_source")
+    caplog.set_level(logging.INFO, logger="gateway.sources.modbus.source")
     source = line_source(site_config(f'port = "{pair.device_path}", baudrate = 19200'))
     source.backoff_initial_s, source.backoff_max_s = 0.05, 0.2
     sink = start(source, running)
@@ -510,7 +510,7 @@ def test_unplug_and_replug_resumes_with_one_warning(
     assert wait_until(lambda: source.ready, 2)
     assert_values_served(sink, EXPECTED)
 
-    ours = [r for r in caplog.records if r.name == "gateway.modbus_source"]
+    ours = [r for r in caplog.records if r.name == "gateway.sources.modbus.source"]
     warnings = [r for r in ours if r.levelno == logging.WARNING]
     assert len(warnings) == 1, [r.message for r in warnings]
     assert "unavailable" in warnings[0].message
@@ -765,7 +765,7 @@ def test_a_unit_that_stops_answering_is_said_once_and_back_once(
     running: list[ModbusLineSource],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="gateway.modbus_source")
+    caplog.set_level(logging.INFO, logger="gateway.sources.modbus.source")
     source = line_source(
         site_config(f'port = "{pair.device_path}", baudrate = 19200', silent_unit=7)
     )

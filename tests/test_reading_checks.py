@@ -32,7 +32,7 @@ from firmware_sim.modbus_emulator import ModbusTcpEmulator
 from firmware_sim.tic_frames import encode_frame, encode_group
 from gateway.deadletter import DeadLetter, DeadLetterLog, reason_kind
 from gateway.gateway import Gateway
-from gateway.sources import SourceOptions
+from gateway.sources.registry import SourceOptions
 from microville.mqtt import MqttSettings
 from stores.sqlite import SqliteStore
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import serial
 
-from gateway.serial_line import SerialLine
+from gateway.sources.tic.serial_line import SerialLine
 
 
 class FakeTime:
@@ -87,7 +87,7 @@ def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
 def test_a_port_that_opens_then_fails_backs_off_and_warns_once(
     ptys: Ptys, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="gateway.serial_line")
+    caplog.set_level(logging.DEBUG, logger="gateway.sources.tic.serial_line")
     fake = FakeTime()
     line = _line(ptys, fake, backoff_min_s=0.2, backoff_max_s=5.0)
     stop = threading.Event()
@@ -107,7 +107,7 @@ def test_a_port_that_opens_then_fails_backs_off_and_warns_once(
 def test_the_outage_ends_when_data_comes_and_backoff_restarts(
     ptys: Ptys, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="gateway.serial_line")
+    caplog.set_level(logging.INFO, logger="gateway.sources.tic.serial_line")
     fake = FakeTime()
     line = _line(ptys, fake, backoff_min_s=0.2, backoff_max_s=5.0)
     stop = threading.Event()
@@ -150,7 +150,7 @@ def test_a_silent_but_healthy_port_ends_the_outage_after_a_while(ptys: Ptys) -> 
 
 
 def test_a_port_that_cannot_be_opened_backs_off(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="gateway.serial_line")
+    caplog.set_level(logging.INFO, logger="gateway.sources.tic.serial_line")
     fake = FakeTime()
     line = SerialLine(
         "/nonexistent/ttyUSB9", 9600, backoff_max_s=1.0, clock=fake.clock, wait=fake.wait

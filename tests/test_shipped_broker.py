@@ -28,7 +28,7 @@ from support import wait_until
 from domain.site import parse_sites
 from domain.store import ReadingStore
 from gateway.gateway import Gateway
-from gateway.sources import SourceOptions
+from gateway.sources.registry import SourceOptions
 from microville.mqtt import MqttSettings
 from stores.sqlite import SqliteStore
 
@@ -54,7 +54,7 @@ source = {{ topic = "{topic}", format = "senml", name = "{meter}:energy" }}
         ("linky-site", "linky", "grid_import", LINKY),
     ]
 )
-MAX_PAYLOAD = 64 * 1024  # gateway/decoders.py MAX_PAYLOAD_BYTES
+MAX_PAYLOAD = 64 * 1024  # gateway/sources/mqtt/decoders.py MAX_PAYLOAD_BYTES
 
 
 @pytest.fixture

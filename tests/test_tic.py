@@ -1,4 +1,5 @@
-"""Linky TIC: decoding (gateway.tic), encoding (firmware_sim.tic_frames), the label table.
+"""Linky TIC: decoding (gateway.sources.tic.decoder), encoding (firmware_sim.tic_frames), the
+label table.
 
 Data-driven cases live in ``tests/fixtures/tic/<case>/``:
 
@@ -51,8 +52,8 @@ from firmware_sim.tic_frames import (
     tempo_colour,
     truncate,
 )
-from gateway.decoders import DecodedValue
-from gateway.tic import (
+from gateway.sources.decoded import DecodedValue
+from gateway.sources.tic.decoder import (
     MAX_FRAME_BYTES,
     MAX_PENDING_LOST,
     TicError,

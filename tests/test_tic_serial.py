@@ -37,8 +37,8 @@ from firmware_sim.serial_devices import relocate_serial_ports
 from firmware_sim.tic_frames import linky_frame
 from firmware_sim.virtual_serial import VirtualSerialPair
 from gateway.gateway import Gateway
-from gateway.sources import SourceOptions
-from gateway.tic_source import (
+from gateway.sources.registry import SourceOptions
+from gateway.sources.tic.source import (
     DETECT_WINDOW_S,
     TicBinding,
     TicLineSource,
@@ -254,7 +254,7 @@ def test_no_wrong_value_is_stored_from_corrupted_frames(bench: Bench) -> None:
 def test_unplugged_adapter_is_reopened_and_reading_resumes(
     bench: Bench, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="gateway.serial_line")
+    caplog.set_level(logging.INFO, logger="gateway.sources.tic.serial_line")
     bench.run()
     assert bench.emulator is not None and bench.gateway is not None
     assert wait_until(lambda: bench.gateway is not None and bench.gateway.writer.written > 5, 10)
@@ -404,7 +404,7 @@ def test_a_frame_from_another_meter_is_not_stored_and_said_once(
     pty_source: Callable[..., tuple[TicLineSource, RecordingSink, int]],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="gateway.tic_source")
+    caplog.set_level(logging.INFO, logger="gateway.sources.tic.source")
     source, sink, master = pty_source(expected_meter_id="021234567890")
     os.write(master, _frames(3, adsc="029999999999"))  # the wrong Linky on this port
     assert wait_until(lambda: source.identity_mismatches == 3, 10)
@@ -428,7 +428,7 @@ def test_an_unsynchronised_meter_clock_is_counted_and_stored_at_receive_time(
     pty_source: Callable[..., tuple[TicLineSource, RecordingSink, int]],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="gateway.tic_source")
+    caplog.set_level(logging.INFO, logger="gateway.sources.tic.source")
     source, sink, master = pty_source()
     os.write(master, _frames(4, synchronised=False))
     assert wait_until(lambda: len(sink.readings) == 4, 10)
@@ -520,7 +520,7 @@ interval_s = 0{extra} }}
 def test_auto_mode_finds_the_speed_then_follows_the_meter_and_keeps_it_over_an_outage(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="gateway.tic_source")
+    caplog.set_level(logging.INFO, logger="gateway.sources.tic.source")
     pair = VirtualSerialPair(tmp_path / "ttyTIC", tmp_path / "ttyTIC.emulator")
     pair.plug()
     config = _auto_config(pair.device_path)

@@ -19,7 +19,7 @@ from domain.site import ConfigError, parse_sites
 from domain.store import ReadingStore, SumSlot
 from gateway.deadletter import DeadLetterLog
 from gateway.gateway import Gateway
-from gateway.sources import SourceOptions
+from gateway.sources.registry import SourceOptions
 from microville.mqtt import MqttSettings
 from microville.settings import Settings
 from service.app import create_app

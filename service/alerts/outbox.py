@@ -33,6 +33,7 @@ from domain.alert_config import (
     WebhookChannel,
 )
 from domain.clock import Clock, system_clock
+from microville.backoff import backoff_delay
 from microville.mqtt import MqttSettings
 from service.alerts.channels import (
     CHANNELS,
@@ -152,7 +153,7 @@ def attempts_for(retry_for_s: float, backoff_s: float, max_backoff_s: float) -> 
     with the outbox's backoff (``backoff_s`` doubling, capped at ``max_backoff_s``)."""
     attempts, elapsed = 1, 0.0
     while elapsed < retry_for_s:
-        delay = min(max_backoff_s, backoff_s * 2.0 ** min(attempts - 1, 64))
+        delay = backoff_delay(attempts, backoff_s, max_backoff_s)
         if delay <= 0:
             raise ValueError("a retry period needs a positive backoff")
         elapsed += delay
@@ -433,7 +434,7 @@ class Outbox:
                 error,
             )
             return now or self.clock()
-        delay = min(self.max_backoff_s, self.backoff_s * 2.0 ** min(d.attempts, 64))
+        delay = backoff_delay(d.attempts + 1, self.backoff_s, self.max_backoff_s)
         # From the failure (a send can take its whole timeout), unless a time is given.
         retry_at = (now or self.clock()) + timedelta(seconds=delay)
         with self._lock, self._db:

@@ -22,8 +22,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from domain.site import MqttSource as MqttSourceConfig
 from domain.site import SitesConfig
-from gateway.router import Router
-from gateway.sources import Sink, Source, SourceOptions, register_source
+from gateway.sources.mqtt.router import Router
+from gateway.sources.registry import Sink, Source, SourceOptions, register_source
 from microville.mqtt import MqttSettings, make_client
 
 log = logging.getLogger(__name__)

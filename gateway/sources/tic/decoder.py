@@ -27,7 +27,7 @@ from typing import Final
 from zoneinfo import ZoneInfo
 
 from domain.tic_labels import TicMode, tic_label
-from gateway.decoders import DecodedValue
+from gateway.sources.decoded import DecodedValue
 
 STX: Final = 0x02
 ETX: Final = 0x03

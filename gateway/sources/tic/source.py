@@ -13,14 +13,14 @@ from datetime import UTC, datetime
 from domain.reading_checks import ReadingRefused, checked_reading
 from domain.site import Meter, SitesConfig, TicSource
 from domain.tic_labels import TicMode
-from gateway.serial_line import SerialLine
-from gateway.sources import Sink, Source, SourceOptions, register_source
-from gateway.tic import (
+from gateway.sources.registry import Sink, Source, SourceOptions, register_source
+from gateway.sources.tic.decoder import (
     TicFrame,
     TicStreamDecoder,
     frame_values,
     unsynchronised_horodates,
 )
+from gateway.sources.tic.serial_line import SerialLine
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,8 @@ from datetime import datetime
 from domain.reading_checks import ReadingRefused, checked_reading
 from domain.readings import Reading
 from domain.site import Meter, MqttSource, SitesConfig
-from gateway.decoders import DECODERS, DecodedValue, DecodeError
+from gateway.sources.decoded import DecodedValue
+from gateway.sources.mqtt.decoders import DECODERS, DecodeError
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,8 @@ from domain.modbus_maps import RegisterSpec, decode_registers
 from domain.reading_checks import ReadingRefused, checked_reading
 from domain.site import Meter, SitesConfig
 from domain.site import ModbusSource as ModbusSourceConfig
-from gateway.sources import Sink, Source, SourceOptions, register_source
+from gateway.sources.registry import Sink, Source, SourceOptions, register_source
+from microville.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -258,15 +259,14 @@ class ModbusLineSource:
             _QUIET.threads.discard(threading.get_ident())
 
     def _poll_forever(self) -> None:
-        backoff = self.backoff_initial_s
+        backoff = Backoff(self.backoff_initial_s, self.backoff_max_s)
         next_poll = time.monotonic()
         while not self._stopping.is_set():
             if not self._connected:
                 if not self._connect():
-                    self._stopping.wait(backoff)
-                    backoff = min(2 * backoff, self.backoff_max_s)
+                    self._stopping.wait(backoff.next())
                     continue
-                backoff = self.backoff_initial_s
+                backoff.reset()
             if self._stopping.wait(max(0.0, next_poll - time.monotonic())):
                 break
             started = time.monotonic()

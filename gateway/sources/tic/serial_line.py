@@ -11,6 +11,8 @@ from typing import Protocol
 
 import serial
 
+from microville.backoff import Backoff
+
 log = logging.getLogger(__name__)
 
 
@@ -75,8 +77,6 @@ class SerialLine:
         self.baudrate = baudrate
         self._settings = {"bytesize": bytesize, "parity": parity, "stopbits": stopbits}
         self._read_timeout_s = read_timeout_s
-        self._backoff_min_s = backoff_min_s
-        self._backoff_max_s = backoff_max_s
         self._healthy_after_s = healthy_after_s
         self._opener: PortOpener = opener or serial.Serial
         self._clock = clock
@@ -85,7 +85,7 @@ class SerialLine:
         self._opened_at = 0.0
         self._down_since: float | None = None
         #: Delay before the next attempt to open, once the port failed; doubled per failure.
-        self._backoff = backoff_min_s
+        self._backoff = Backoff(backoff_min_s, backoff_max_s)
         self._retry_at: float | None = None
         #: Outages so far (each logged once), attempts to open the port, failures seen.
         self.outages = 0
@@ -114,7 +114,7 @@ class SerialLine:
     @property
     def backoff_s(self) -> float:
         """The wait before the next attempt to open after a failure."""
-        return self._backoff
+        return self._backoff.pending_s
 
     def set_baudrate(self, baudrate: int) -> None:
         """Change the speed (mode auto-detection tries 9600 then 1200 baud)."""
@@ -176,12 +176,11 @@ class SerialLine:
             log.warning("serial %s unavailable (%s); retrying with backoff", self.port, reason)
         else:
             log.debug("serial %s still unavailable (%s)", self.port, reason)
-        self._retry_at = now + self._backoff
-        self._backoff = min(self._backoff * 2, self._backoff_max_s)
+        self._retry_at = now + self._backoff.next()
 
     def _recovered(self) -> None:
         assert self._down_since is not None
         log.info("serial %s is back after %.1f s", self.port, self._clock() - self._down_since)
         self._down_since = None
         self._retry_at = None
-        self._backoff = self._backoff_min_s
+        self._backoff.reset()

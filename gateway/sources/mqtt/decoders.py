@@ -12,9 +12,10 @@ import json
 import math
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from gateway.sources.decoded import DecodedValue
 
 #: RFC 8428 §4.5.3: a time below 2**28 seconds is relative to now.
 SENML_RELATIVE_LIMIT = 2**28
@@ -34,29 +35,6 @@ MAX_JSON_DEPTH = 16
 
 class DecodeError(ValueError):
     """The payload is not what its format promises; the message says why."""
-
-
-@dataclass(frozen=True, slots=True)
-class DecodedValue:
-    """One numeric value found in a payload.
-
-    Parameters
-    ----------
-    key : str or None
-        SenML resolved name, JSON dotted path, or ``None`` for a bare number.
-    value : float
-        Finite number as published, in ``unit``.
-    unit : str or None
-        Unit carried by the payload (SenML ``u``/``bu``); ``None`` when the payload
-        carries none and the meter's configured unit applies.
-    time : datetime
-        Device time when the payload carries one, receive time otherwise (UTC).
-    """
-
-    key: str | None
-    value: float
-    unit: str | None
-    time: datetime
 
 
 Decoder = Callable[[bytes, datetime, str | None], list[DecodedValue]]

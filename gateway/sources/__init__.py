@@ -1,0 +1,1 @@
+"""Source plugins: the lifecycle contract and registry (`registry`), one folder per source type."""

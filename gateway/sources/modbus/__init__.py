@@ -1,0 +1,1 @@
+"""Modbus RTU/TCP source: polling by register maps (domain/maps)."""
