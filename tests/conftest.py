@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
-from receivers import Inbox, Receiver
-from services import free_port, running_influxdb, running_mosquitto
+from helpers.receivers import Inbox, Receiver
+from helpers.services import free_port, running_influxdb, running_mosquitto
 
 from domain.store import ReadingStore
 from service.access.tokens import Role, TokenStore
@@ -22,6 +22,16 @@ SAMPLE_CONFIG = ROOT / "microville" / "sites" / "microville112.toml"
 #: The "now" of the tests when none is given: a winter weekday, when the sample
 #: building's balance is negative (the date on which a wall-clock test went red).
 DEFAULT_NOW = "2026-12-02T10:17:00+00:00"
+
+
+E2E = Path(__file__).resolve().parent / "e2e"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under tests/e2e/ is end-to-end: `pytest -m "not e2e"` is the fast lane."""
+    for item in items:
+        if E2E in Path(str(item.path)).resolve().parents:
+            item.add_marker(pytest.mark.e2e)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -104,8 +114,8 @@ def _private_state_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 def api_admin_token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The API requires a token in the tests as in production: apps built from the
     settings read a token file holding one admin token, and every TestClient sends it
-    unless the test replaces or deletes its Authorization header (tests/test_auth.py).
-    Session-wide, so that module-scoped apps get it too."""
+    unless the test replaces or deletes its Authorization header
+    (tests/service/access/test_auth.py). Session-wide, so that module-scoped apps get it too."""
     path = tmp_path_factory.mktemp("api-tokens") / "tokens.db"
     tokens = TokenStore(path)
     _, token = tokens.create("tests", Role.ADMIN)

@@ -57,3 +57,41 @@ def _find_include() -> list[str]:
 
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
     return list(config["tool"]["setuptools"]["packages"]["find"]["include"])
+
+
+#: Folders of tests/ that mirror no product folder.
+TEST_ONLY = {"helpers", "e2e", "fixtures", "__pycache__"}
+
+
+def test_the_tests_mirror_the_tree() -> None:
+    """tests/<folder>/ tests the product folder of the same path; fixtures beside them."""
+    tests = ROOT / "tests"
+    for folder in sorted(p for p in tests.rglob("*") if p.is_dir()):
+        parts = folder.relative_to(tests).parts
+        if TEST_ONLY & set(parts):
+            continue
+        # tests/gateway/<type>/ tests the source plugin gateway/sources/<type>/.
+        mirrored = ROOT / Path(*parts)
+        plugin = ROOT / "gateway" / "sources" / Path(*parts[1:]) if parts[0] == "gateway" else None
+        assert mirrored.is_dir() or (plugin is not None and plugin.is_dir()), (
+            f"tests/{'/'.join(parts)}: no such product folder"
+        )
+    assert not list(tests.glob("test_*.py")) or {p.name for p in tests.glob("test_*.py")} <= {
+        "test_architecture.py",
+        "test_docs_links.py",
+    }, "a test at the root of tests/ that belongs in a folder"
+
+
+def test_no_test_module_imports_another() -> None:
+    """What tests share lives in tests/helpers/, not in another test module."""
+    import ast
+
+    for path in (ROOT / "tests").rglob("test_*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            for name in names:
+                assert not name.split(".")[-1].startswith("test_"), f"{path}: imports {name}"
