@@ -1,6 +1,6 @@
 """A Mosquitto and an InfluxDB 1.x of the bench's own (own config, data dir, loopback
-port), adapted from tests/services.py: the broker queues QoS 1 messages without limit so
-that a backlog of a million readings is kept whole for a subscriber that is away."""
+port), adapted from tests/helpers/services.py: the broker queues QoS 1 messages without
+limit so that a backlog of a million readings is kept whole for a subscriber that is away."""
 
 from __future__ import annotations
 
