@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from domain.coverage import contiguous, period_coverage
-from domain.quality import IndexRules
+from domain.quality import IndexJudge, IndexRules
 from domain.store import IndexSeries
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -109,24 +109,12 @@ def energy_per_period(
 ) -> MeterEnergy:
     """Split a meter's index increase over the periods between ``bounds``.
 
-    The index is judged slot value by slot value against the reference (the last good
-    value, the baseline at ``bounds[0]`` being the first), by ``rules`` (see
-    :mod:`domain.quality`). A rise is energy, unless it is a spike: more than
-    ``rules.max_power_w`` over the longest time the two readings can be apart
-    (``end − reference_end + slot``), or undone by the next different value within
-    ``rules.glitch_window_s`` (a drop below ``reset_ratio ×`` the spike that lands back
-    at or above the reference). A drop is:
-
-    - a rollover when ``rules.rollover_at`` is set, the reference is at least
-      ``rollover_at × (1 − rollover_margin)`` and the value below
-      ``rollover_at × rollover_margin``: energy ``rollover_at − reference + value``;
-    - else a reset when the value is below ``reset_ratio × reference`` and no value
-      within ``glitch_window_s`` after it is back at the reference: energy ``value``;
-    - else a glitch.
-
-    A slot whose highest value is above its last (a drop inside it) is judged as two
-    values at its end, its highest then its last: a meter replaced inside a slot counts
-    the old meter's rise to its last reading, then the new meter's index (a reset).
+    Each slot value is judged against the reference (the last good value, the baseline
+    at ``bounds[0]`` being the first) by :class:`domain.quality.IndexJudge`, under
+    ``rules``: a rise, a spike, a rollover, a reset or a glitch (the rules are written
+    once, in :mod:`domain.quality`). A slot whose highest value is above its last (a
+    drop inside it: a meter replaced mid-slot) is judged as two values at its end, its
+    highest then its last.
 
     Spikes and glitches are ignored: the reference (value and time) stays the last good
     value, and energy resumes once the index is back above it. Slots after
@@ -189,7 +177,6 @@ def energy_per_period(
             values.append(s.max_value)
         ends.append(end)
         values.append(s.last_value)
-    window = timedelta(seconds=rules.glitch_window_s)
     start = bounds[0] if since is None else since.astimezone(UTC)
     if start > bounds[0]:
         raise ValueError(f"since {start.isoformat()} is after bounds[0]")
@@ -206,27 +193,7 @@ def energy_per_period(
         # The end of the baseline's slot: a gap from it is split as a longer query does.
         reference_end, known = min(start, slot_end(series.baseline_time, slot)), True
 
-    def comes_back(i: int, level: float) -> bool:
-        """Whether a value after slot ``i``, within the window, is back at ``level``."""
-        for j in range(i + 1, len(ends)):
-            if ends[j] - ends[i] > window:
-                return False
-            if values[j] >= level:
-                return True
-        return False
-
-    def undone(i: int, before: float) -> bool:
-        """Whether the rise to slot ``i``'s value is taken back by the next different
-        value, within the window: a drop that would read as a reset, landing at or
-        above ``before``, and not itself a glitch the index comes back from."""
-        high = values[i]
-        for j in range(i + 1, len(ends)):
-            if ends[j] - ends[i] > window:
-                return False
-            if values[j] != high:
-                low = values[j]
-                return before <= low < rules.reset_ratio * high and not comes_back(j, high)
-        return False
+    judge = IndexJudge(ends, values, rules, slot)
 
     for i, end in enumerate(ends):
         # Slot (end - slot, end] lies in period k when bounds[k] < end <= bounds[k+1];
@@ -239,29 +206,16 @@ def energy_per_period(
         if reference is None:
             reference, reference_end, known = value, end, True
             continue
-        if value >= reference:
-            delta = value - reference
-            # The two readings are at most this far apart: each anywhere in its slot.
-            hours = (end - reference_end + slot) / timedelta(hours=1)
-            too_fast = rules.max_power_w is not None and delta > rules.max_power_w * hours
-            if delta > 0 and (too_fast or undone(i, reference)):
-                spikes += 0 if in_glitch or not inside else 1
-                in_glitch = True
-                continue
-        elif (
-            rules.rollover_at is not None
-            and reference >= rules.rollover_at * (1 - rules.rollover_margin)
-            and value < rules.rollover_at * rules.rollover_margin
-        ):
-            rollovers += inside
-            delta = max(0.0, rules.rollover_at - reference + value)
-        elif value < rules.reset_ratio * reference and not comes_back(i, reference):
-            resets += inside
-            delta = max(0.0, value)
-        else:
-            glitches += 0 if in_glitch or not inside else 1
+        kind, delta = judge.judge(i, reference, reference_end)
+        if kind in ("spike", "glitch"):
+            # Counted once per episode, and only inside the window.
+            first = 0 if in_glitch or not inside else 1
+            spikes += first if kind == "spike" else 0
+            glitches += first if kind == "glitch" else 0
             in_glitch = True
             continue
+        rollovers += inside and kind == "rollover"
+        resets += inside and kind == "reset"
         in_glitch = False
         if delta > 0 and k >= 0:
             # A gap across either end of the window is split pro rata, as the query on

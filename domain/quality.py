@@ -29,7 +29,10 @@ Never is a backward jump counted as negative energy, nor a spike as energy.
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -62,3 +65,81 @@ class IndexRules(BaseModel):
         description="a drop the index comes back from, or a rise undone by a drop back, "
         "within this many seconds is a glitch or a spike, not a reset [s]; 0: off",
     )
+
+
+#: What one value is, against the reference: a rise (energy), or one of the jumps above.
+Judgement = Literal["rise", "spike", "rollover", "reset", "glitch"]
+
+
+@dataclass(frozen=True)
+class IndexJudge:
+    """The classifier: judges value *i* of a meter's series against the reference by
+    ``rules``, looking ahead within ``glitch_window_s`` for a drop undone or a rise taken
+    back.
+
+    Parameters
+    ----------
+    ends : sequence of datetime
+        Slot end of each value, UTC, increasing.
+    values : sequence of float
+        The index values [Wh (or the meter's base unit)].
+    rules : IndexRules
+        How to read backward jumps and spikes.
+    slot : timedelta
+        Slot width the values were aggregated with.
+    """
+
+    ends: Sequence[datetime]
+    values: Sequence[float]
+    rules: IndexRules
+    slot: timedelta
+
+    @property
+    def window(self) -> timedelta:
+        return timedelta(seconds=self.rules.glitch_window_s)
+
+    def comes_back(self, i: int, level: float) -> bool:
+        """Whether a value after ``i``, within the window, is back at ``level``."""
+        for j in range(i + 1, len(self.ends)):
+            if self.ends[j] - self.ends[i] > self.window:
+                return False
+            if self.values[j] >= level:
+                return True
+        return False
+
+    def undone(self, i: int, before: float) -> bool:
+        """Whether the rise to value ``i`` is taken back by the next different value,
+        within the window: a drop that would read as a reset, landing at or above
+        ``before``, and not itself a glitch the index comes back from."""
+        high = self.values[i]
+        for j in range(i + 1, len(self.ends)):
+            if self.ends[j] - self.ends[i] > self.window:
+                return False
+            if self.values[j] != high:
+                low = self.values[j]
+                return before <= low < self.rules.reset_ratio * high and not self.comes_back(
+                    j, high
+                )
+        return False
+
+    def judge(self, i: int, reference: float, reference_end: datetime) -> tuple[Judgement, float]:
+        """What value ``i`` is against ``reference`` (its slot ending at
+        ``reference_end``), and the energy it brings [Wh] (0 for a spike or a glitch)."""
+        rules, value, end = self.rules, self.values[i], self.ends[i]
+        if value >= reference:
+            delta = value - reference
+            # The two readings are at most this far apart: each anywhere in its slot.
+            hours = (end - reference_end + self.slot) / timedelta(hours=1)
+            too_fast = rules.max_power_w is not None and delta > rules.max_power_w * hours
+            if delta > 0 and (too_fast or self.undone(i, reference)):
+                return "spike", 0.0
+            return "rise", delta
+        if (
+            rules.rollover_at is not None
+            and reference >= rules.rollover_at * (1 - rules.rollover_margin)
+            and value < rules.rollover_at * rules.rollover_margin
+        ):
+            return "rollover", max(0.0, rules.rollover_at - reference + value)
+        if value < rules.reset_ratio * reference and not self.comes_back(i, reference):
+            return "reset", max(0.0, value)
+        return "glitch", 0.0
