@@ -95,3 +95,35 @@ def test_no_test_module_imports_another() -> None:
                 names = [a.name for a in node.names]
             for name in names:
                 assert not name.split(".")[-1].startswith("test_"), f"{path}: imports {name}"
+
+
+def named_paths(markdown: str) -> list[str]:
+    """The repository paths a page names in code spans (`gateway/sources/`,
+    `stores/influx.py`), outside code blocks."""
+    import re
+
+    prose = re.sub(r"```.*?```", "", markdown, flags=re.S)
+    tops = {*PACKAGES, "dashboards", "deploy", "tests", "docs", "config"}
+    return [
+        span.rstrip("/")
+        for span in re.findall(r"`([a-z_]+/[\w./-]*)`", prose)
+        if span.split("/")[0] in tops and "*" not in span and "{" not in span
+    ]
+
+
+def test_every_folder_and_file_the_architecture_names_exists() -> None:
+    page = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    paths = named_paths(page)
+    assert len(paths) > 20, "the page names the folders it describes"
+    missing = [p for p in paths if not (ROOT / p).exists()]
+    assert not missing, f"docs/architecture.md names what does not exist: {missing}"
+    owned = {line.split("`")[1].rstrip("/") for line in page.splitlines() if line.startswith("| `")}
+    product = {p.name for p in ROOT.iterdir() if (p / "__init__.py").is_file()}
+    assert product <= owned, f"packages missing from the table: {sorted(product - owned)}"
+
+
+def test_a_named_path_that_does_not_exist_is_caught() -> None:
+    assert named_paths("see `gateway/nowhere/` and `stores/influx.py`") == [
+        "gateway/nowhere",
+        "stores/influx.py",
+    ]
