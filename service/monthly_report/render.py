@@ -264,10 +264,9 @@ def _carbon_rows(t: Texts, columns: list[CarbonPeriod]) -> list[tuple[str, list[
     ]
 
 
-def context(report: MonthlyReport, language: Language) -> dict[str, object]:
-    """Everything the template shows, formatted in ``language``."""
-    t = Texts(language)
-    site, tz = report.site, report.site.tz
+def _charts(report: MonthlyReport, t: Texts) -> dict[str, str | None]:
+    """The four charts as SVG: daily energy, monthly net, carbon, waste (None: no stream)."""
+    tz = report.site.tz
     months = [report.month.shift(k - len(report.months) + 1) for k in range(len(report.months))]
     labels = [t.month_short(m) for m in months]
     # A day or a month without data is a gap in the chart, not a zero.
@@ -306,8 +305,7 @@ def context(report: MonthlyReport, language: Language) -> dict[str, object]:
         "kgCO2e",
         t["no_data_chart"],
     )
-    streams = report.streams
-    waste_month = report.waste_month
+    streams, waste_month = report.streams, report.waste_month
     waste = (
         waste_svg(
             [t.stream(s) for s in streams],
@@ -318,17 +316,12 @@ def context(report: MonthlyReport, language: Language) -> dict[str, object]:
         if streams
         else None
     )
-    verdicts_12 = {j.target: j for j in report.targets_rolling_12}
-    targets = [
-        {
-            "name": t[j.target],
-            "month": j,
-            "rolling": verdicts_12.get(j.target),
-            "criteria": [t.criterion(c.figure, c.direction, c.threshold) for c in j.criteria],
-        }
-        for j in report.targets_month
-    ]
-    factors = [
+    return {"daily": daily, "monthly": monthly, "carbon": carbon, "waste": waste}
+
+
+def _factors(report: MonthlyReport, t: Texts) -> list[tuple[str, str, str, str]]:
+    """Each factor used with its value and source: primary energy, then carbon."""
+    return [
         (
             t.carrier(c),
             t["primary_factor"],
@@ -344,6 +337,55 @@ def context(report: MonthlyReport, language: Language) -> dict[str, object]:
             t.factor_source("carbon", c, f),
         )
         for c, f in sorted(report.carbon_factors.items())
+    ]
+
+
+def _waste_rows(report: MonthlyReport, t: Texts) -> list[tuple[str, str, str]]:
+    """The waste indicators, this month and year to date."""
+    waste_month, ytd = report.waste_month, report.waste_year_to_date
+    return [
+        (
+            t["generated_kg"],
+            f"{t.number(waste_month.indicators.generated_kg, 1)} kg",
+            f"{t.number(ytd.indicators.generated_kg, 1)} kg",
+        ),
+        (
+            t["residual"],
+            f"{t.number(waste_month.indicators.residual_kg, 1)} kg",
+            f"{t.number(ytd.indicators.residual_kg, 1)} kg",
+        ),
+        (
+            t["diversion_rate"],
+            t.percent(waste_month.indicators.diversion_rate),
+            t.percent(ytd.indicators.diversion_rate),
+        ),
+        (
+            t["recovery_rate"],
+            t.percent(waste_month.indicators.material_recovery_rate),
+            t.percent(ytd.indicators.material_recovery_rate),
+        ),
+        (
+            t["coverage"].capitalize(),
+            t.coverage(waste_month.coverage),
+            t.coverage(ytd.coverage),
+        ),
+    ]
+
+
+def context(report: MonthlyReport, language: Language) -> dict[str, object]:
+    """Everything the template shows, formatted in ``language``."""
+    t = Texts(language)
+    site, tz = report.site, report.site.tz
+    waste_month = report.waste_month
+    verdicts_12 = {j.target: j for j in report.targets_rolling_12}
+    targets = [
+        {
+            "name": t[j.target],
+            "month": j,
+            "rolling": verdicts_12.get(j.target),
+            "criteria": [t.criterion(c.figure, c.direction, c.threshold) for c in j.criteria],
+        }
+        for j in report.targets_month
     ]
     measured = report.carbon_measured
     carbon_columns = [report.carbon_month, report.carbon_year_to_date, report.carbon_rolling_12]
@@ -370,43 +412,17 @@ def context(report: MonthlyReport, language: Language) -> dict[str, object]:
         "carbon_headers": [t["this_month"], t["ytd"], t["last_12"]]
         + ([t["measured_months"].format(n=n_measured)] if measured else []),
         "carbon_rows": _carbon_rows(t, carbon_columns + ([measured] if measured else [])),
-        "factors": factors,
+        "factors": _factors(report, t),
         "streams": [
             (
                 t.stream(s),
                 t.number(waste_month.mass_kg.get(s, 0.0), 1),
                 t.number(report.waste_year_to_date.mass_kg.get(s, 0.0), 1),
             )
-            for s in streams
+            for s in report.streams
         ],
-        "waste_rows": [
-            (
-                t["generated_kg"],
-                f"{t.number(waste_month.indicators.generated_kg, 1)} kg",
-                f"{t.number(report.waste_year_to_date.indicators.generated_kg, 1)} kg",
-            ),
-            (
-                t["residual"],
-                f"{t.number(waste_month.indicators.residual_kg, 1)} kg",
-                f"{t.number(report.waste_year_to_date.indicators.residual_kg, 1)} kg",
-            ),
-            (
-                t["diversion_rate"],
-                t.percent(waste_month.indicators.diversion_rate),
-                t.percent(report.waste_year_to_date.indicators.diversion_rate),
-            ),
-            (
-                t["recovery_rate"],
-                t.percent(waste_month.indicators.material_recovery_rate),
-                t.percent(report.waste_year_to_date.indicators.material_recovery_rate),
-            ),
-            (
-                t["coverage"].capitalize(),
-                t.coverage(waste_month.coverage),
-                t.coverage(report.waste_year_to_date.coverage),
-            ),
-        ],
-        "charts": {"daily": daily, "monthly": monthly, "carbon": carbon, "waste": waste},
+        "waste_rows": _waste_rows(report, t),
+        "charts": _charts(report, t),
         "min_coverage": t.coverage(site.targets.min_coverage),
         "alerts": [
             (
