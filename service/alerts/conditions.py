@@ -283,6 +283,9 @@ class RuleInputs:
     ) -> dict[str, Condition]:
         """Silent meters as of ``instant``; this month's coverage and resets up to
         ``now`` (the last quarter hour)."""
+        return self._silent(site, instant) | self._month_quality(site, now, was_firing, previous)
+
+    def _silent(self, site: Site, instant: datetime) -> dict[str, Condition]:
         rules, tz = site.alerts, site.tz
         out: dict[str, Condition] = {}
         # Every index meter of the balance, and any meter that says how often it reports
@@ -331,6 +334,18 @@ class RuleInputs:
                 message,
                 resolved=back,
             )
+        return out
+
+    def _month_quality(
+        self,
+        site: Site,
+        now: datetime,
+        was_firing: Callable[[str], bool],
+        previous: dict[str, AlertStatus],
+    ) -> dict[str, Condition]:
+        """This month's coverage (held in its first hours) and counter resets."""
+        rules, tz = site.alerts, site.tz
+        out: dict[str, Condition] = {}
         coverage_id = f"{site.id}:coverage:month_to_date"
         if rules.coverage or rules.resets:
             start, end = window_bounds(Window.MONTH_TO_DATE, now, tz)
