@@ -39,7 +39,7 @@ def import_carbon_intensity(
 ) -> None:
     """Load a time series of grid carbon intensity (g/kWh), matched hour by hour with
     the site's imports and exports in the carbon indicators."""
-    from domain.imports import parse_eco2mix_csv
+    from domain.eco2mix import parse_eco2mix_csv
     from domain.readings import INTENSITY_METER, INTENSITY_QUANTITY, Reading
     from stores import open_store
 

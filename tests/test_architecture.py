@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_import_contracts_hold() -> None:
-    """The indicator maths imports no I/O library; the domain imports no application."""
+    """The import-linter contracts hold: pure indicator maths, layers, use cases on ports."""
     lint_imports = shutil.which("lint-imports")
     assert lint_imports, "import-linter is part of the dev extra"
     result = subprocess.run([lint_imports], cwd=ROOT, capture_output=True, text=True, check=False)

@@ -1,5 +1,5 @@
-"""The electricity balance use case (the walking skeleton's), on the shared machinery of
-:mod:`service.usecases.kernel`."""
+"""The electricity balance use case, and the day profiles of the heat map, on the query
+kernel (:mod:`service.usecases.kernel`)."""
 
 from __future__ import annotations
 

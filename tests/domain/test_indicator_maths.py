@@ -19,6 +19,7 @@ from domain.carbon import (
     net_carbon,
     operational_co2_kg,
 )
+from domain.eco2mix import parse_eco2mix_csv
 from domain.energy import CarrierEnergy, energy_balance, uses_breakdown
 from domain.factors import (
     CARBON_FACTORS,
@@ -27,7 +28,6 @@ from domain.factors import (
     carbon_factor,
     primary_factor,
 )
-from domain.imports import parse_eco2mix_csv
 from domain.materials import Material, embodied, parse_materials_csv
 from domain.site import Carrier, Site, Use
 from domain.targets import Targets, Verdict, judge

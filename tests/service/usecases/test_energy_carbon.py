@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from helpers.support import SITE_S1
 
-from domain.imports import parse_eco2mix_csv
+from domain.eco2mix import parse_eco2mix_csv
 from domain.readings import INTENSITY_METER, INTENSITY_QUANTITY, Reading
 from domain.site import ConfigError, parse_sites
 from domain.store import ReadingStore

@@ -1,4 +1,5 @@
-"""Parsers of external data files the indicators need (text in, values out).
+"""Parser of RTE éCO2mix files, the grid carbon intensity the indicators need (text in,
+values out).
 
 RTE éCO2mix carbon intensity: ``taux_co2`` is the direct-emission intensity of the
 electricity produced in France [gCO2/kWh], every 15 minutes; it is not a life-cycle
