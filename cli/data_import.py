@@ -68,7 +68,7 @@ def import_carbon_intensity(
 
 @import_app.command("materials")
 def import_materials(
-    file: Annotated[Path, typer.Argument(help="Materials CSV (see README: materials ledger)")],
+    file: Annotated[Path, typer.Argument(help="Materials CSV (docs/reference/indicators.md)")],
     site: Annotated[str, typer.Option(help="Site renovated with these materials")],
     config: ConfigOpt = None,
 ) -> None:

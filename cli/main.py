@@ -489,7 +489,7 @@ def bench(
     ] = None,
 ) -> None:
     """Benchmarks: ingestion beside the machine's ceiling and Node-RED, query latency on a
-    year of data, report time, memory (README "Benchmarks")."""
+    year of data, report time, memory (docs/reference/benchmarks.md)."""
     from bench.runner import DEFAULT_OUTPUT, DEFAULT_WORK, run_bench
 
     rows = run_bench(

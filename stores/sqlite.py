@@ -104,7 +104,7 @@ class SqliteStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             # FULL: a write returns once it is on disk, and the gateway acknowledges a
             # reading (MQTT PUBACK) after it returns; NORMAL could lose the last commits
-            # on a power cut. Cost measured in README "Reliability".
+            # on a power cut. Cost measured in docs/reference/reliability.md.
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA + _HOURLY)
             self._db.execute(

@@ -127,3 +127,24 @@ def test_a_named_path_that_does_not_exist_is_caught() -> None:
         "gateway/nowhere",
         "stores/influx.py",
     ]
+
+
+#: Paths the docs name that a run makes (git-ignored), not the repository.
+GENERATED = ("bench/results", "bench/var")
+
+
+def test_every_repository_path_the_docs_name_exists() -> None:
+    """README, docs/ and the plugins' READMEs name files as they are after each move."""
+    pages = [ROOT / "README.md", *ROOT.glob("docs/**/*.md"), *ROOT.glob("gateway/**/README.md")]
+    missing = {
+        str(page.relative_to(ROOT)): gone
+        for page in pages
+        if (
+            gone := [
+                p
+                for p in named_paths(page.read_text(encoding="utf-8"))
+                if not p.startswith(GENERATED) and not (ROOT / p).exists()
+            ]
+        )
+    }
+    assert not missing, missing

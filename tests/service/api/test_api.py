@@ -388,12 +388,14 @@ def test_day_profile_is_the_hourly_balance_by_local_clock_hour(
 def test_the_readme_names_the_per_meter_fields_balance_returns(
     sqlite_client: TestClient,
 ) -> None:
-    """The README's list of what ``/balance`` gives per meter is the API's: each field it
-    names is in the OpenAPI schema and in a real response, and each field these have is
-    named (the README once promised a ``backward_jumps`` the API never had)."""
+    """The API reference's list (docs/reference/api.md) of what ``/balance`` gives per
+    meter is the API's: each field it names is in the OpenAPI schema and in a real
+    response, and each field these have is named (the README once promised a
+    ``backward_jumps`` the API never had)."""
     import re
 
-    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text(encoding="utf-8")
+    page = Path(__file__).resolve().parents[3] / "docs" / "reference" / "api.md"
+    readme = page.read_text(encoding="utf-8")
     section = readme[readme.index("GET /api/v1/sites/{site}/balance") :]
     per_meter = section[section.index("- per meter, under `meters`") : section.index("Unknown")]
     documented = set(re.findall(r"`(\w+)`", per_meter)) - {"meters"}
