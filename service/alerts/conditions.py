@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from domain.alert_config import WindowName
 from domain.alerts import (
     AlertState,
     AlertStatus,
@@ -125,8 +126,6 @@ class RuleInputs:
             return status is not None and status.state is AlertState.FIRING
 
         out: dict[str, Condition] = {}
-        tz = site.tz
-        minimum = site.targets.min_coverage
         # The windows end at the last quarter hour, not at this second: a window ending
         # at 13:29:59 cuts the store's slots down to one second (periods.common_slot),
         # 900 s slots keep a year's query small. The silent-meter rule uses ``now``.
@@ -136,73 +135,81 @@ class RuleInputs:
         unknown: dict[str, list[str]] = {}
         computed = 0
         for window in rules.windows:
-            alert_id, rule = f"{site.id}:balance:{window}", f"balance_{window}"
-            start, end = window_bounds(Window(window), now, tz)
-            elapsed = end.astimezone(UTC) - start.astimezone(UTC)
-            # A month's balance on its first night is no signal: judged once enough of
-            # the window has passed; until then the alert keeps its state.
-            if end <= start or elapsed < timedelta(hours=rules.window_min_elapsed_h(window)):
-                out[alert_id] = _held(rule)
-                continue
-            report = energy_report(site, self.store, start, end, Step.YEAR)
-            # A meter in m³ without kwh_per_m3 leaves the balance unknown, final or
-            # primary: a net computed without it would be a false verdict.
-            unconverted = report.total.unconverted_meters
-            net_wh = None if unconverted else _net_wh(report.total.balance, rules.energy)
-            if net_wh is None:
-                # Missing primary factors are refused when the configuration is read
-                # (primary_energy_gaps); either way it is said, every evaluation.
-                log.error("%s: the %s-energy balance over %s cannot be computed (missing "
-                          "factors: %s; meters in m3 without kwh_per_m3: %s); its alert "
-                          "keeps its state", site.id, rules.energy, window,
-                          ", ".join(report.missing_factors) or "none",
-                          ", ".join(unconverted) or "none")  # fmt: skip
-                out[alert_id] = _held(rule)
-                blind = {m.carrier for m in site.meters if m.id in unconverted}
-                unknown[window] = [
-                    f"meter {m!r} counts in m3 without kwh_per_m3" for m in unconverted
-                ] + [
-                    f"primary_energy_factors.{c} is not set"
-                    for c in report.missing_factors
-                    if rules.energy == "primary" and c not in blind
-                ]
-                continue
-            computed += 1
-            net_kwh = net_wh / 1000
-            coverage = report.total.evidence.coverage
-            hysteresis = rules.window_hysteresis_kwh(window)
-            figures: Figures = {
-                "net_kwh": net_kwh,
-                "energy": rules.energy,
-                "coverage": coverage,
-                "min_coverage": minimum,
-                "provable": "yes" if coverage >= minimum else "no",
-                "resolves_above_kwh": hysteresis,
-                "elapsed_h": elapsed.total_seconds() / 3600,
-                "start": start.isoformat(),
-                "end": end.isoformat(),
-            }
-            # A window covered below min_coverage still fires (the data there is
-            # negative), but says it proves nothing.
-            covered = (
-                f"data coverage {_pct(coverage)}"
-                if coverage >= minimum
-                else f"data coverage {_pct(coverage)}, below the {_pct(minimum)} a proof "
-                "needs: an indication, not a verdict"
-            )
-            out[alert_id] = Condition(
-                rule,
-                balance_firing(net_kwh, was_firing(alert_id), hysteresis),
-                figures,
-                f"{site.name}: the {rules.energy}-energy balance over {window.replace('_', ' ')} "
-                f"is {net_kwh:+.1f} kWh ({covered})",
-            )
+            condition, gaps = self._balance_window(site, window, now, was_firing)
+            out[f"{site.id}:balance:{window}"] = condition
+            if gaps is not None:
+                unknown[window] = gaps
+            computed += condition.firing is not None
         if rules.windows:
             out[f"{site.id}:balance:unknown"] = _balance_unknown(site, unknown, computed)
         if rules.trajectory:
             out.update(self._trajectory(site, now, was_firing))
         out.update(self._data_quality(site, now, instant, was_firing, previous))
         return out
+
+    def _balance_window(
+        self, site: Site, window: WindowName, now: datetime, was_firing: Callable[[str], bool]
+    ) -> tuple[Condition, list[str] | None]:
+        """The balance over ``window`` ending ``now``: judged, held while too little of it
+        has passed, or held because it cannot be computed (then with what to configure)."""
+        rules, tz, minimum = site.alerts, site.tz, site.targets.min_coverage
+        alert_id, rule = f"{site.id}:balance:{window}", f"balance_{window}"
+        start, end = window_bounds(Window(window), now, tz)
+        elapsed = end.astimezone(UTC) - start.astimezone(UTC)
+        # A month's balance on its first night is no signal: judged once enough of
+        # the window has passed; until then the alert keeps its state.
+        if end <= start or elapsed < timedelta(hours=rules.window_min_elapsed_h(window)):
+            return _held(rule), None
+        report = energy_report(site, self.store, start, end, Step.YEAR)
+        # A meter in m³ without kwh_per_m3 leaves the balance unknown, final or
+        # primary: a net computed without it would be a false verdict.
+        unconverted = report.total.unconverted_meters
+        net_wh = None if unconverted else _net_wh(report.total.balance, rules.energy)
+        if net_wh is None:
+            # Missing primary factors are refused when the configuration is read
+            # (primary_energy_gaps); either way it is said, every evaluation.
+            log.error("%s: the %s-energy balance over %s cannot be computed (missing "
+                      "factors: %s; meters in m3 without kwh_per_m3: %s); its alert "
+                      "keeps its state", site.id, rules.energy, window,
+                      ", ".join(report.missing_factors) or "none",
+                      ", ".join(unconverted) or "none")  # fmt: skip
+            blind = {m.carrier for m in site.meters if m.id in unconverted}
+            return _held(rule), [
+                f"meter {m!r} counts in m3 without kwh_per_m3" for m in unconverted
+            ] + [
+                f"primary_energy_factors.{c} is not set"
+                for c in report.missing_factors
+                if rules.energy == "primary" and c not in blind
+            ]
+        net_kwh = net_wh / 1000
+        coverage = report.total.evidence.coverage
+        hysteresis = rules.window_hysteresis_kwh(window)
+        figures: Figures = {
+            "net_kwh": net_kwh,
+            "energy": rules.energy,
+            "coverage": coverage,
+            "min_coverage": minimum,
+            "provable": "yes" if coverage >= minimum else "no",
+            "resolves_above_kwh": hysteresis,
+            "elapsed_h": elapsed.total_seconds() / 3600,
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+        }
+        # A window covered below min_coverage still fires (the data there is
+        # negative), but says it proves nothing.
+        covered = (
+            f"data coverage {_pct(coverage)}"
+            if coverage >= minimum
+            else f"data coverage {_pct(coverage)}, below the {_pct(minimum)} a proof "
+            "needs: an indication, not a verdict"
+        )
+        return Condition(
+            rule,
+            balance_firing(net_kwh, was_firing(alert_id), hysteresis),
+            figures,
+            f"{site.name}: the {rules.energy}-energy balance over {window.replace('_', ' ')} "
+            f"is {net_kwh:+.1f} kWh ({covered})",
+        ), None
 
     def _trajectory(
         self, site: Site, now: datetime, was_firing: Callable[[str], bool]
