@@ -10,10 +10,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from domain.balance import MeterEnergy
 from domain.periods import Step, common_slot
 from domain.records import Phase, WasteEntry
-from domain.site import Role, Site
-from domain.store import Ledger, ReadingStore
+from domain.site import Meter, Role, Site
+from domain.store import Ledger, ReadingStore, SumSlot
 from domain.waste import (
     WasteIndicators,
     WasteStream,
@@ -83,6 +84,41 @@ def _renovation_lines(entries: Sequence[WasteEntry]) -> list[RenovationLine]:
     ]
 
 
+def _masses(
+    edges: list[float],
+    counters: list[Meter],
+    energies: dict[str, MeterEnergy],
+    weighers: list[Meter],
+    weighings: dict[str, list[SumSlot]],
+    entries: list[WasteEntry],
+) -> tuple[list[dict[WasteStream, float]], list[dict[WasteStream, float]]]:
+    """Operational and renovation mass per stream in each period between ``edges``
+    [POSIX s], from the counter scales' rises, the weighings and the entries [kg]."""
+    n = len(edges) - 1
+
+    def period_of(t: float) -> int | None:
+        k = bisect_right(edges, t) - 1
+        return k if 0 <= k < n else None
+
+    operation: list[dict[WasteStream, float]] = [defaultdict(float) for _ in range(n)]
+    renovation: list[dict[WasteStream, float]] = [defaultdict(float) for _ in range(n)]
+    for m in counters:
+        assert m.stream is not None
+        for k in range(n):
+            operation[k][m.stream] += energies[m.id].energy_wh[k]  # kg: the base unit
+    for m in weighers:
+        assert m.stream is not None
+        for w in weighings[m.id]:
+            if (at := period_of(w.start.timestamp())) is not None:
+                operation[at][m.stream] += w.total
+    for e in entries:
+        if (at := period_of(e.time.timestamp())) is not None:
+            target = renovation if e.phase is Phase.RENOVATION else operation
+            target[at][e.stream] += e.mass_kg
+
+    return operation, renovation
+
+
 def waste_report(
     site: Site,
     store: ReadingStore,
@@ -128,25 +164,7 @@ def waste_report(
     collections = sorted(e.time.timestamp() for _, e in records if e.phase is Phase.OPERATION)
     weighed = {m.id: [w.start.timestamp() for w in weighings[m.id]] for m in weighers}
 
-    def period_of(t: float) -> int | None:
-        k = bisect_right(edges, t) - 1
-        return k if 0 <= k < n else None
-
-    operation: list[dict[WasteStream, float]] = [defaultdict(float) for _ in range(n)]
-    renovation: list[dict[WasteStream, float]] = [defaultdict(float) for _ in range(n)]
-    for m in counters:
-        assert m.stream is not None
-        for k in range(n):
-            operation[k][m.stream] += energies[m.id].energy_wh[k]  # kg: the base unit
-    for m in weighers:
-        assert m.stream is not None
-        for w in weighings[m.id]:
-            if (at := period_of(w.start.timestamp())) is not None:
-                operation[at][m.stream] += w.total
-    for e in inside:
-        if (at := period_of(e.time.timestamp())) is not None:
-            target = renovation if e.phase is Phase.RENOVATION else operation
-            target[at][e.stream] += e.mass_kg
+    operation, renovation = _masses(edges, counters, energies, weighers, weighings, inside)
 
     def coverage(i: int, j: int) -> float:
         parts = [weighted_coverage(energies[m.id], bounds, i, j) for m in counters]
