@@ -29,10 +29,8 @@ from domain.records import WasteEntry
 from domain.reporting import Language, Month, months_between
 from domain.site import Site, SitesConfig, read_sites
 from domain.waste import WasteStream
-from firmware_sim.building import simulate_building, site_seed
-from firmware_sim.clock import SimulatedClock
-from firmware_sim.publisher import run_simulation
-from firmware_sim.serial_devices import SerialDevices, relocate_serial_ports
+from firmware_sim.playback import Playback
+from firmware_sim.serial_devices import relocate_serial_ports
 from gateway.gateway import Gateway
 from gateway.sources.registry import SourceOptions
 from microville import SAMPLE_SITES
@@ -252,13 +250,13 @@ def _table(body: dict[str, object], truth: dict[str, float]) -> Table:
     return table
 
 
-def _wait_for_serial(
-    console: Console, devices: SerialDevices, clock: SimulatedClock, end: datetime
-) -> None:
+def _wait_for_serial(console: Console, playback: Playback) -> None:
     """Until every emulated serial device has played the whole period."""
+    clock = playback.clock
     with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("serial devices", total=(end - clock.start).total_seconds())
-        while not (devices.done() and clock.now() >= end):
+        total = (playback.end - clock.start).total_seconds()
+        task = progress.add_task("serial devices", total=total)
+        while not playback.serial_done():
             progress.update(
                 task,
                 completed=min(
@@ -372,10 +370,17 @@ def _with_devices(console: Console, run: DemoRun, pty_dir: Path) -> None:
     # rolling-7-day balance turns negative and the alert fires.
     dark = min(run.dark_days, run.days - 1)  # at least one sunny day
     outages = [(t1 - timedelta(days=dark), t1)] if dark else []
-    building = simulate_building(site, t0, t1, STEP, site_seed(SEED, 0), pv_outages=outages)
-    clock = SimulatedClock(t0, run.speed)
-    serial = SerialDevices(sites, site, building, clock, t1, corruption=run.tic_corruption)
-    serial.plug()
+    playback = Playback(
+        sites,
+        [site],
+        {site.id: (t0, t1)},
+        STEP,
+        SEED,
+        run.speed,
+        pv_outages=outages,
+        corruption=run.tic_corruption,
+    )
+    playback.plug()
 
     broker = None
     mqtt_url = run.mqtt_url
@@ -391,9 +396,9 @@ def _with_devices(console: Console, run: DemoRun, pty_dir: Path) -> None:
         mqtt_url = broker.url
         console.print(f"embedded MQTT broker (amqtt) on {mqtt_url}")
     try:
-        _chain(console, run, sites, (t0, t1), outages, clock, serial, mqtt_url)
+        _chain(console, run, sites, playback, mqtt_url)
     finally:
-        serial.stop()
+        playback.stop()
         if broker is not None:
             broker.stop()
 
@@ -402,17 +407,14 @@ def _chain(
     console: Console,
     run: DemoRun,
     sites: SitesConfig,
-    period: tuple[datetime, datetime],
-    outages: list[tuple[datetime, datetime]],
-    clock: SimulatedClock,
-    serial: SerialDevices,
+    playback: Playback,
     mqtt_url: str,
 ) -> None:
     """Gateway, simulation, store, alerts, reports and the API's answers."""
     site = sites.sites[0]
-    t0, t1 = period
+    t0, t1, clock = playback.start, playback.end, playback.clock
     data_dir = run.data_dir
-    for serial_port in serial.ports:
+    for serial_port in playback.ports:
         console.print(f"emulated serial device on {serial_port}")
     mqtt = MqttSettings(url=mqtt_url)
     store = SqliteStore(data_dir / "readings.db")
@@ -430,13 +432,12 @@ def _chain(
         raise DemoError(f"gateway sources not ready after 15 s: {', '.join(waiting)}")
 
     console.print(f"simulating {run.days} days of {site.name} from {t0:%Y-%m-%d} …")
-    clock.restart()
-    serial.start()
-    truth = run_simulation(
-        [site], mqtt, t0, t1, STEP, seed=SEED, speed=0, progress=True, pv_outages=outages
+    truth = playback.play(
+        mqtt,
+        publish_speed=0,
+        progress=True,
+        wait_for_serial=lambda: _wait_for_serial(console, playback),
     )
-    if serial.pairs:
-        _wait_for_serial(console, serial, clock, t1)
     wait_until_quiet(gateway)
     gateway.stop()
     console.print(

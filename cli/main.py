@@ -248,10 +248,8 @@ def simulate(
     stamps them with its own clock, so run serial devices at --speed 1 for exact
     balances, or use `microville demo`, which shares the simulated clock.
     """
-    from firmware_sim.building import simulate_building, site_seed
-    from firmware_sim.clock import SimulatedClock
-    from firmware_sim.publisher import run_simulation, write_truth
-    from firmware_sim.serial_devices import SerialDevices
+    from firmware_sim.playback import Playback
+    from firmware_sim.publisher import write_truth
 
     settings = settings_from(config, None, mqtt)
     sites = load_sites(settings)
@@ -269,50 +267,26 @@ def simulate(
     # Each site from its own local midnight to its own: sites may be in any timezone.
     last_day = first_day + timedelta(days=days)
     windows = {s.id: (_local_midnight(first_day, s), _local_midnight(last_day, s)) for s in chosen}
-    t0 = min(w[0] for w in windows.values())
-    t1 = max(w[1] for w in windows.values())
-    step = timedelta(minutes=step_min)
-    clock = SimulatedClock(t0, speed or 1.0)
-    serial = [
-        SerialDevices(
-            sites,
-            s,
-            simulate_building(s, *windows[s.id], step, site_seed(seed, i)),
-            clock,
-            windows[s.id][1],
-            corruption=tic_corruption,
-        )
-        for i, s in enumerate(chosen)
-    ]
-    serial = [devices for devices in serial if devices.pairs]
-    if serial and not speed:
+    playback = Playback(
+        sites, chosen, windows, timedelta(minutes=step_min), seed, speed or 1.0,
+        corruption=tic_corruption,
+    )  # fmt: skip
+    if playback.serial and not speed:
         console.print("[red]--speed[/red] 0 (flat out) cannot pace serial devices")
         raise typer.Exit(2)
-    for devices in serial:
-        devices.plug()
+    playback.plug()
+    for devices in playback.serial:
         console.print(f"emulated serial devices on {', '.join(devices.ports)}")
-    clock.restart()
-    for devices in serial:
-        devices.start()
-    try:
-        result = run_simulation(
-            chosen,
-            mqtt_settings(settings),
-            t0,
-            t1,
-            step,
-            seed=seed,
-            speed=speed,
-            progress=sys.stderr.isatty(),
-            windows=windows,
-        )
-        while serial and not (all(d.done() for d in serial) and clock.now() >= t1):
+
+    def wait_for_serial() -> None:
+        while not playback.serial_done():
             time.sleep(0.1)
-        if serial:
-            time.sleep(2)  # let a reader pick up the last frames and polls
+        time.sleep(2)  # let a reader pick up the last frames and polls
+
+    try:
+        result = playback.play(mqtt_settings(settings), speed, sys.stderr.isatty(), wait_for_serial)
     finally:
-        for devices in serial:
-            devices.stop()
+        playback.stop()
     for site_id, figures in result.items():
         console.print(
             f"ground truth {site_id}: "
