@@ -44,10 +44,11 @@ class MemoStore:
         start: datetime,
         end: datetime,
         slot: timedelta,
+        cuts: Sequence[datetime] = (),
     ) -> dict[str, IndexSeries]:
-        key = (site, tuple(meters), quantity, start, end, slot)
+        key = (site, tuple(meters), quantity, start, end, slot, tuple(cuts))
         if key not in self._memo:
-            self._memo[key] = self._real.index_slots(site, meters, quantity, start, end, slot)
+            self._memo[key] = self._real.index_slots(site, meters, quantity, start, end, slot, cuts)
         return self._memo[key]
 
     def write(self, readings: Sequence[Reading]) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from domain.coverage import contiguous, period_coverage
-from domain.quality import IndexJudge, IndexRules
+from domain.quality import IndexJudge, IndexRules, NeedsHourlySlots
 from domain.store import IndexSeries
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -170,13 +170,19 @@ def energy_per_period(
     # highest value, then its last: the old meter's last rise counts.
     ends: list[datetime] = []
     values: list[float] = []
+    hours: list[int] = []
+    max_rises: list[float] = []
     for s in series.slots:
         end = s.end.astimezone(UTC)
         if s.max_value is not None and s.max_value > s.last_value:
             ends.append(end)
             values.append(s.max_value)
+            hours.append(1)
+            max_rises.append(0.0)
         ends.append(end)
         values.append(s.last_value)
+        hours.append(s.hours)
+        max_rises.append(s.max_rise)
     start = bounds[0] if since is None else since.astimezone(UTC)
     if start > bounds[0]:
         raise ValueError(f"since {start.isoformat()} is after bounds[0]")
@@ -193,7 +199,11 @@ def energy_per_period(
         # The end of the baseline's slot: a gap from it is split as a longer query does.
         reference_end, known = min(start, slot_end(series.baseline_time, slot)), True
 
-    judge = IndexJudge(ends, values, rules, slot)
+    judge = IndexJudge(ends, values, rules, slot, hours)
+    # Measured rises in one period add up as one difference of indexes, last minus
+    # first (not a sum of deltas): the same figure whether the hours come one by one or
+    # as a run.
+    measured = _Measured(energy)
 
     for i, end in enumerate(ends):
         # Slot (end - slot, end] lies in period k when bounds[k] < end <= bounds[k+1];
@@ -204,6 +214,11 @@ def energy_per_period(
         inside = 0 <= k < n  # else read before or after the window: judged, not counted
         value = values[i]
         if reference is None:
+            reference, reference_end, known = value, end, True
+            continue
+        if hours[i] > 1:
+            _check_run(judge, i, reference, reference_end, k, n, in_glitch, max_rises[i])
+            measured.rise(k, reference, value)
             reference, reference_end, known = value, end, True
             continue
         kind, delta = judge.judge(i, reference, reference_end)
@@ -221,11 +236,20 @@ def energy_per_period(
             # A gap across either end of the window is split pro rata, as the query on
             # the other side splits it; from a baseline of unknown time, from the start.
             since_ = reference_end if known else max(reference_end, bounds[0])
-            _spread(delta, since_, end, k, bounds, slot, energy, estimated)
+            if kind == "rise" and k < n and contiguous(since_, end, slot):
+                measured.rise(k, reference, value)
+            else:
+                measured.flush()
+                _spread(delta, since_, end, k, bounds, slot, energy, estimated)
         if k >= n:
             break  # the reading after the end: the gap to it is split
         reference, reference_end, known = value, end, True
-    coverage = period_coverage((s.end for s in series.slots if s.count > 0), bounds)
+    measured.flush()
+    coverage = period_coverage(
+        (s.end for s in series.slots if s.count > 0 and s.hours == 1),
+        bounds,
+        runs=((s.end, s.hours) for s in series.slots if s.hours > 1),
+    )
     return MeterEnergy(
         energy_wh=energy,
         coverage=coverage,
@@ -235,6 +259,67 @@ def energy_per_period(
         glitches=glitches,
         spikes=spikes,
     )
+
+
+class _Measured:
+    """Measured energy of the current stretch of contiguous rises in one period: added
+    to ``energy`` as last index minus first when the stretch ends."""
+
+    def __init__(self, energy: list[float]) -> None:
+        self.energy = energy
+        self.k = -1
+        self.first = self.last = 0.0
+
+    def rise(self, k: int, reference: float, value: float) -> None:
+        if k != self.k or reference != self.last:
+            self.flush()
+            self.k, self.first = k, reference
+        self.last = value
+
+    def flush(self) -> None:
+        if self.k >= 0:
+            self.energy[self.k] += self.last - self.first
+        self.k = -1
+
+
+def _check_run(
+    judge: IndexJudge,
+    i: int,
+    reference: float,
+    reference_end: datetime,
+    k: int,
+    n: int,
+    in_glitch: bool,
+    max_rise: float,
+) -> None:
+    """Raise :class:`NeedsHourlySlots` unless each hour of run ``i`` would be judged a
+    rise, measured in period ``k``, as its hours read one by one are."""
+    rules, hour = judge.rules, timedelta(hours=1)
+    head = judge.values[i - 1] if i > 0 else None
+    start = judge.ends[i] - judge.hours[i] * hour
+    if judge.slot != hour or not 0 <= k < n or in_glitch:
+        raise NeedsHourlySlots("a run outside the periods, after a glitch or not in hours")
+    if head != reference or reference_end != start:
+        raise NeedsHourlySlots("a run whose head was not a good reading")
+    # Each rise is from the hour before: at most max_power_w over two hours.
+    if rules.max_power_w is not None and max_rise > rules.max_power_w * 2:
+        raise NeedsHourlySlots("a run with a rise that may be a spike")
+    last = judge.values[i]
+    if last == head:
+        return  # flat: no rise to undo
+    # The run's last rise is undone by the next different value within the window if
+    # that value lands in [the value before it, reset_ratio × last): the value before it
+    # is at least the head, so only a value from the head up is in doubt.
+    for j in range(i + 1, len(judge.ends)):
+        first = judge.run_start(j) or judge.ends[j]
+        if first - judge.ends[i] > judge.window:
+            return
+        if judge.values[j] == last:
+            continue
+        low = judge.values[j] if judge.run_start(j) is None else last
+        if head <= low < rules.reset_ratio * last:
+            raise NeedsHourlySlots("a run whose last rise may be taken back")
+        return
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,11 @@ def _cell_of(end_s: int) -> int:
     return (end_s - 1) // _CELL_S
 
 
-def period_coverage(filled_ends: Iterable[datetime], bounds: Sequence[datetime]) -> list[float]:
+def period_coverage(
+    filled_ends: Iterable[datetime],
+    bounds: Sequence[datetime],
+    runs: Iterable[tuple[datetime, int]] = (),
+) -> list[float]:
     """Share of each period ``(bounds[k], bounds[k+1]]`` backed by readings, in [0, 1].
 
     Parameters
@@ -44,6 +48,10 @@ def period_coverage(filled_ends: Iterable[datetime], bounds: Sequence[datetime])
         a cell and aligned on the epoch; it belongs to the period holding its end.
     bounds : sequence of datetime
         Period boundaries, aware, increasing, whole seconds.
+    runs : iterable of (datetime, int)
+        Runs of whole cells all holding readings: the end of each and its number of
+        cells [h]. A run lies inside one period and shares no cell with
+        ``filled_ends`` (:func:`domain.rollup.runs_of` makes them so).
 
     Returns
     -------
@@ -61,6 +69,12 @@ def period_coverage(filled_ends: Iterable[datetime], bounds: Sequence[datetime])
     seconds = [0] * n
     for k, c in covered:
         seconds[k] += min((c + 1) * _CELL_S, edges[k + 1]) - max(c * _CELL_S, edges[k])
+    for e, cells in runs:
+        end_s = int(e.astimezone(UTC).timestamp())
+        k = bisect_left(edges, end_s) - 1
+        if not (0 <= k < n and edges[k] <= end_s - cells * _CELL_S):
+            raise ValueError(f"run of {cells} h ending {e.isoformat()} is not inside one period")
+        seconds[k] += cells * _CELL_S
     return [seconds[k] / (edges[k + 1] - edges[k]) for k in range(n)]
 
 

@@ -67,6 +67,11 @@ class IndexRules(BaseModel):
     )
 
 
+class NeedsHourlySlots(Exception):
+    """A run (:attr:`domain.store.IndexSlot.hours`) cannot be judged exactly without its
+    hours: the query asks for them one by one."""
+
+
 #: What one value is, against the reference: a rise (energy), or one of the jumps above.
 Judgement = Literal["rise", "spike", "rollover", "reset", "glitch"]
 
@@ -93,14 +98,34 @@ class IndexJudge:
     values: Sequence[float]
     rules: IndexRules
     slot: timedelta
+    #: Hours each value stands for: 1, or a run's (:attr:`domain.store.IndexSlot.hours`),
+    #: whose head is the value before it. Empty: every value is one slot.
+    hours: Sequence[int] = ()
 
     @property
     def window(self) -> timedelta:
         return timedelta(seconds=self.rules.glitch_window_s)
 
+    def run_start(self, j: int) -> datetime | None:
+        """End of the first hour of run ``j``, or ``None`` when ``j`` is not a run."""
+        if not self.hours or self.hours[j] == 1:
+            return None
+        return self.ends[j] - (self.hours[j] - 1) * timedelta(hours=1)
+
     def comes_back(self, i: int, level: float) -> bool:
         """Whether a value after ``i``, within the window, is back at ``level``."""
         for j in range(i + 1, len(self.ends)):
+            first = self.run_start(j)
+            if first is not None:
+                # A run's hours climb from its head to its last value: known at once
+                # unless the window ends inside it with the level not reached at its head.
+                if first - self.ends[i] > self.window:
+                    return False
+                if self.values[j] < level:
+                    continue
+                if self.ends[j] - self.ends[i] <= self.window:
+                    return True
+                raise NeedsHourlySlots(f"the window from {self.ends[i]} ends inside a run")
             if self.ends[j] - self.ends[i] > self.window:
                 return False
             if self.values[j] >= level:
@@ -113,6 +138,13 @@ class IndexJudge:
         ``before``, and not itself a glitch the index comes back from."""
         high = self.values[i]
         for j in range(i + 1, len(self.ends)):
+            first = self.run_start(j)
+            if first is not None:
+                # Reached only past its head, equal to ``high``: the run's hours that
+                # differ are above it, so they undo nothing.
+                if first - self.ends[i] > self.window or self.values[j] != high:
+                    return False
+                continue
             if self.ends[j] - self.ends[i] > self.window:
                 return False
             if self.values[j] != high:

@@ -54,6 +54,16 @@ class IndexSlot:
     #: The slot's highest value when above ``last_value`` (a drop inside the slot), else
     #: ``None``: the counter rules read such a slot as its highest value, then its last.
     max_value: float | None = None
+    #: A *run* when above 1 (answered from a rollup, only for one-hour slots and when the
+    #: query gives its ``cuts``): the slot stands for ``hours`` consecutive hours ending
+    #: at ``end``, each holding a reading, whose hourly last values never drop, and it
+    #: follows the slot of the hour before it (its head). ``last_value`` is the last
+    #: hour's; ``count`` the readings of all its hours. :mod:`domain.balance` judges it
+    #: exactly as the hourly slots it stands for, or asks for them.
+    hours: int = 1
+    #: For a run: the largest rise between two consecutive hours, from its head through
+    #: its last hour [base unit]: what the counter rules need to rule out a spike.
+    max_rise: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,10 +118,18 @@ class ReadingStore(Protocol):
         start: datetime,
         end: datetime,
         slot: timedelta,
+        cuts: Sequence[datetime] = (),
     ) -> dict[str, IndexSeries]:
         """Last index value per slot for each meter in ``(start, end]`` (with the slot's
         highest value when a drop inside it left the last value lower), the baseline
         and its time, and the time of the first reading after ``end``.
+
+        With one-hour slots and ``cuts`` (the period bounds of the query, increasing,
+        on whole hours), the adapter may answer stretches of hours between two
+        consecutive cuts as runs (:attr:`IndexSlot.hours`) read from its rollups: the
+        hours of a run are clean (each holds a reading, none drops), so the service
+        judges them at once. Hours before the first cut or after the last one are
+        always answered one by one. Without ``cuts``: one slot per slot width.
 
         Slots are aligned on the epoch: a slot ends at a multiple of ``slot`` since
         1970-01-01T00:00Z, and ``start``/``end`` must fall on slot ends. Meters

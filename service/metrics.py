@@ -220,9 +220,10 @@ class TimedStore:
         start: datetime,
         end: datetime,
         slot: timedelta,
+        cuts: Sequence[datetime] = (),
     ) -> dict[str, IndexSeries]:
         return self._timed(
-            "index_slots", self.inner.index_slots, site, meters, quantity, start, end, slot
+            "index_slots", self.inner.index_slots, site, meters, quantity, start, end, slot, cuts
         )
 
     def slot_sums(

@@ -336,6 +336,7 @@ class InfluxStore:
         start: datetime,
         end: datetime,
         slot: timedelta,
+        cuts: Sequence[datetime] = (),
     ) -> dict[str, IndexSeries]:
         if not meters:
             return {}

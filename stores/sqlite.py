@@ -1,21 +1,33 @@
 """Embedded store: one SQLite file in WAL mode, so everything runs with nothing but pip.
 
-Beside the raw readings, an hourly rollup (last value, count and highest value of each
-meter's hour)
-is kept exact in the same transaction as every write, so a year of one-minute
-indexes is read as 8,760 rows per meter instead of 525,600.
+Beside the raw readings, two rollups are kept exact in the same transaction as every
+write (:mod:`domain.rollup`): per hour (last value, count and highest value of each
+meter's hour) and per UTC day (what reads a clean day as one stretch). A year by month
+is read as a few hundred rows per meter instead of 525,600 readings, and reaches the
+service as a few dozen runs.
 """
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from domain.readings import Reading
+from domain.rollup import (
+    HOURS_PER_DAY,
+    DayRow,
+    HourRow,
+    Piece,
+    day_row,
+    hour_of_bound,
+    runs_of,
+    whole_days,
+)
 from domain.store import (
     IndexSeries,
     IndexSlot,
@@ -52,10 +64,30 @@ CREATE TABLE IF NOT EXISTS hourly (
     PRIMARY KEY (site, quantity, meter, hour)
 ) WITHOUT ROWID;
 """
+_DAILY = """
+CREATE TABLE IF NOT EXISTS daily (
+    site        TEXT    NOT NULL,
+    quantity    TEXT    NOT NULL,
+    meter       TEXT    NOT NULL,
+    day         INTEGER NOT NULL,
+    hours       INTEGER NOT NULL,
+    first_value REAL    NOT NULL,
+    first_count INTEGER NOT NULL,
+    last_value  REAL    NOT NULL,
+    count       INTEGER NOT NULL,
+    max_value   REAL    NOT NULL,
+    clean       INTEGER NOT NULL,
+    max_rise    REAL    NOT NULL,
+    PRIMARY KEY (site, quantity, meter, day)
+) WITHOUT ROWID;
+"""
 HOUR_MS = 3_600_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-#: "2": max_value added; a file of an earlier version has its rollup rebuilt.
-_ROLLUP_VERSION = "2"
+#: "2": max_value added; "3": the daily rollup. A file of an earlier version has its
+#: rollups rebuilt when it is opened.
+_ROLLUP_VERSION = "3"
+#: More hour ranges than this in one query: the whole window's hours are read instead.
+_MAX_RANGES = 40
 
 # The last value is read back by its time: SQLite's bare-column rule (the value of the
 # row holding the MAX) is undefined with two MAX() in one query.
@@ -76,6 +108,33 @@ _REFRESH_TOUCHED = "INSERT OR REPLACE INTO hourly " + _HOURS_OF.format(
        AND r.ts_ms > t.hour * {HOUR_MS} AND r.ts_ms <= (t.hour + 1) * {HOUR_MS}"""
 )
 _BUILD_ALL = "INSERT INTO hourly " + _HOURS_OF.format(source="readings r")
+
+
+_DAY_KEY = (
+    "h.site = t.site AND h.quantity = t.quantity AND h.meter = t.meter"
+    " AND h.hour >= t.day * 24 AND h.hour < t.day * 24 + 24"
+)
+_HOURS_OF_TOUCHED_DAYS = (
+    "SELECT h.site, h.quantity, h.meter, h.hour, h.last_value, h.count, h.max_value"
+    f" FROM touched_days t CROSS JOIN hourly h ON {_DAY_KEY}"
+    " ORDER BY h.site, h.quantity, h.meter, h.hour"
+)
+_INSERT_DAY = "INSERT OR REPLACE INTO daily VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+def day_rows(
+    hour_rows: Iterable[tuple[str, str, str, int, float, int, float]],
+) -> list[tuple[object, ...]]:
+    """Rows of ``daily`` from rows ``(site, quantity, meter, hour, last, count, high)``
+    of ``hourly`` sorted by key and hour (:func:`domain.rollup.day_row`)."""
+    out: list[tuple[object, ...]] = []
+    for (site, quantity, meter, day), rows in itertools.groupby(
+        hour_rows, key=lambda r: (r[0], r[1], r[2], r[3] // HOURS_PER_DAY)
+    ):
+        d = day_row(day, [HourRow(r[3], r[4], r[5], r[6]) for r in rows])
+        figures = (d.hours, d.first, d.first_count, d.last, d.count, d.high, int(d.clean))
+        out.append((site, quantity, meter, d.day, *figures, d.max_rise))
+    return out
 
 
 def _ms(t: datetime) -> int:
@@ -106,10 +165,14 @@ class SqliteStore:
             # reading (MQTT PUBACK) after it returns; NORMAL could lose the last commits
             # on a power cut. Cost measured in docs/reference/reliability.md.
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA + _HOURLY)
+            self._db.executescript(_SCHEMA + _HOURLY + _DAILY)
             self._db.execute(
                 "CREATE TEMP TABLE touched (site TEXT, quantity TEXT, meter TEXT, hour INTEGER,"
                 " PRIMARY KEY (site, quantity, meter, hour)) WITHOUT ROWID"
+            )
+            self._db.execute(
+                "CREATE TEMP TABLE touched_days (site TEXT, quantity TEXT, meter TEXT,"
+                " day INTEGER, PRIMARY KEY (site, quantity, meter, day)) WITHOUT ROWID"
             )
             self._build_rollup()
         except (sqlite3.Error, OSError) as exc:
@@ -137,15 +200,22 @@ class SqliteStore:
             db.execute("ROLLBACK")  # read only: nothing to keep
 
     def _build_rollup(self) -> None:
-        """Once per file: the hourly rollup of readings written before it existed."""
+        """Once per file: the rollups of readings written before they existed."""
         row = self._db.execute("SELECT value FROM store_meta WHERE key='rollup'").fetchone()
         if row and row[0] == _ROLLUP_VERSION:
             return
         with self._db:
-            # An earlier version's table lacks columns: made anew, then filled.
+            # An earlier version's tables lack columns: made anew, then filled.
             self._db.execute("DROP TABLE IF EXISTS hourly")
+            self._db.execute("DROP TABLE IF EXISTS daily")
             self._db.execute(_HOURLY)
+            self._db.execute(_DAILY)
             self._db.execute(_BUILD_ALL)
+            hours = self._db.execute(
+                "SELECT site, quantity, meter, hour, last_value, count, max_value FROM hourly"
+                " ORDER BY site, quantity, meter, hour"
+            )
+            self._db.executemany(_INSERT_DAY, day_rows(hours))
             self._db.execute(
                 "INSERT OR REPLACE INTO store_meta VALUES ('rollup', ?)", (_ROLLUP_VERSION,)
             )
@@ -159,11 +229,19 @@ class SqliteStore:
                 self._db.execute("DELETE FROM touched")
                 self._db.executemany("INSERT INTO touched VALUES (?, ?, ?, ?)", hours)
                 self._db.execute(_REFRESH_TOUCHED)
+                self._refresh_days({(s, q, m, h // HOURS_PER_DAY) for s, q, m, h in hours})
         except (sqlite3.IntegrityError, sqlite3.DataError) as exc:
             # A value SQLite cannot hold (NaN becomes NULL): retrying cannot help.
             raise StoreRejected(f"SQLite refused the write: {exc}") from exc
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite write failed: {exc}") from exc
+
+    def _refresh_days(self, days: set[tuple[str, str, str, int]]) -> None:
+        """Recompute the daily rows of ``days`` from their hours (in the write's
+        transaction)."""
+        self._db.execute("DELETE FROM touched_days")
+        self._db.executemany("INSERT INTO touched_days VALUES (?, ?, ?, ?)", days)
+        self._db.executemany(_INSERT_DAY, day_rows(self._db.execute(_HOURS_OF_TOUCHED_DAYS)))
 
     def index_slots(
         self,
@@ -173,9 +251,12 @@ class SqliteStore:
         start: datetime,
         end: datetime,
         slot: timedelta,
+        cuts: Sequence[datetime] = (),
     ) -> dict[str, IndexSeries]:
         width = round(slot.total_seconds() * 1000)
         start_ms, end_ms = _ms(start), _ms(end)
+        cut_hours = [hour_of_bound(c) for c in cuts]
+        runs = width == HOUR_MS and len(cuts) > 1 and None not in cut_hours
         out: dict[str, IndexSeries] = {}
         try:
             with self._reading() as db:
@@ -199,25 +280,93 @@ class SqliteStore:
                         " AND ts_ms > ?",
                         (*key, end_ms),
                     ).fetchone()
-                    rows = self._slot_rows(db, key, width, start_ms, end_ms)
-                    out[meter] = IndexSeries(
-                        baseline=first[1] if first else None,
-                        starts_inside=before is None and first is not None,
-                        baseline_time=_time(first[0]) if first else None,
-                        next_time=None if after is None else _time(after),
-                        slots=[
+                    if runs and start_ms % HOUR_MS == 0 and end_ms % HOUR_MS == 0:
+                        slots = self._run_slots(db, key, start_ms, end_ms, cut_hours)  # type: ignore[arg-type]
+                    else:
+                        slots = [
                             IndexSlot(
                                 end=_time((b + 1) * width),
                                 last_value=value,
                                 count=count,
                                 max_value=high if high > value else None,
                             )
-                            for b, value, count, high in rows
-                        ],
+                            for b, value, count, high in self._slot_rows(
+                                db, key, width, start_ms, end_ms
+                            )
+                        ]
+                    out[meter] = IndexSeries(
+                        baseline=first[1] if first else None,
+                        starts_inside=before is None and first is not None,
+                        baseline_time=_time(first[0]) if first else None,
+                        next_time=None if after is None else _time(after),
+                        slots=slots,
                     )
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite query failed: {exc}") from exc
         return out
+
+    def _run_slots(
+        self,
+        db: sqlite3.Connection,
+        key: tuple[str, str, str],
+        start_ms: int,
+        end_ms: int,
+        cut_hours: list[int],
+    ) -> list[IndexSlot]:
+        """The hours of ``(start, end]``: the clean days lying whole between two cuts from
+        ``daily``, every other hour from ``hourly``, joined into runs."""
+        first_h, stop_h = start_ms // HOUR_MS, end_ms // HOUR_MS  # hours [first_h, stop_h)
+        wanted = [d for d in whole_days(cut_hours) if first_h <= d * 24 and d * 24 + 24 <= stop_h]
+        days: list[DayRow] = []
+        if wanted:
+            days = [
+                DayRow(*row)
+                for row in db.execute(
+                    "SELECT day, hours, first_value, first_count, last_value, count, max_value,"
+                    " clean, max_rise FROM daily WHERE site=? AND quantity=? AND meter=?"
+                    " AND day >= ? AND day <= ? AND clean = 1 ORDER BY day",
+                    (*key, wanted[0], wanted[-1]),
+                )
+            ]
+            usable = set(wanted)
+            days = [d for d in days if d.day in usable]
+        # The hours outside the days read whole: the ranges between them.
+        ranges, at = [], first_h
+        for d in days:
+            if d.day * 24 > at:
+                ranges.append((at, d.day * 24))
+            at = d.day * 24 + 24
+        if stop_h > at:
+            ranges.append((at, stop_h))
+        hours = self._hour_rows(db, key, ranges, {d.day for d in days}, (first_h, stop_h))
+        pieces = [Piece.of_day(d) for d in days] + [Piece.of_hour(h) for h in hours]
+        pieces.sort(key=lambda p: p.start)
+        return runs_of(pieces, cut_hours)
+
+    def _hour_rows(
+        self,
+        db: sqlite3.Connection,
+        key: tuple[str, str, str],
+        ranges: list[tuple[int, int]],
+        whole: set[int],
+        window: tuple[int, int],
+    ) -> list[HourRow]:
+        """The rows of ``hourly`` in the hour ``ranges`` (each ``[a, b)``): the hours of
+        ``window`` outside the days in ``whole``."""
+        if not ranges:
+            return []
+        select = (
+            "SELECT hour, last_value, count, max_value FROM hourly"
+            " WHERE site=? AND quantity=? AND meter=? AND "
+        )
+        if len(ranges) > _MAX_RANGES:  # read the whole window, keep the ranges' hours
+            rows = db.execute(select + "hour >= ? AND hour < ? ORDER BY hour", (*key, *window))
+            return [HourRow(*r) for r in rows if r[0] // HOURS_PER_DAY not in whole]
+        where = " OR ".join("(hour >= ? AND hour < ?)" for _ in ranges)
+        params = [x for r in ranges for x in r]
+        return [
+            HourRow(*r) for r in db.execute(select + f"({where}) ORDER BY hour", (*key, *params))
+        ]
 
     def _slot_rows(
         self,

@@ -10,12 +10,14 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from domain.balance import MeterEnergy, energy_per_period, slot_end
 from domain.periods import Step, common_slot, period_bounds
+from domain.quality import NeedsHourlySlots
+from domain.rollup import HOUR
 from domain.site import Meter, Site
-from domain.store import ReadingStore
+from domain.store import IndexSeries, ReadingStore
 
 MAX_PERIODS = 100_000
 YEAR_S = 365.25 * 86400
@@ -42,8 +44,14 @@ def bounds_of(site: Site, start: datetime, end: datetime, step: Step) -> list[da
 def meter_energies(
     site: Site, store: ReadingStore, meters: list[Meter], bounds: list[datetime]
 ) -> dict[str, MeterEnergy]:
-    """Energy (or mass, volume) of each meter per period, aggregated in the store."""
+    """Energy (or mass, volume) of each meter per period, aggregated in the store.
+
+    With one-hour slots the store may answer clean stretches between the bounds as runs
+    from its rollups; a meter whose runs cannot be judged exactly (a glitch next to one,
+    a rise that may be a spike) is read again hour by hour: the figures are the same.
+    """
     slot = common_slot(bounds)
+    cuts = bounds if slot == HOUR else []
     by_quantity: dict[str, list[Meter]] = defaultdict(list)
     for m in meters:
         by_quantity[m.dimension].append(m)
@@ -55,28 +63,52 @@ def meter_energies(
         # same alone and in its month (energy_per_period).
         window = max(m.quality.glitch_window_s for m in group)
         reach = slot * (math.ceil(window / slot.total_seconds()) + 1)
-        since, until = bounds[0] - reach, bounds[-1] + 3 * reach
-        series = store.index_slots(site.id, [m.id for m in group], quantity, since, until, slot)
-        # A gap across the end, however long: read on to two reaches past the reading
-        # that closes it, so that it is judged and the gap split as in a longer query.
-        needed: dict[str, datetime] = {}
+        since = bounds[0] - reach
+        series = _series(site, store, group, quantity, bounds, slot, reach, cuts)
+        again = []
         for m in group:
-            s = series[m.id]
-            after = next((x.end for x in s.slots if x.end > bounds[-1]), None)
-            if after is None and s.next_time is not None:
-                after = slot_end(s.next_time, slot)
-            if after is not None and after + 2 * reach > until:
-                needed[m.id] = after + 2 * reach
-        if needed:
-            more = store.index_slots(
-                site.id, list(needed), quantity, until, max(needed.values()), slot
-            )
-            for meter_id in needed:
-                s = series[meter_id]
-                series[meter_id] = replace(s, slots=s.slots + more[meter_id].slots)
-        for m in group:
-            out[m.id] = energy_per_period(series[m.id], bounds, slot, m.quality, since)
+            try:
+                out[m.id] = energy_per_period(series[m.id], bounds, slot, m.quality, since)
+            except NeedsHourlySlots:
+                again.append(m)
+        if again:
+            hourly = _series(site, store, again, quantity, bounds, slot, reach, [])
+            for m in again:
+                out[m.id] = energy_per_period(hourly[m.id], bounds, slot, m.quality, since)
     return out
+
+
+def _series(
+    site: Site,
+    store: ReadingStore,
+    group: list[Meter],
+    quantity: str,
+    bounds: list[datetime],
+    slot: timedelta,
+    reach: timedelta,
+    cuts: list[datetime],
+) -> dict[str, IndexSeries]:
+    """The slots of ``group`` from a reach before the bounds to past the reading that
+    closes a gap across the end."""
+    since, until = bounds[0] - reach, bounds[-1] + 3 * reach
+    ids = [m.id for m in group]
+    series = store.index_slots(site.id, ids, quantity, since, until, slot, cuts)
+    # A gap across the end, however long: read on to two reaches past the reading
+    # that closes it, so that it is judged and the gap split as in a longer query.
+    needed: dict[str, datetime] = {}
+    for meter_id in ids:
+        s = series[meter_id]
+        after = next((x.end for x in s.slots if x.end > bounds[-1]), None)
+        if after is None and s.next_time is not None:
+            after = slot_end(s.next_time, slot)
+        if after is not None and after + 2 * reach > until:
+            needed[meter_id] = after + 2 * reach
+    if needed:
+        more = store.index_slots(site.id, list(needed), quantity, until, max(needed.values()), slot)
+        for meter_id in needed:
+            s = series[meter_id]
+            series[meter_id] = replace(s, slots=s.slots + more[meter_id].slots)
+    return series
 
 
 def _durations(bounds: list[datetime]) -> list[float]:
