@@ -31,6 +31,7 @@ from cli.common import (
 )
 from cli.dashboards import dashboards_app
 from cli.data_import import import_app
+from cli.rollup import rollup_app
 from cli.status import status
 from cli.tokens import token_app
 from domain.clock import system_clock
@@ -52,6 +53,7 @@ app = typer.Typer(
 app.add_typer(import_app, name="import")
 app.add_typer(dashboards_app, name="dashboards")
 app.add_typer(token_app, name="token")
+app.add_typer(rollup_app, name="rollup")
 app.command()(status)
 
 
@@ -115,7 +117,13 @@ def gateway(
     with refused_at_start("the gateway"):
         gw = Gateway(
             sites,
-            open_store(settings.store_url, reveal(settings.influx_token)),
+            # The client id names its rollup markers (stores.influx_rollup): once
+            # restarted, it takes back the days it left dirty.
+            open_store(
+                settings.store_url,
+                reveal(settings.influx_token),
+                writer=settings.gateway_client_id,
+            ),
             SourceOptions(mqtt_settings(settings), settings.gateway_client_id),
             dead_letters=DeadLetterLog(settings.dead_letter_file),
             buffer=_gateway_buffer(settings),

@@ -8,7 +8,7 @@ database, so the service never pulls raw points.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -181,6 +181,35 @@ class ReadingStore(Protocol):
 
     def close(self) -> None:
         """Release connections; the store is not used afterwards."""
+
+
+class RollupMaintenance(Protocol):
+    """What ``microville rollup`` needs of a store: both adapters keep their rollups
+    exact by themselves; these rebuild them (a database from before, data changed
+    behind the store's back) and prove them."""
+
+    def rebuild_rollups(
+        self,
+        site: str | None = None,
+        since: datetime | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> int:
+        """Recompute the rollups of ``site`` (all: ``None``) from ``since`` on (whole UTC
+        days) from the raw readings; the number of days (or series) rebuilt."""
+        ...
+
+    def verify_rollups(
+        self,
+        site: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[str]:
+        """Every rollup slot of ``[since, until)`` that differs from what the raw
+        readings give, named; empty when the rollups are exact."""
+        ...
+
+    def close(self) -> None: ...
 
 
 class Ledger(Protocol):

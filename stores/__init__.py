@@ -15,8 +15,9 @@ from domain.store import ReadingStore
 from microville.settings import redact_url
 
 
-def open_store(url: str, token: str | None = None) -> ReadingStore:
-    """Open the store at ``url``; ``token`` authenticates to InfluxDB 2.x/3.x."""
+def open_store(url: str, token: str | None = None, writer: str | None = None) -> ReadingStore:
+    """Open the store at ``url``; ``token`` authenticates to InfluxDB 2.x/3.x; ``writer``
+    names this process in InfluxDB's rollup markers (default: host and process id)."""
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
         from stores.sqlite import SqliteStore
@@ -38,6 +39,7 @@ def open_store(url: str, token: str | None = None) -> ReadingStore:
             username=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None,
             token=token,
+            writer=writer,
         )
     raise ValueError(
         f"unknown store URL scheme {parts.scheme!r} in {redact_url(url)!r} (sqlite:// or influxdb://)"

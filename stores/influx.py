@@ -19,7 +19,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import re
+import socket
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -27,7 +29,10 @@ from typing import Any, TypeVar
 import httpx
 
 from domain.readings import Reading
+from domain.rollup import hour_of_bound
 from domain.store import IndexSeries, IndexSlot, StoreError, StoreRejected, SumSlot
+from stores.influx_keeper import RollupKeeper
+from stores.influx_runs import run_slots
 
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -261,11 +266,19 @@ class InfluxStore:
         token: str | None = None,
         timeout_s: float = 30.0,
         create_database: bool = True,
+        writer: str | None = None,
+        rollup_interval_s: float = 60.0,
     ) -> None:
         self.database = _safe(database, "database name")
+        # The dirty markers are this writer's own (stores.influx_rollup): a gateway
+        # passes its MQTT client id, so that once restarted it takes back what it left.
+        writer_id = _safe(writer or f"{socket.gethostname()}-{os.getpid()}", "writer id")
         headers = {"Authorization": f"Token {token}"} if token else {}
         auth = httpx.BasicAuth(username, password or "") if username else None
         self._http = httpx.Client(base_url=base_url, headers=headers, auth=auth, timeout=timeout_s)
+        self.rollups = RollupKeeper(
+            self._query, self._post, self._where, writer_id, rollup_interval_s
+        )
         if create_database:
             # Idempotent on 1.x; 2.x/3.x refuse it, and there the bucket exists already.
             with contextlib.suppress(StoreError):
@@ -277,6 +290,8 @@ class InfluxStore:
         try:
             if method == "POST":
                 resp = self._http.post("/query", params=params)
+            elif len(params["q"]) > 4000:  # many statements: in the body, not the URL
+                resp = self._http.post("/query", data=params)
             else:
                 resp = self._http.get("/query", params=params)
         except httpx.HTTPError as exc:
@@ -307,10 +322,15 @@ class InfluxStore:
             _safe(r.site, "site id", StoreRejected)
             _safe(r.meter, "meter id", StoreRejected)
             _safe(r.quantity, "quantity", StoreRejected)
-        body = "\n".join(to_line(r) for r in readings).encode()
+        days = {(r.site, r.quantity, r.meter, (r.time_ms - 1) // 86_400_000) for r in readings}
+        with self.rollups.writing(days):  # dirty before the raw points land
+            self._post([to_line(r) for r in readings], "ms")
+
+    def _post(self, lines: Sequence[str], precision: str) -> None:
+        body = "\n".join(lines).encode()
         try:
             resp = self._http.post(
-                "/write", params={"db": self.database, "precision": "ms"}, content=body
+                "/write", params={"db": self.database, "precision": precision}, content=body
             )
         except httpx.HTTPError as exc:
             raise StoreError(f"InfluxDB unreachable: {exc}") from exc
@@ -321,6 +341,27 @@ class InfluxStore:
             )
         if resp.status_code != 204:
             raise StoreError(f"InfluxDB write failed ({resp.status_code}): {resp.text[:300]}")
+
+    def flush_rollups(self) -> None:
+        """Roll up every day this writer marked dirty, then mark them clean."""
+        self.rollups.flush()
+
+    def rebuild_rollups(
+        self,
+        site: str | None = None,
+        since: datetime | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> int:
+        return self.rollups.rebuild(site, since, progress)
+
+    def verify_rollups(
+        self,
+        site: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[str]:
+        return self.rollups.verify(site, since, until, progress)
 
     def _where(self, site: str, meters: Sequence[str]) -> str:
         meter_clause = " OR ".join(
@@ -346,6 +387,17 @@ class InfluxStore:
         measurement = quote_identifier(_safe(quantity, "quantity"))
         where = self._where(site, meters)
         start_ms, end_ms = _ms(start), _ms(end)
+        cut_hours = [hour_of_bound(c) for c in cuts]
+        if (
+            width_s == 3600
+            and len(cuts) > 1
+            and None not in cut_hours
+            and start_ms % 3_600_000 == 0
+            and end_ms % 3_600_000 == 0
+        ):
+            return self._run_series(
+                site, meters, quantity, start_ms, end_ms, [h for h in cut_hours if h is not None]
+            )
         # Baseline: the last value at or before start, else the first one after it; the
         # first reading after end (its time). Slots: GROUP BY time with a 1 ns offset
         # makes bucket k cover (k*w, (k+1)*w], so a reading taken exactly at a period
@@ -363,6 +415,69 @@ class InfluxStore:
             # The completeness check: one count per meter over the whole window.
             f'SELECT count("value") FROM {measurement} WHERE {window} GROUP BY "meter"',
         )
+
+    def _run_series(
+        self,
+        site: str,
+        meters: Sequence[str],
+        quantity: str,
+        start_ms: int,
+        end_ms: int,
+        cut_hours: list[int],
+    ) -> dict[str, IndexSeries]:
+        """:meth:`index_slots` with clean stretches between the cuts as runs: the
+        baselines from the raw points, the slots from the rollups (stores.influx_runs)."""
+        measurement = quote_identifier(_safe(quantity, "quantity"))
+        where = self._where(site, meters)
+        before, first, after = self._query(
+            f'SELECT last("value") FROM {measurement} WHERE {where} AND time <= {start_ms}ms'
+            ' GROUP BY "meter"',
+            f'SELECT first("value") FROM {measurement} WHERE {where} AND time > {start_ms}ms'
+            f' AND time <= {end_ms}ms GROUP BY "meter"',
+            f'SELECT first("value") FROM {measurement} WHERE {where} AND time > {end_ms}ms'
+            ' GROUP BY "meter"',
+        )
+
+        def read() -> dict[str, list[IndexSlot]]:
+            return run_slots(
+                self._query,
+                lambda group: self._where(site, group),
+                _safe(quantity, "quantity"),
+                measurement,
+                meters,
+                (start_ms // 3_600_000, end_ms // 3_600_000),
+                cut_hours,
+                check_complete,
+                _meter_counts,
+            )
+
+        try:  # asked again once if it does not add up, as _aggregate does
+            slots = read()
+        except IncompleteAnswer:
+            try:
+                slots = read()
+            except IncompleteAnswer as exc:
+                _log.warning("%s (asked twice)", exc)
+                raise
+        before_points, first_points = _first_points(before), _first_points(first)
+        baselines = first_points | before_points
+        next_times = {m: t for m, (t, _) in _first_points(after).items()}
+        if lost := sorted(m for m in meters if slots[m] and m not in first_points):
+            raise IncompleteAnswer(
+                f"InfluxDB answer incomplete (index slots): no first reading for {lost}"
+                " though the window holds readings of them"
+            )
+        out = {}
+        for m in meters:
+            time_, value = baselines.get(m, (None, None))
+            out[m] = IndexSeries(
+                baseline=value,
+                starts_inside=m in baselines and m not in before_points,
+                baseline_time=time_,
+                next_time=next_times.get(m),
+                slots=slots[m],
+            )
+        return out
 
     def slot_sums(
         self,
@@ -432,4 +547,8 @@ class InfluxStore:
         self._query("SHOW RETENTION POLICIES")
 
     def close(self) -> None:
+        try:
+            self.rollups.flush(only_if_dirty=True)
+        except StoreError as exc:  # left dirty: read raw, taken back at the next start
+            _log.warning("rollup left to the next start: %s", exc)
         self._http.close()

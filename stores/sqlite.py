@@ -12,10 +12,11 @@ from __future__ import annotations
 import itertools
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from domain.readings import Reading
 from domain.rollup import (
@@ -137,6 +138,51 @@ def day_rows(
     return out
 
 
+_HOURS_SORTED = (
+    "SELECT site, quantity, meter, hour, last_value, count, max_value FROM hourly"
+    " WHERE {where} ORDER BY site, quantity, meter, hour"
+)
+
+
+def _rollup_filter(
+    site: str | None, since: datetime | None, until: datetime | None = None
+) -> tuple[str, list[object]]:
+    """A WHERE clause on ``site`` and the whole UTC days from ``since`` to ``until``
+    (``{s}`` stands for the row's site column, ``{t}`` for its hour), and its
+    parameters."""
+    clauses: list[str] = ["1"]
+    params: list[object] = []
+    if site is not None:
+        clauses.append("{s} = ?")
+        params.append(site)
+    if since is not None:
+        clauses.append("{t} >= ?")
+        params.append(_ms(since) // (24 * HOUR_MS) * 24)
+    if until is not None:
+        clauses.append("{t} < ?")
+        params.append(-(-_ms(until) // (24 * HOUR_MS)) * 24)
+    return " AND ".join(clauses), params
+
+
+def _differences(
+    what: str,
+    want: Mapping[Any, object],
+    have: Mapping[Any, object],
+) -> list[str]:
+    """One line per rollup row that differs from what the readings give."""
+    out = []
+    for key in sorted(want.keys() | have.keys(), key=repr):
+        if want.get(key) == have.get(key):
+            continue
+        site, quantity, meter, n = key
+        at = _time(int(n) * (HOUR_MS if what == "hour" else 24 * HOUR_MS)).isoformat()
+        out.append(
+            f"site {site} {quantity}/{meter} {what} {at}: rollup {have.get(key)}"
+            f" but the readings give {want.get(key)}"
+        )
+    return out
+
+
 def _ms(t: datetime) -> int:
     return round(t.timestamp() * 1000)
 
@@ -242,6 +288,89 @@ class SqliteStore:
         self._db.execute("DELETE FROM touched_days")
         self._db.executemany("INSERT INTO touched_days VALUES (?, ?, ?, ?)", days)
         self._db.executemany(_INSERT_DAY, day_rows(self._db.execute(_HOURS_OF_TOUCHED_DAYS)))
+
+    def rebuild_rollups(
+        self,
+        site: str | None = None,
+        since: datetime | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> int:
+        """Recompute both rollups of ``site`` (all: ``None``) from the UTC day holding
+        ``since`` on, from the readings; the number of days rebuilt."""
+        where, params = _rollup_filter(site, since)
+        try:
+            with self._lock, self._db:
+                self._db.execute(
+                    f"DELETE FROM hourly WHERE {where.format(s='site', t='hour')}", params
+                )
+                self._db.execute(
+                    f"DELETE FROM daily WHERE {where.format(s='site', t='day * 24')}", params
+                )
+                if progress:
+                    progress(1, 3)
+                raw_where = where.format(s="r.site", t=f"((r.ts_ms - 1) / {HOUR_MS})")
+                self._db.execute(
+                    "INSERT INTO hourly "
+                    + _HOURS_OF.format(source=f"readings r WHERE {raw_where}"),
+                    params,
+                )
+                if progress:
+                    progress(2, 3)
+                rows = day_rows(
+                    self._db.execute(
+                        _HOURS_SORTED.format(where=where.format(s="site", t="hour")), params
+                    )
+                )
+                self._db.executemany(_INSERT_DAY, rows)
+                if progress:
+                    progress(3, 3)
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite rollup rebuild failed: {exc}") from exc
+        return len(rows)
+
+    def verify_rollups(
+        self,
+        site: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[str]:
+        """Each hour and day whose rollup differs from what the readings give, named."""
+        where, params = _rollup_filter(site, since, until)
+        raw_where = where.format(s="r.site", t=f"((r.ts_ms - 1) / {HOUR_MS})")
+        try:
+            with self._reading() as db:
+                want: dict[tuple[str, str, str, int], tuple[float, int, float]] = {
+                    r[:4]: r[4:]
+                    for r in db.execute(
+                        _HOURS_OF.format(source=f"readings r WHERE {raw_where}"), params
+                    )
+                }
+                if progress:
+                    progress(1, 3)
+                have = {
+                    r[:4]: r[4:]
+                    for r in db.execute(
+                        _HOURS_SORTED.format(where=where.format(s="site", t="hour")), params
+                    )
+                }
+                if progress:
+                    progress(2, 3)
+                want_days = {
+                    r[:4]: r[4:]
+                    for r in day_rows((k + v for k, v in sorted(want.items(), key=repr)))
+                }
+                have_days = {
+                    r[:4]: r[4:]
+                    for r in db.execute(
+                        f"SELECT * FROM daily WHERE {where.format(s='site', t='day * 24')}", params
+                    )
+                }
+                if progress:
+                    progress(3, 3)
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite rollup verify failed: {exc}") from exc
+        return _differences("hour", want, have) + _differences("day", want_days, have_days)
 
     def index_slots(
         self,
