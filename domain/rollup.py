@@ -22,6 +22,7 @@ import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 from domain.store import IndexSlot
 
@@ -32,7 +33,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 def hour_end(h: int) -> datetime:
     """End of epoch hour ``h`` (the slot ``(h·1h, (h+1)·1h]``)."""
-    return _EPOCH + (h + 1) * HOUR
+    return _EPOCH + timedelta(hours=h + 1)
 
 
 def hour_of_bound(t: datetime) -> int | None:
@@ -113,16 +114,16 @@ def day_row(day: int, hours: Sequence[HourRow]) -> DayRow:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Piece:
-    """Hours ``start … stop − 1`` of a meter, from one hour row or one clean day row."""
+class Piece(NamedTuple):
+    """Hours ``start … stop − 1`` of a meter, from one hour row or one clean day row (a
+    tuple: a store may build it straight from its rows, a year holding hundreds)."""
 
     start: int
     stop: int
     first: float
     first_count: int
     last: float
-    count: int
+    readings: int
     high: float
     clean: bool
     max_rise: float
@@ -173,50 +174,47 @@ def runs_of(pieces: Iterable[Piece], cut_hours: Sequence[int]) -> list[IndexSlot
     """The slots of ``pieces`` (sorted, not overlapping), adjacent clean ones joined into
     runs that never reach over a cut: a run's first hour is given as its own slot (its
     head), the rest as one slot of ``hours`` hours. Pieces outside ``[cuts[0],
-    cuts[-1])`` and unclean ones stay hour slots."""
+    cuts[-1])`` and unclean ones stay hour slots. (Plain tuples in :class:`Piece`'s
+    order are accepted: a store's rows as they come.)"""
     lo, hi = (cut_hours[0], cut_hours[-1]) if cut_hours else (0, 0)
     cuts = set(cut_hours)
     out: list[IndexSlot] = []
-    run: list[Piece] = []  # pieces joined so far: first, then the last one and the summary
+    joined = False  # a run is open: start … stop, its first and last values
     start = stop = first_count = count = 0
     first = last = max_rise = 0.0
 
     def close() -> None:
-        if not run:
-            return
         if stop - start == 1:
-            p = run[0]
-            out.append(IndexSlot(hour_end(p.start), p.last, p.count))
-        else:
-            out.append(IndexSlot(hour_end(start), first, first_count))
-            out.append(
-                IndexSlot(
-                    hour_end(stop - 1),
-                    last,
-                    count - first_count,
-                    hours=stop - start - 1,
-                    max_rise=max_rise,
-                )
-            )
-        run.clear()
-
-    for p in pieces:
-        joinable = p.clean and lo <= p.start and p.stop <= hi
-        if run and joinable and p.start == stop and stop not in cuts and p.first >= last:
-            max_rise = max(max_rise, p.max_rise, p.first - last)
-            stop, last, count = p.stop, p.last, count + p.count
-            run.append(p)
-            continue
-        close()
-        if joinable:
-            run.append(p)
-            start, stop, first, first_count = p.start, p.stop, p.first, p.first_count
-            last, count, max_rise = p.last, p.count, p.max_rise
-            continue
-        if p.stop - p.start != 1:
-            raise ValueError(f"piece {p.start}–{p.stop} must be read hour by hour")
+            out.append(IndexSlot(hour_end(start), last, count))
+            return
+        out.append(IndexSlot(hour_end(start), first, first_count))
         out.append(
-            IndexSlot(hour_end(p.start), p.last, p.count, p.high if p.high > p.last else None)
+            IndexSlot(
+                hour_end(stop - 1),
+                last,
+                count - first_count,
+                hours=stop - start - 1,
+                max_rise=max_rise,
+            )
         )
-    close()
+
+    for p_start, p_stop, p_first, p_first_count, p_last, p_n, p_high, p_clean, p_rise in pieces:
+        joinable = p_clean and lo <= p_start and p_stop <= hi
+        if joinable and joined and p_start == stop and stop not in cuts and p_first >= last:
+            rise = p_first - last
+            max_rise = max(max_rise, p_rise, rise)
+            stop, last, count = p_stop, p_last, count + p_n
+            continue
+        if joined:
+            close()
+        joined = bool(joinable)
+        if joined:
+            start, stop, first, first_count = p_start, p_stop, p_first, p_first_count
+            last, count, max_rise = p_last, p_n, p_rise
+            continue
+        if p_stop - p_start != 1:
+            raise ValueError(f"piece {p_start}–{p_stop} must be read hour by hour")
+        out.append(IndexSlot(hour_end(p_start), p_last, p_n, p_high if p_high > p_last else None))
+    if joined:
+        close()
     return out

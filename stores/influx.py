@@ -17,6 +17,7 @@ an error, never a hole in the figures.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -390,8 +391,8 @@ class InfluxStore:
         cut_hours = [hour_of_bound(c) for c in cuts]
         if (
             width_s == 3600
-            and len(cuts) > 1
             and None not in cut_hours
+            and any(b - a > 1 for a, b in itertools.pairwise(cut_hours))  # type: ignore[operator]
             and start_ms % 3_600_000 == 0
             and end_ms % 3_600_000 == 0
         ):

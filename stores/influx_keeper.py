@@ -93,7 +93,7 @@ class RollupKeeper:
         if self._adopted:
             return
         (result,) = self._query(
-            f'SELECT "value" FROM {DIRTY_M} WHERE "writer" = \'{self.writer}\''
+            f'SELECT "dirty" FROM {DIRTY_M} WHERE "writer" = \'{self.writer}\''
             ' GROUP BY "site", "quantity", "meter"'
         )
         self._dirty |= parse_dirty_keys(result)
@@ -254,7 +254,7 @@ class RollupKeeper:
             statements += [
                 f'SELECT "last", "count", "high" FROM {HOUR_M} WHERE {where} GROUP BY "meter"',
                 f'SELECT {DAY_FIELDS} FROM {DAY_M} WHERE {where} GROUP BY "meter"',
-                f'SELECT "value" FROM {DIRTY_M} WHERE {where} GROUP BY "site", "quantity", "meter"',
+                f'SELECT "dirty" FROM {DIRTY_M} WHERE {where} GROUP BY "site", "quantity", "meter"',
             ]
         results = self._query(*statements)
         hours: dict[DayKey, list[HourRow]] = {}

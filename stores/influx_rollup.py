@@ -4,10 +4,10 @@ and the parsing of their answers (pure: no HTTP here).
 InfluxDB has no transaction to keep a rollup in step with the raw points, so the
 mechanism is *dirty days*. Before it writes raw points, a writer marks each
 (site, quantity, meter, UTC day) it touches as dirty (``rollup_dirty``, one point per
-day and writer, value 1); it recomputes those days from the raw points later (every
+day and writer, field ``dirty`` at 1); it recomputes those days from the raw points later (every
 ``rollup_interval_s``, on :meth:`~stores.influx.InfluxStore.flush_rollups` and on
 close), writes their ``rollup_hour`` and ``rollup_day`` points, and only then marks
-them clean (value 0). A query reads the markers first, then the rollups: a day dirty
+them clean (0). A query reads the markers first, then the rollups: a day dirty
 for any writer, or without a day point (never rolled up: a database from before the
 rollups), is read from the raw points. So a figure is never read from a stale rollup:
 at worst, from the raw points. A writer killed between the two steps leaves its days
@@ -18,7 +18,7 @@ Layout (one database, its default retention policy): measurement ``rollup_hour``
 (tags ``site``, ``meter``, ``quantity``; fields ``last``, ``count``, ``high``; time the
 hour's start, the hour ``(h·1h, (h+1)·1h]``), ``rollup_day`` (fields of
 :class:`domain.rollup.DayRow`; time the day's start), ``rollup_dirty`` (tag ``writer``,
-field ``value``).
+field ``dirty``: not ``value``, so that no count of readings counts it).
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def dirty_line(key: DayKey, writer: str, dirty: bool) -> str:
     site, quantity, meter, day = key
     return (
         f"{DIRTY_M},{_tags(site, quantity, meter)},writer={writer} "
-        f"value={1 if dirty else 0}i {day * DAY_S}"
+        f"dirty={1 if dirty else 0}i {day * DAY_S}"
     )
 
 
@@ -114,7 +114,7 @@ def parse_days(result: dict[str, Any]) -> dict[str, list[DayRow]]:
 
 
 def parse_dirty(result: dict[str, Any]) -> dict[str, set[int]]:
-    """{meter: days dirty for some writer} from ``SELECT "value" FROM rollup_dirty …
+    """{meter: days dirty for some writer} from ``SELECT "dirty" FROM rollup_dirty …
     GROUP BY "meter", "writer"``."""
     out: dict[str, set[int]] = defaultdict(set)
     for s in result.get("series", []):
@@ -125,7 +125,7 @@ def parse_dirty(result: dict[str, Any]) -> dict[str, set[int]]:
 
 
 def parse_dirty_keys(result: dict[str, Any]) -> set[DayKey]:
-    """Days still dirty, as keys, from ``SELECT "value" FROM rollup_dirty … GROUP BY
+    """Days still dirty, as keys, from ``SELECT "dirty" FROM rollup_dirty … GROUP BY
     "site", "quantity", "meter"``."""
     return {
         (s["tags"]["site"], s["tags"]["quantity"], s["tags"]["meter"], t // (DAY_S * 10**9))

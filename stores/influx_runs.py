@@ -76,7 +76,7 @@ def day_statements(
         f" AND time >= {window[0] * DAY_S}s AND time <= {window[1] * DAY_S}s"
     )
     return [
-        f'SELECT "value" FROM {DIRTY_M} WHERE {marks} GROUP BY "meter", "writer"',
+        f'SELECT "dirty" FROM {DIRTY_M} WHERE {marks} GROUP BY "meter", "writer"',
         f'SELECT {DAY_FIELDS} FROM {DAY_M} WHERE {span} GROUP BY "meter"',
         f'SELECT count("last") FROM {DAY_M} WHERE {span} GROUP BY "meter"',
     ]

@@ -16,12 +16,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from domain.readings import Reading
 from domain.rollup import (
     HOURS_PER_DAY,
-    DayRow,
     HourRow,
     Piece,
     day_row,
@@ -181,6 +180,10 @@ def _differences(
             f" but the readings give {want.get(key)}"
         )
     return out
+
+
+def _start(p: Piece) -> int:
+    return p[0]  # the rows are plain tuples in Piece's order
 
 
 def _ms(t: datetime) -> int:
@@ -385,7 +388,12 @@ class SqliteStore:
         width = round(slot.total_seconds() * 1000)
         start_ms, end_ms = _ms(start), _ms(end)
         cut_hours = [hour_of_bound(c) for c in cuts]
-        runs = width == HOUR_MS and len(cuts) > 1 and None not in cut_hours
+        # Runs need a period longer than an hour (not the hours of the carbon matching).
+        runs = (
+            width == HOUR_MS
+            and None not in cut_hours
+            and any(b - a > 1 for a, b in itertools.pairwise(cut_hours))  # type: ignore[operator]
+        )
         out: dict[str, IndexSeries] = {}
         try:
             with self._reading() as db:
@@ -446,56 +454,57 @@ class SqliteStore:
         ``daily``, every other hour from ``hourly``, joined into runs."""
         first_h, stop_h = start_ms // HOUR_MS, end_ms // HOUR_MS  # hours [first_h, stop_h)
         wanted = [d for d in whole_days(cut_hours) if first_h <= d * 24 and d * 24 + 24 <= stop_h]
-        days: list[DayRow] = []
+        days: list[Piece] = []
         if wanted:
+            usable = set(wanted)
             days = [
-                DayRow(*row)
+                cast(Piece, row)
                 for row in db.execute(
-                    "SELECT day, hours, first_value, first_count, last_value, count, max_value,"
-                    " clean, max_rise FROM daily WHERE site=? AND quantity=? AND meter=?"
-                    " AND day >= ? AND day <= ? AND clean = 1 ORDER BY day",
+                    "SELECT day * 24, day * 24 + 24, first_value, first_count, last_value, count,"
+                    " max_value, 1, max_rise FROM daily WHERE site=? AND quantity=? AND meter=?"
+                    " AND day >= ? AND day <= ? AND clean = 1",
                     (*key, wanted[0], wanted[-1]),
                 )
+                if row[0] // HOURS_PER_DAY in usable
             ]
-            usable = set(wanted)
-            days = [d for d in days if d.day in usable]
         # The hours outside the days read whole: the ranges between them.
         ranges, at = [], first_h
         for d in days:
-            if d.day * 24 > at:
-                ranges.append((at, d.day * 24))
-            at = d.day * 24 + 24
+            if d[0] > at:
+                ranges.append((at, d[0]))
+            at = d[1]
         if stop_h > at:
             ranges.append((at, stop_h))
-        hours = self._hour_rows(db, key, ranges, {d.day for d in days}, (first_h, stop_h))
-        pieces = [Piece.of_day(d) for d in days] + [Piece.of_hour(h) for h in hours]
-        pieces.sort(key=lambda p: p.start)
+        pieces = days + self._hour_pieces(
+            db, key, ranges, {d[0] // 24 for d in days}, (first_h, stop_h)
+        )
+        pieces.sort(key=_start)
         return runs_of(pieces, cut_hours)
 
-    def _hour_rows(
+    def _hour_pieces(
         self,
         db: sqlite3.Connection,
         key: tuple[str, str, str],
         ranges: list[tuple[int, int]],
         whole: set[int],
         window: tuple[int, int],
-    ) -> list[HourRow]:
+    ) -> list[Piece]:
         """The rows of ``hourly`` in the hour ``ranges`` (each ``[a, b)``): the hours of
         ``window`` outside the days in ``whole``."""
         if not ranges:
             return []
         select = (
-            "SELECT hour, last_value, count, max_value FROM hourly"
-            " WHERE site=? AND quantity=? AND meter=? AND "
+            "SELECT hour, hour + 1, last_value, count, last_value, count, max_value,"
+            " max_value <= last_value, 0.0 FROM hourly"
+            " WHERE site=? AND quantity=? AND meter=? AND hour >= ? AND hour < ?"
         )
         if len(ranges) > _MAX_RANGES:  # read the whole window, keep the ranges' hours
-            rows = db.execute(select + "hour >= ? AND hour < ? ORDER BY hour", (*key, *window))
-            return [HourRow(*r) for r in rows if r[0] // HOURS_PER_DAY not in whole]
-        where = " OR ".join("(hour >= ? AND hour < ?)" for _ in ranges)
-        params = [x for r in ranges for x in r]
-        return [
-            HourRow(*r) for r in db.execute(select + f"({where}) ORDER BY hour", (*key, *params))
-        ]
+            rows = db.execute(select, (*key, *window))
+            return [cast(Piece, r) for r in rows if r[0] // HOURS_PER_DAY not in whole]
+        # One range scan of the primary key each (an OR of ranges would scan them all).
+        sql = " UNION ALL ".join([select] * len(ranges))
+        params = [x for a, b in ranges for x in (*key, a, b)]
+        return cast(list[Piece], db.execute(sql, params).fetchall())
 
     def _slot_rows(
         self,
