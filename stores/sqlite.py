@@ -182,10 +182,6 @@ def _differences(
     return out
 
 
-def _start(p: Piece) -> int:
-    return p[0]  # the rows are plain tuples in Piece's order
-
-
 def _ms(t: datetime) -> int:
     return round(t.timestamp() * 1000)
 
@@ -478,7 +474,7 @@ class SqliteStore:
         pieces = days + self._hour_pieces(
             db, key, ranges, {d[0] // 24 for d in days}, (first_h, stop_h)
         )
-        pieces.sort(key=_start)
+        pieces.sort()  # by start: no two pieces share one
         return runs_of(pieces, cut_hours)
 
     def _hour_pieces(

@@ -8,7 +8,7 @@ import itertools
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from domain.carbon import NetCarbon, avoided_co2_kg, net_carbon, operational_co2_kg
 from domain.factors import Factor, carbon_factor
@@ -65,7 +65,6 @@ def carbon_report(
     span_indexes(bounds, spans)  # checks them
     hours = period_bounds(bounds[0], bounds[-1], Step.HOUR, site.tz)
     flows, unconverted = energy_meters(site, (Role.GRID_IMPORT, Role.GRID_EXPORT))
-    energies = energy_in_wh(site, store, flows, hours)
     carriers = {m.carrier for m in flows}
     factors = {c: f for c in carriers if (f := carbon_factor(site, c)) is not None}
     # A carrier metered in m³ without kwh_per_m3 has no known energy: missing too.
@@ -80,24 +79,28 @@ def carbon_report(
             site.id, INTENSITY_METER, INTENSITY_QUANTITY, bounds[0], bounds[-1]
         )
     }
-    n_hours = len(starts)
-    # Intensity of each hour for each priced meter: the grid's imported series where it
-    # has the hour (electricity), the carrier's constant factor elsewhere.
-    priced = [t in series for t in starts]
+    # Energy hour by hour where the intensity varies, and over whole stretches where it
+    # is constant (the factor): Σ E·f = f·ΣE, and the stretches are read from the
+    # rollups. The figures are those of an hour-by-hour sum.
+    parts = _parts(bounds, starts, series)
+    energies = energy_in_wh(site, store, flows, parts)
+    part_starts = [p.astimezone(UTC) for p in parts[:-1]]
+    durations = [(b - a).total_seconds() for a, b in itertools.pairwise(parts)]
+    priced = [t in series for t in part_starts]
     intensity: dict[str, list[float]] = {}
     for m in flows:
         f = factors.get(m.carrier)
         if f is None:
             continue
         intensity[m.id] = [
-            series[starts[h]] if m.carrier is Carrier.ELECTRICITY and priced[h] else f.value
-            for h in range(n_hours)
+            series[part_starts[k]] if m.carrier is Carrier.ELECTRICITY and priced[k] else f.value
+            for k in range(len(part_starts))
         ]
 
     def co2_kg(role: Role, idx: list[int]) -> float:
         co2 = operational_co2_kg if role is Role.GRID_IMPORT else avoided_co2_kg
         return sum(
-            co2([energies[m.id].energy_wh[h] for h in idx], [intensity[m.id][h] for h in idx])
+            co2([energies[m.id].energy_wh[k] for k in idx], [intensity[m.id][k] for k in idx])
             for m in flows
             if m.role is role and m.id in intensity
         )
@@ -107,23 +110,30 @@ def carbon_report(
     embodied_total = embodied(materials, site.study_period_years, total_years)
 
     def period(a: datetime, b: datetime) -> CarbonPeriod:
-        # The hours starting in [a, b), found by instant (bisect: linear in all).
-        lo, hi = bisect_left(starts, a.astimezone(UTC)), bisect_left(starts, b.astimezone(UTC))
+        # The parts (and hours) starting in [a, b), found by instant.
+        lo, hi = (
+            bisect_left(part_starts, a.astimezone(UTC)),
+            bisect_left(part_starts, b.astimezone(UTC)),
+        )
         idx = list(range(lo, hi))
+        n_hours = bisect_left(starts, b.astimezone(UTC)) - bisect_left(starts, a.astimezone(UTC))
         years = (b.timestamp() - a.timestamp()) / YEAR_S
         amortised = embodied(materials, site.study_period_years, years).amortised_kg
         figures = net_carbon(
             co2_kg(Role.GRID_IMPORT, idx), amortised, co2_kg(Role.GRID_EXPORT, idx)
         )
         return CarbonPeriod(
-            a, b, figures, hourly_evidence(flows, idx), sum(priced[h] for h in idx), len(idx)
+            a, b, figures, evidence_of(flows, idx), sum(priced[k] for k in idx), n_hours
         )
 
-    def hourly_evidence(meters: list[Meter], idx: list[int]) -> Evidence:
+    def evidence_of(meters: list[Meter], idx: list[int]) -> Evidence:
         if not meters or not idx:
             return Evidence(0.0, 0.0)
-        coverage = min(sum(energies[m.id].coverage[h] for h in idx) / len(idx) for m in meters)
-        estimated = sum(energies[m.id].estimated_wh[h] for m in meters for h in idx)
+        span = sum(durations[k] for k in idx)
+        coverage = min(
+            sum(energies[m.id].coverage[k] * durations[k] for k in idx) / span for m in meters
+        )
+        estimated = sum(energies[m.id].estimated_wh[k] for m in meters for k in idx)
         return Evidence(coverage, estimated)
 
     periods = [period(a, b) for a, b in itertools.pairwise(bounds)]
@@ -137,3 +147,17 @@ def carbon_report(
         [period(a, b) for a, b in spans],
         [m.id for m in unconverted],
     )
+
+
+def _parts(
+    bounds: list[datetime], starts: list[datetime], series: dict[datetime, float]
+) -> list[datetime]:
+    """The period bounds, cut further around each hour (of ``starts``, UTC) the intensity
+    ``series`` holds: the stretches between are priced at one constant factor."""
+    cuts = {b.astimezone(UTC) for b in bounds}
+    hour = timedelta(hours=1)
+    for t in starts:
+        if t in series:
+            cuts |= {t, t + hour}
+    last = bounds[-1].astimezone(UTC)
+    return sorted(c for c in cuts if c <= last)

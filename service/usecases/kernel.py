@@ -5,7 +5,6 @@ a figure.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections import defaultdict
 from collections.abc import Sequence
@@ -111,8 +110,9 @@ def _series(
     return series
 
 
-def _durations(bounds: list[datetime]) -> list[float]:
-    return [b.timestamp() - a.timestamp() for a, b in itertools.pairwise(bounds)]
+def _durations(bounds: list[datetime], i: int, j: int) -> list[float]:
+    """Durations of periods ``i`` to ``j`` (excluded) [s]."""
+    return [bounds[k + 1].timestamp() - bounds[k].timestamp() for k in range(i, j)]
 
 
 def weighted_coverage(
@@ -120,7 +120,7 @@ def weighted_coverage(
 ) -> float:
     """Coverage of periods ``i`` to ``j`` (excluded; default: all), weighted by duration."""
     j = len(bounds) - 1 if j is None else j
-    durations = _durations(bounds)[i:j]
+    durations = _durations(bounds, i, j)
     return sum(c * d for c, d in zip(energy.coverage[i:j], durations, strict=True)) / sum(durations)
 
 
